@@ -1,0 +1,3 @@
+//! The control thread: configuration, table snapshots, HTTP API, GARP timers.
+
+pub mod config;

@@ -1,0 +1,252 @@
+//! Packet I/O backends.
+//!
+//! A worker owns one [`FramePool`]: a single region of fixed-size frames (the AF_XDP UMEM in
+//! the product, a heap region in tests and benches). Every port of that worker moves frames of
+//! this one region, so forwarding between ports hands over a [`Desc`] and never copies bytes.
+//!
+//! Backends implement [`Port`]; the worker is generic over the backend so the hot path has no
+//! dynamic dispatch (the smoltcp `phy` pattern).
+
+pub mod afxdp;
+pub mod mem;
+
+/// Size of one frame (UMEM chunk). Aligned chunks: the frame base is `addr & !(FRAME_SIZE-1)`.
+pub const FRAME_SIZE: usize = 4096;
+
+/// Bytes in front of a received packet inside its frame. The kernel reserves
+/// `XDP_PACKET_HEADROOM` (256) in front of every AF_XDP receive; the mem backend mirrors it.
+/// Geneve encapsulation (50+ bytes) prepends into this space in place.
+pub const RX_HEADROOM: usize = 256;
+
+/// Largest packet a frame holds after its headroom.
+pub const MAX_FRAME_LEN: usize = FRAME_SIZE - RX_HEADROOM;
+
+/// A packet: where its first byte is in the pool and how long it is.
+///
+/// `addr` is a byte offset into the pool (not a pointer), exactly what AF_XDP rings carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Desc {
+    pub addr: u64,
+    pub len: u32,
+}
+
+impl Desc {
+    /// Offset of the frame holding this packet.
+    #[inline]
+    pub fn frame(&self) -> u64 {
+        self.addr & !(FRAME_SIZE as u64 - 1)
+    }
+
+    /// Free bytes in front of the packet inside its frame.
+    #[inline]
+    pub fn headroom(&self) -> usize {
+        (self.addr - self.frame()) as usize
+    }
+
+    /// Free bytes behind the packet inside its frame.
+    #[inline]
+    pub fn tailroom(&self) -> usize {
+        FRAME_SIZE - self.headroom() - self.len as usize
+    }
+
+    /// Grow the packet at the front by `n` bytes (in place, into the headroom).
+    /// Returns false, leaving the packet untouched, when the headroom is too small.
+    #[inline]
+    pub fn push_front(&mut self, n: usize) -> bool {
+        if self.headroom() < n {
+            return false;
+        }
+        self.addr -= n as u64;
+        self.len += n as u32;
+        true
+    }
+
+    /// Shrink the packet at the front by `n` bytes. Returns false when `n > len`.
+    #[inline]
+    pub fn pull_front(&mut self, n: usize) -> bool {
+        if (self.len as usize) < n {
+            return false;
+        }
+        self.addr += n as u64;
+        self.len -= n as u32;
+        true
+    }
+}
+
+/// A worker's frames: one contiguous region of `nframes * FRAME_SIZE` bytes plus the stack of
+/// free frames. Owned by exactly one worker thread; never shared, never locked.
+pub struct FramePool {
+    base: *mut u8,
+    size: usize,
+    free: Vec<u64>,
+    /// The region is released by its owner (mmap for AF_XDP, Vec for mem); this keeps the Vec
+    /// alive for the mem backend.
+    _heap: Option<Vec<u8>>,
+}
+
+// SAFETY: the pool is moved into its worker thread once and used there only.
+unsafe impl Send for FramePool {}
+
+impl FramePool {
+    /// A pool over heap memory (mem backend, tests, benches).
+    pub fn new_heap(nframes: usize) -> Self {
+        // Over-allocate so the base can be aligned to FRAME_SIZE, as UMEM chunks are.
+        let mut heap = vec![0u8; (nframes + 1) * FRAME_SIZE];
+        let ptr = heap.as_mut_ptr();
+        let pad = ptr.align_offset(FRAME_SIZE);
+        // SAFETY: pad < FRAME_SIZE and the allocation has one spare frame.
+        let base = unsafe { ptr.add(pad) };
+        let mut pool = FramePool {
+            base,
+            size: nframes * FRAME_SIZE,
+            free: Vec::with_capacity(nframes),
+            _heap: Some(heap),
+        };
+        pool.free
+            .extend((0..nframes as u64).rev().map(|i| i * FRAME_SIZE as u64));
+        pool
+    }
+
+    /// A pool over memory the caller owns (the AF_XDP UMEM mapping). All frames start free.
+    ///
+    /// # Safety
+    /// `base` must be valid for reads and writes of `nframes * FRAME_SIZE` bytes, aligned to
+    /// `FRAME_SIZE`, for the whole life of the pool.
+    pub unsafe fn from_raw(base: *mut u8, nframes: usize) -> Self {
+        let mut pool = FramePool {
+            base,
+            size: nframes * FRAME_SIZE,
+            free: Vec::with_capacity(nframes),
+            _heap: None,
+        };
+        pool.free
+            .extend((0..nframes as u64).rev().map(|i| i * FRAME_SIZE as u64));
+        pool
+    }
+
+    /// Base address of the region (for UMEM registration).
+    pub fn base_ptr(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Region size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Total frames in the pool.
+    pub fn nframes(&self) -> usize {
+        self.size / FRAME_SIZE
+    }
+
+    /// Frames currently free.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Take a free frame. The returned descriptor points `RX_HEADROOM` into the frame with
+    /// length 0, so builders get the same headroom as received packets.
+    #[inline]
+    pub fn alloc(&mut self) -> Option<Desc> {
+        self.free.pop().map(|f| Desc {
+            addr: f + RX_HEADROOM as u64,
+            len: 0,
+        })
+    }
+
+    /// Take a free frame, returning its base offset (for AF_XDP fill rings).
+    #[inline]
+    pub fn alloc_frame(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+
+    /// Return the frame holding `desc` to the pool.
+    #[inline]
+    pub fn free(&mut self, desc: Desc) {
+        self.free_frame(desc.frame());
+    }
+
+    /// Return a frame (any address inside it) to the pool.
+    #[inline]
+    pub fn free_frame(&mut self, addr: u64) {
+        let frame = addr & !(FRAME_SIZE as u64 - 1);
+        debug_assert!((frame as usize) < self.size);
+        debug_assert!(self.free.len() < self.nframes());
+        self.free.push(frame);
+    }
+
+    /// The packet bytes of `desc`.
+    #[inline]
+    pub fn bytes(&self, desc: &Desc) -> &[u8] {
+        let (a, l) = self.bounds(desc);
+        // SAFETY: bounds() checked the range lies inside the region.
+        unsafe { std::slice::from_raw_parts(self.base.add(a), l) }
+    }
+
+    /// The packet bytes of `desc`, writable.
+    #[inline]
+    pub fn bytes_mut(&mut self, desc: &Desc) -> &mut [u8] {
+        let (a, l) = self.bounds(desc);
+        // SAFETY: bounds() checked the range; &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(a), l) }
+    }
+
+    /// Writable bytes of the whole frame holding `desc` (headroom, packet and tailroom).
+    #[inline]
+    pub fn frame_mut(&mut self, desc: &Desc) -> &mut [u8] {
+        let f = desc.frame() as usize;
+        assert!(f + FRAME_SIZE <= self.size, "frame outside the pool");
+        // SAFETY: checked above; &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(f), FRAME_SIZE) }
+    }
+
+    /// Copy `data` into a fresh frame. None when the pool is empty or data does not fit.
+    pub fn alloc_with(&mut self, data: &[u8]) -> Option<Desc> {
+        if data.len() > MAX_FRAME_LEN {
+            return None;
+        }
+        let mut d = self.alloc()?;
+        d.len = data.len() as u32;
+        self.bytes_mut(&d).copy_from_slice(data);
+        Some(d)
+    }
+
+    #[inline]
+    fn bounds(&self, desc: &Desc) -> (usize, usize) {
+        let a = desc.addr as usize;
+        let l = desc.len as usize;
+        // A packet never crosses its frame: the pipeline keeps it so and the kernel does too.
+        assert!(
+            a + l <= self.size && (a & (FRAME_SIZE - 1)) + l <= FRAME_SIZE,
+            "descriptor outside its frame"
+        );
+        (a, l)
+    }
+}
+
+/// What a port's receive and transmit rings did in one call; the worker turns these into
+/// counters once per batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TxResult {
+    /// Frames the port accepted for transmission.
+    pub sent: usize,
+    /// Frames it could not take (ring full); they were returned to the pool.
+    pub dropped: usize,
+}
+
+/// A port backend: one queue of one interface, bound to the worker's [`FramePool`].
+pub trait Port {
+    /// Receive up to `out.len()` packets into `out`; returns how many.
+    fn rx_burst(&mut self, pool: &mut FramePool, out: &mut [Desc]) -> usize;
+
+    /// Hand packets to the transmit ring. Ownership of every frame passes to the port: the
+    /// ones it cannot queue it frees at once and reports as dropped.
+    fn tx_burst(&mut self, pool: &mut FramePool, pkts: &[Desc]) -> TxResult;
+
+    /// Housekeeping once per poll: reclaim transmitted frames, refill the receive side, kick
+    /// the kernel only if it asked (`need_wakeup`).
+    fn maintain(&mut self, pool: &mut FramePool);
+
+    /// Release every frame the port holds back to the pool (shutdown).
+    fn drain(&mut self, pool: &mut FramePool);
+}

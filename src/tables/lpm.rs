@@ -1,0 +1,1 @@
+//! IPv4 longest-prefix match.

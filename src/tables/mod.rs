@@ -1,0 +1,3 @@
+//! Tables built by the control thread and read by the workers.
+
+pub mod lpm;
