@@ -7,3 +7,4 @@
 pub mod control;
 pub mod io;
 pub mod tables;
+pub mod wire;
