@@ -6,5 +6,7 @@
 
 pub mod control;
 pub mod io;
+pub mod metrics;
+pub mod pipeline;
 pub mod tables;
 pub mod wire;

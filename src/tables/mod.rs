@@ -1,3 +1,159 @@
 //! Tables built by the control thread and read by the workers.
+//!
+//! A [`Snapshot`] is immutable once built. The control thread builds a new one off the hot path
+//! and swaps it in atomically; a worker loads the current one once per batch. Mutable state that
+//! the dataplane itself learns (neighbours) lives per worker in [`neighbor`].
 
 pub mod lpm;
+pub mod neighbor;
+
+use crate::metrics::ArpKind;
+use crate::wire::EthernetAddress;
+use lpm::Lpm;
+use std::collections::{HashMap, HashSet};
+
+/// Index of the "main" routing table.
+pub const MAIN_TABLE: u16 = 0;
+
+/// One port as the dataplane sees it.
+#[derive(Clone, Debug)]
+pub struct PortInfo {
+    pub name: String,
+    pub iface: String,
+    pub mac: EthernetAddress,
+    /// (address, prefix length), host order.
+    pub addrs: Vec<(u32, u8)>,
+    pub mtu: u16,
+    /// Routing table for packets arriving here (policy routing, seed 001 `ip rule iif`).
+    pub table: u16,
+    /// Sender address for ARP requests when no port address is on-link of the target.
+    pub arp_source: Option<u32>,
+}
+
+impl PortInfo {
+    /// The address to speak from toward `target` on this port: one whose subnet holds the
+    /// target, else `arp_source`, else the first address (RFC 826 needs some sender address).
+    pub fn source_for(&self, target: u32) -> Option<u32> {
+        self.addrs
+            .iter()
+            .find(|(a, l)| same_subnet(*a, target, *l))
+            .map(|(a, _)| *a)
+            .or(self.arp_source)
+            .or(self.addrs.first().map(|(a, _)| *a))
+    }
+
+    /// True when `ip` is inside one of this port's subnets.
+    pub fn on_link(&self, ip: u32) -> bool {
+        self.addrs.iter().any(|(a, l)| same_subnet(*a, ip, *l))
+    }
+}
+
+/// Network mask for a prefix length.
+#[inline]
+pub fn mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+}
+
+#[inline]
+pub fn same_subnet(a: u32, b: u32, len: u8) -> bool {
+    (a ^ b) & mask(len) == 0
+}
+
+/// What a route lookup resolves to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextHop {
+    /// Send out `port`, to `via` (0: on-link, the destination itself is the neighbour).
+    Forward { port: u8, via: u32 },
+    /// One of vgate's own addresses, configured on `port`.
+    Local { port: u8 },
+    /// Broadcast address of a connected subnet: not forwarded (RFC 2644).
+    Broadcast,
+}
+
+/// A route as configured, for the API and `vgate show routes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub prefix: u32,
+    pub len: u8,
+    pub nexthop: NextHop,
+    /// "static", "connected", "local", "broadcast".
+    pub origin: &'static str,
+}
+
+/// One routing table.
+pub struct RouteTable {
+    pub name: String,
+    pub lpm: Lpm,
+    pub routes: Vec<RouteInfo>,
+}
+
+/// What vgate answers ARP requests with on one port.
+#[derive(Clone, Debug, Default)]
+pub struct PortArp {
+    /// Exact addresses: the port's own, and later floating IPs and endpoints.
+    pub exact: HashMap<u32, (EthernetAddress, ArpKind)>,
+    /// Proxy-ARP prefixes (network, mask), answered with the port MAC.
+    pub proxy: Vec<(u32, u32)>,
+    /// Destination MACs accepted besides the port MAC and broadcast.
+    pub extra_macs: HashSet<EthernetAddress>,
+}
+
+impl PortArp {
+    /// The MAC to answer a request for `ip` with, if any.
+    #[inline]
+    pub fn answer(&self, ip: u32, port_mac: EthernetAddress) -> Option<(EthernetAddress, ArpKind)> {
+        if let Some(a) = self.exact.get(&ip) {
+            return Some(*a);
+        }
+        self.proxy
+            .iter()
+            .any(|(net, m)| ip & m == *net)
+            .then_some((port_mac, ArpKind::Proxy))
+    }
+}
+
+/// Everything a worker reads, built by the control thread.
+pub struct Snapshot {
+    pub generation: u64,
+    pub ports: Vec<PortInfo>,
+    /// Index [`MAIN_TABLE`] is "main".
+    pub tables: Vec<RouteTable>,
+    pub nexthops: Vec<NextHop>,
+    /// Per port, indexed like `ports`.
+    pub arp: Vec<PortArp>,
+}
+
+impl Snapshot {
+    /// Route lookup: the port's table first, then "main" when that table has no match (the
+    /// Linux `ip rule iif DEV lookup T` followed by the default `lookup main` rule).
+    #[inline]
+    pub fn lookup(&self, table: u16, dst: u32) -> Option<NextHop> {
+        let t = &self.tables[table as usize];
+        match t.lpm.lookup(dst) {
+            Some(i) => Some(self.nexthops[i as usize]),
+            None if table != MAIN_TABLE => self.tables[MAIN_TABLE as usize]
+                .lpm
+                .lookup(dst)
+                .map(|i| self.nexthops[i as usize]),
+            None => None,
+        }
+    }
+
+    /// True when `ip` is one of vgate's own addresses.
+    pub fn is_local(&self, ip: u32) -> bool {
+        self.ports.iter().any(|p| p.addrs.iter().any(|(a, _)| *a == ip))
+    }
+
+    /// The port index with this name.
+    pub fn port_by_name(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// An address of vgate to originate packets from when nothing better is known.
+    pub fn any_local_address(&self) -> Option<u32> {
+        self.ports
+            .iter()
+            .flat_map(|p| p.addrs.iter().map(|(a, _)| *a).chain(p.arp_source))
+            .next()
+    }
+}

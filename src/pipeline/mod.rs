@@ -1,0 +1,436 @@
+//! The packet pipeline: batches of up to 64 packets through named stages.
+//!
+//! The shape follows VPP and DPDK's graph nodes: each stage takes the whole batch and the
+//! bitmask of packets addressed to it, decides a [`Next`] for every one of them, and the
+//! dispatcher runs the next stage once for all packets that want it. When every packet of
+//! a batch goes the same way (the common case) each stage runs over one dense mask. Drops
+//! carry a [`DropReason`]; there is no other way out of the pipeline.
+//!
+//! ```text
+//! l2_input -> arp ----------------------------------------------> tx
+//!          -> ip4_input -> route -> rewrite (neighbour, TTL, MTU) -> tx
+//!                     \-> local (echo) -/     \-> hold (ARP pending)
+//!          any stage -> icmp_error -> route ...
+//! ```
+
+pub mod arp;
+pub mod icmp_error;
+pub mod ip4_input;
+pub mod l2_input;
+pub mod local;
+pub mod rewrite;
+pub mod route;
+
+use crate::io::{Desc, FramePool};
+use crate::metrics::{DropReason, IcmpKind, WorkerStats};
+use crate::tables::Snapshot;
+use crate::tables::neighbor::{NeighborConfig, NeighborTable, TickOutput};
+
+/// Largest batch.
+pub const MAX_BATCH: usize = 64;
+
+/// Where a packet goes next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Next {
+    L2Input = 0,
+    Arp,
+    Ip4Input,
+    Local,
+    Route,
+    Rewrite,
+    IcmpError,
+    /// Transmit on `Meta::tx_port`.
+    Tx,
+    /// Free the frame and count `Meta::drop`.
+    Drop,
+    /// The frame now belongs to someone else (a hold queue); nothing more to do.
+    Consumed,
+}
+
+const NEXT_COUNT: usize = 10;
+
+/// Per-packet metadata, VPP's `vnet_buffer` opaque.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub rx_port: u8,
+    pub tx_port: u8,
+    /// Set when vgate originated the packet (echo reply, ICMP error): routed from the main
+    /// table, no TTL decrement.
+    pub local_origin: bool,
+    pub drop: DropReason,
+    /// ICMP error to send about this packet.
+    pub icmp: IcmpKind,
+    /// Extra ICMP field: next-hop MTU for fragmentation needed.
+    pub icmp_mtu: u16,
+    /// Neighbour to resolve on `tx_port` (the next hop, or the destination when on-link).
+    pub nexthop: u32,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            rx_port: 0,
+            tx_port: 0,
+            local_origin: false,
+            drop: DropReason::L2Runt,
+            icmp: IcmpKind::NetUnreachable,
+            icmp_mtu: 0,
+            nexthop: 0,
+        }
+    }
+}
+
+/// A batch: descriptors, metadata and one bitmask per [`Next`].
+pub struct Batch {
+    pub len: usize,
+    pub desc: [Desc; MAX_BATCH],
+    pub meta: [Meta; MAX_BATCH],
+    next: [Next; MAX_BATCH],
+    masks: [u64; NEXT_COUNT],
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            len: 0,
+            desc: [Desc::default(); MAX_BATCH],
+            meta: [Meta::default(); MAX_BATCH],
+            next: [Next::L2Input; MAX_BATCH],
+            masks: [0; NEXT_COUNT],
+        }
+    }
+}
+
+impl Batch {
+    /// Start a batch of `n` received packets, all entering at `l2_input` from `port`.
+    pub fn reset_rx(&mut self, n: usize, port: u8) {
+        debug_assert!(n <= MAX_BATCH);
+        self.len = n;
+        self.masks = [0; NEXT_COUNT];
+        self.masks[Next::L2Input as usize] = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        for i in 0..n {
+            self.next[i] = Next::L2Input;
+            self.meta[i] = Meta {
+                rx_port: port,
+                ..Meta::default()
+            };
+        }
+    }
+
+    /// Append one packet entering at `next` (used for packets the worker injects).
+    pub fn push(&mut self, desc: Desc, meta: Meta, next: Next) -> bool {
+        if self.len == MAX_BATCH {
+            return false;
+        }
+        let i = self.len;
+        self.len += 1;
+        self.desc[i] = desc;
+        self.meta[i] = meta;
+        self.next[i] = next;
+        self.masks[next as usize] |= 1 << i;
+        true
+    }
+
+    /// Empty the batch.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.masks = [0; NEXT_COUNT];
+    }
+
+    #[inline]
+    pub fn mask(&self, n: Next) -> u64 {
+        self.masks[n as usize]
+    }
+
+    #[inline]
+    pub fn next(&self, i: usize) -> Next {
+        self.next[i]
+    }
+
+    /// Send packet `i` to `n`.
+    #[inline]
+    pub fn set_next(&mut self, i: usize, n: Next) {
+        let bit = 1u64 << i;
+        self.masks[self.next[i] as usize] &= !bit;
+        self.masks[n as usize] |= bit;
+        self.next[i] = n;
+    }
+
+    /// Move every packet of `mask` (all currently at one stage) to `n` at once.
+    #[inline]
+    pub fn set_next_mask(&mut self, from: Next, mask: u64, n: Next) {
+        self.masks[from as usize] &= !mask;
+        self.masks[n as usize] |= mask;
+        let mut m = mask;
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            self.next[i] = n;
+        }
+    }
+
+    /// Drop packet `i` for `reason`.
+    #[inline]
+    pub fn drop(&mut self, i: usize, reason: DropReason) {
+        self.meta[i].drop = reason;
+        self.set_next(i, Next::Drop);
+    }
+
+    /// Packet `i` is lost for `reason`; the icmp_error stage counts that and turns the frame
+    /// into an ICMP error of `kind` about it.
+    #[inline]
+    pub fn icmp_error(&mut self, i: usize, reason: DropReason, kind: IcmpKind, mtu: u16) {
+        self.meta[i].drop = reason;
+        self.meta[i].icmp = kind;
+        self.meta[i].icmp_mtu = mtu;
+        self.set_next(i, Next::IcmpError);
+    }
+}
+
+/// Iterate the set bits of a mask, lowest first.
+#[inline]
+pub fn bits(mut m: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if m == 0 {
+            None
+        } else {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            Some(i)
+        }
+    })
+}
+
+/// Packets ready to leave, per port. Capacity is reserved up front; nothing allocates while
+/// processing as long as a batch stays within it (it cannot exceed one batch plus the
+/// packets released from hold queues, both bounded).
+pub struct TxQueues {
+    pub per_port: Vec<Vec<Desc>>,
+}
+
+impl TxQueues {
+    pub fn new(ports: usize, cap: usize) -> TxQueues {
+        TxQueues {
+            per_port: (0..ports).map(|_| Vec::with_capacity(cap)).collect(),
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, port: u8, d: Desc) {
+        self.per_port[port as usize].push(d);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.per_port.iter().all(Vec::is_empty)
+    }
+
+    pub fn total(&self) -> usize {
+        self.per_port.iter().map(Vec::len).sum()
+    }
+}
+
+/// Token bucket for ICMP errors, per worker (RFC 1812 section 4.3.2.8).
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimiter {
+    tokens: u64,
+    burst: u64,
+    per_sec: u64,
+    last: u64,
+}
+
+impl RateLimiter {
+    pub fn new(per_sec: u64, burst: u64) -> RateLimiter {
+        RateLimiter {
+            tokens: burst,
+            burst,
+            per_sec,
+            last: 0,
+        }
+    }
+
+    /// Take one token at time `now` (ns). False when exhausted.
+    #[inline]
+    pub fn allow(&mut self, now: u64) -> bool {
+        if self.per_sec == 0 {
+            return false;
+        }
+        let interval = 1_000_000_000 / self.per_sec;
+        if now > self.last {
+            let earned = (now - self.last) / interval.max(1);
+            if earned > 0 {
+                self.tokens = (self.tokens + earned).min(self.burst);
+                self.last += earned * interval;
+                if self.tokens == self.burst {
+                    self.last = now;
+                }
+            }
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Worker-owned mutable state the stages use.
+pub struct WorkerState {
+    pub neighbors: NeighborTable,
+    pub icmp_limiter: RateLimiter,
+    /// Scratch for packets released from hold queues.
+    pub released: Vec<Desc>,
+    /// Scratch for timer output.
+    pub tick: TickOutput,
+    /// Neighbour learned here, to tell other workers and the control thread.
+    pub learned: Vec<(u8, u32, crate::wire::EthernetAddress)>,
+}
+
+/// Default ICMP error rate per worker: like Linux's `icmp_msgs_per_sec` / `icmp_msgs_burst`.
+pub const ICMP_RATE_PER_SEC: u64 = 1000;
+pub const ICMP_BURST: u64 = 50;
+
+impl WorkerState {
+    pub fn new(ncfg: NeighborConfig) -> WorkerState {
+        WorkerState {
+            neighbors: NeighborTable::new(ncfg),
+            icmp_limiter: RateLimiter::new(ICMP_RATE_PER_SEC, ICMP_BURST),
+            released: Vec::with_capacity(ncfg.max_unresolved * ncfg.hold_per_entry),
+            tick: TickOutput {
+                requests: Vec::with_capacity(ncfg.max_unresolved + 64),
+                failed: Vec::with_capacity(ncfg.max_unresolved * ncfg.hold_per_entry),
+            },
+            learned: Vec::with_capacity(256),
+        }
+    }
+}
+
+/// What a stage may touch.
+pub struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    pub pool: &'a mut FramePool,
+    pub state: &'a mut WorkerState,
+    pub stats: &'a WorkerStats,
+    pub tx: &'a mut TxQueues,
+    /// Monotonic nanoseconds, read once per batch.
+    pub now: u64,
+}
+
+/// Run a batch through the stages until every packet is transmitted, dropped or held.
+pub fn process(ctx: &mut Ctx, b: &mut Batch) {
+    // A packet can loop back at most once through icmp_error -> route -> rewrite (an error
+    // about an error is never sent), so a handful of rounds always drains the batch.
+    for _ in 0..4 {
+        let m = b.mask(Next::L2Input);
+        if m != 0 {
+            l2_input::run(ctx, b, m);
+        }
+        let m = b.mask(Next::Arp);
+        if m != 0 {
+            arp::run(ctx, b, m);
+        }
+        let m = b.mask(Next::Ip4Input);
+        if m != 0 {
+            ip4_input::run(ctx, b, m);
+        }
+        let m = b.mask(Next::Local);
+        if m != 0 {
+            local::run(ctx, b, m);
+        }
+        let m = b.mask(Next::Route);
+        if m != 0 {
+            route::run(ctx, b, m);
+        }
+        let m = b.mask(Next::IcmpError);
+        if m != 0 {
+            icmp_error::run(ctx, b, m);
+        }
+        // Errors built this round are routed in the next; rewrite waits until then so it
+        // runs once over everything.
+        if b.mask(Next::Route) != 0 {
+            continue;
+        }
+        let m = b.mask(Next::Rewrite);
+        if m != 0 {
+            rewrite::run(ctx, b, m);
+        }
+        if pending(b) == 0 {
+            break;
+        }
+    }
+    finish(ctx, b);
+}
+
+#[inline]
+fn pending(b: &Batch) -> u64 {
+    b.mask(Next::L2Input)
+        | b.mask(Next::Arp)
+        | b.mask(Next::Ip4Input)
+        | b.mask(Next::Local)
+        | b.mask(Next::Route)
+        | b.mask(Next::Rewrite)
+        | b.mask(Next::IcmpError)
+}
+
+/// Hand transmitted packets to their port queues, free and count dropped ones.
+fn finish(ctx: &mut Ctx, b: &mut Batch) {
+    // Anything still in flight after the rounds would be a pipeline bug; account for it as a
+    // drop rather than leaking the frame.
+    let stuck = pending(b);
+    for i in bits(stuck) {
+        b.meta[i].drop = DropReason::IcmpNotAllowed;
+        b.set_next(i, Next::Drop);
+    }
+    for i in bits(b.mask(Next::Tx)) {
+        ctx.tx.push(b.meta[i].tx_port, b.desc[i]);
+    }
+    let drops = b.mask(Next::Drop);
+    if drops != 0 {
+        // Batch-local tally, one counter write per distinct reason.
+        let mut last = b.meta[drops.trailing_zeros() as usize].drop;
+        let mut n = 0u64;
+        for i in bits(drops) {
+            let r = b.meta[i].drop;
+            if r != last {
+                ctx.stats.drop(last, n);
+                last = r;
+                n = 0;
+            }
+            n += 1;
+            ctx.pool.free(b.desc[i]);
+        }
+        ctx.stats.drop(last, n);
+    }
+    b.clear();
+}
+
+/// Timer work for a worker: ARP retries and resolution failures. Failed held packets become
+/// ICMP host unreachable through a batch of their own.
+pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
+    ctx.state.tick.requests.clear();
+    ctx.state.tick.failed.clear();
+    ctx.state.neighbors.tick(ctx.now, &mut ctx.state.tick);
+    let reqs = std::mem::take(&mut ctx.state.tick.requests);
+    for (port, ip) in reqs.iter() {
+        arp::send_request(ctx, *port, *ip);
+    }
+    ctx.state.tick.requests = reqs;
+    let failed = std::mem::take(&mut ctx.state.tick.failed);
+    ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+    for chunk in failed.chunks(MAX_BATCH) {
+        b.clear();
+        for (port, d) in chunk {
+            let meta = Meta {
+                rx_port: *port,
+                tx_port: *port,
+                drop: DropReason::RewriteNeighborUnresolved,
+                icmp: IcmpKind::HostUnreachable,
+                ..Meta::default()
+            };
+            b.push(*d, meta, Next::IcmpError);
+        }
+        process(ctx, b);
+    }
+    ctx.state.tick.failed = failed;
+}

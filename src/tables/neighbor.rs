@@ -1,0 +1,444 @@
+//! Per-worker neighbour (ARP) table with bounded hold queues for unresolved next hops.
+//!
+//! Behaviour follows RFC 1122 section 2.3.2.2 (queue at least one packet per unresolved
+//! address, flood-limit requests) and RFC 1812 section 5.2.7.1 (host unreachable when
+//! resolution fails). States mirror Linux's: an entry is *incomplete* while we ask,
+//! *reachable* for `reachable_ns` after a reply, then still used while being re-probed, and
+//! removed if the probes go unanswered. All memory is allocated up front: the table never
+//! grows past `max_entries` and never holds more than `max_unresolved * hold_per_entry` frames.
+
+use crate::io::Desc;
+use crate::wire::EthernetAddress;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Limits and timers.
+#[derive(Clone, Copy, Debug)]
+pub struct NeighborConfig {
+    pub max_entries: usize,
+    pub max_unresolved: usize,
+    pub hold_per_entry: usize,
+    /// How long a reply keeps an entry fresh before it is re-probed.
+    pub reachable_ns: u64,
+    /// Interval between ARP requests for one address.
+    pub retry_ns: u64,
+    /// Requests sent before giving up.
+    pub max_probes: u8,
+}
+
+impl Default for NeighborConfig {
+    fn default() -> Self {
+        NeighborConfig {
+            max_entries: 16384,
+            max_unresolved: 512,
+            hold_per_entry: 16,
+            reachable_ns: 30_000_000_000,
+            retry_ns: 1_000_000_000,
+            max_probes: 3,
+        }
+    }
+}
+
+/// A multiplicative hasher for the (port, ip) keys: cheap and well mixed for integers.
+#[derive(Default)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        let x = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+#[inline]
+fn key(port: u8, ip: u32) -> u64 {
+    (u64::from(port) << 32) | u64::from(ip)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Asking; held packets wait in `slot`.
+    Incomplete { probes: u8, next_probe: u64, slot: u32 },
+    /// Answered at `confirmed`.
+    Reachable { mac: EthernetAddress, confirmed: u64 },
+    /// Past its reachable time: still used, being re-probed.
+    Probe { mac: EthernetAddress, probes: u8, next_probe: u64 },
+}
+
+/// A neighbour as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighborView {
+    pub port: u8,
+    pub ip: u32,
+    pub mac: Option<EthernetAddress>,
+    pub state: &'static str,
+}
+
+/// What to do with a packet for a next hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolve {
+    /// Send it to this MAC.
+    Hit(EthernetAddress),
+    /// Send it to this MAC, and send an ARP request to refresh the entry.
+    HitProbe(EthernetAddress),
+    /// Held until the neighbour answers; `request` says an ARP request must go out now.
+    Held { request: bool },
+    /// The hold queue of this neighbour is full: drop.
+    QueueFull,
+    /// No room for another unresolved neighbour: drop.
+    TableFull,
+}
+
+struct HoldSlot {
+    len: usize,
+    descs: Box<[Desc]>,
+}
+
+/// Outcome of a timer pass, written into caller-owned buffers.
+#[derive(Default)]
+pub struct TickOutput {
+    /// ARP requests to send: (port, target ip).
+    pub requests: Vec<(u8, u32)>,
+    /// Packets whose next hop never answered: (port, desc) for ICMP host unreachable.
+    pub failed: Vec<(u8, Desc)>,
+}
+
+pub struct NeighborTable {
+    cfg: NeighborConfig,
+    map: IntMap<u64, State>,
+    slots: Vec<HoldSlot>,
+    free_slots: Vec<u32>,
+    held: usize,
+}
+
+impl NeighborTable {
+    pub fn new(cfg: NeighborConfig) -> NeighborTable {
+        let mut map = IntMap::default();
+        map.reserve(cfg.max_entries);
+        let slots = (0..cfg.max_unresolved)
+            .map(|_| HoldSlot {
+                len: 0,
+                descs: vec![Desc::default(); cfg.hold_per_entry].into_boxed_slice(),
+            })
+            .collect();
+        NeighborTable {
+            cfg,
+            map,
+            slots,
+            free_slots: (0..cfg.max_unresolved as u32).rev().collect(),
+            held: 0,
+        }
+    }
+
+    pub fn config(&self) -> &NeighborConfig {
+        &self.cfg
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Packets currently held for resolution.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// The MAC of a resolved neighbour, without side effects.
+    pub fn get(&self, port: u8, ip: u32) -> Option<EthernetAddress> {
+        match self.map.get(&key(port, ip))? {
+            State::Reachable { mac, .. } | State::Probe { mac, .. } => Some(*mac),
+            State::Incomplete { .. } => None,
+        }
+    }
+
+    /// Resolve `ip` on `port` for `desc`. On [`Resolve::Held`] the table owns `desc`.
+    #[inline]
+    pub fn resolve(&mut self, port: u8, ip: u32, desc: Desc, now: u64) -> Resolve {
+        let k = key(port, ip);
+        if let Some(st) = self.map.get_mut(&k) {
+            return match st {
+                State::Reachable { mac, confirmed } => {
+                    let mac = *mac;
+                    if now.saturating_sub(*confirmed) > self.cfg.reachable_ns {
+                        *st = State::Probe {
+                            mac,
+                            probes: 1,
+                            next_probe: now + self.cfg.retry_ns,
+                        };
+                        Resolve::HitProbe(mac)
+                    } else {
+                        Resolve::Hit(mac)
+                    }
+                }
+                State::Probe { mac, .. } => Resolve::Hit(*mac),
+                State::Incomplete { slot, .. } => {
+                    let s = &mut self.slots[*slot as usize];
+                    if s.len == s.descs.len() {
+                        Resolve::QueueFull
+                    } else {
+                        s.descs[s.len] = desc;
+                        s.len += 1;
+                        self.held += 1;
+                        Resolve::Held { request: false }
+                    }
+                }
+            };
+        }
+        if self.map.len() >= self.cfg.max_entries {
+            return Resolve::TableFull;
+        }
+        let Some(slot) = self.free_slots.pop() else {
+            return Resolve::TableFull;
+        };
+        let s = &mut self.slots[slot as usize];
+        s.descs[0] = desc;
+        s.len = 1;
+        self.held += 1;
+        self.map.insert(
+            k,
+            State::Incomplete {
+                probes: 1,
+                next_probe: now + self.cfg.retry_ns,
+                slot,
+            },
+        );
+        Resolve::Held { request: true }
+    }
+
+    /// Record that `ip` on `port` is at `mac` (RFC 826 merge). An existing entry is always
+    /// updated; a new one is created only when `create` (we asked, or the sender asked us).
+    /// Packets that were waiting are appended to `released`. Returns false if nothing was
+    /// recorded (no entry and not `create`, or the table is full).
+    pub fn learn(
+        &mut self,
+        port: u8,
+        ip: u32,
+        mac: EthernetAddress,
+        now: u64,
+        create: bool,
+        released: &mut Vec<Desc>,
+    ) -> bool {
+        let k = key(port, ip);
+        let room = self.map.len() < self.cfg.max_entries;
+        match self.map.get_mut(&k) {
+            Some(st) => {
+                if let State::Incomplete { slot, .. } = *st {
+                    let s = &mut self.slots[slot as usize];
+                    released.extend_from_slice(&s.descs[..s.len]);
+                    self.held -= s.len;
+                    s.len = 0;
+                    self.free_slots.push(slot);
+                }
+                *st = State::Reachable { mac, confirmed: now };
+                true
+            }
+            None if create && room => {
+                self.map.insert(k, State::Reachable { mac, confirmed: now });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True when an entry (in any state) exists.
+    pub fn contains(&self, port: u8, ip: u32) -> bool {
+        self.map.contains_key(&key(port, ip))
+    }
+
+    /// Forget every entry on `port` (port removed) or everything; held frames go to `out`.
+    pub fn flush(&mut self, out: &mut Vec<Desc>) {
+        for st in self.map.values() {
+            if let State::Incomplete { slot, .. } = *st {
+                let s = &mut self.slots[slot as usize];
+                out.extend_from_slice(&s.descs[..s.len]);
+                s.len = 0;
+                self.free_slots.push(slot);
+            }
+        }
+        self.held = 0;
+        self.map.clear();
+    }
+
+    /// Timers: re-send requests, give up on silent neighbours. Cheap enough to call every few
+    /// milliseconds; it walks the table, so the worker calls it on a timer, not per packet.
+    pub fn tick(&mut self, now: u64, out: &mut TickOutput) {
+        let cfg = self.cfg;
+        let mut dead: Vec<(u64, Option<u32>)> = Vec::new();
+        for (k, st) in self.map.iter_mut() {
+            let port = (k >> 32) as u8;
+            let ip = *k as u32;
+            match st {
+                State::Incomplete {
+                    probes,
+                    next_probe,
+                    slot,
+                } if now >= *next_probe => {
+                    if *probes >= cfg.max_probes {
+                        dead.push((*k, Some(*slot)));
+                    } else {
+                        *probes += 1;
+                        *next_probe = now + cfg.retry_ns;
+                        out.requests.push((port, ip));
+                    }
+                }
+                State::Probe {
+                    probes, next_probe, ..
+                } if now >= *next_probe => {
+                    if *probes >= cfg.max_probes {
+                        dead.push((*k, None));
+                    } else {
+                        *probes += 1;
+                        *next_probe = now + cfg.retry_ns;
+                        out.requests.push((port, ip));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (k, slot) in dead {
+            self.map.remove(&k);
+            if let Some(slot) = slot {
+                let s = &mut self.slots[slot as usize];
+                let port = (k >> 32) as u8;
+                out.failed.extend(s.descs[..s.len].iter().map(|d| (port, *d)));
+                self.held -= s.len;
+                s.len = 0;
+                self.free_slots.push(slot);
+            }
+        }
+    }
+
+    /// Every entry, for the API.
+    pub fn entries(&self) -> impl Iterator<Item = NeighborView> + '_ {
+        self.map.iter().map(|(k, st)| {
+            let (mac, state) = match st {
+                State::Incomplete { .. } => (None, "incomplete"),
+                State::Reachable { mac, .. } => (Some(*mac), "reachable"),
+                State::Probe { mac, .. } => (Some(*mac), "probe"),
+            };
+            NeighborView {
+                port: (k >> 32) as u8,
+                ip: *k as u32,
+                mac,
+                state,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x42]);
+    const S: u64 = 1_000_000_000;
+
+    fn d(i: u64) -> Desc {
+        Desc {
+            addr: i * 4096 + 256,
+            len: 60,
+        }
+    }
+
+    fn small() -> NeighborTable {
+        NeighborTable::new(NeighborConfig {
+            max_entries: 4,
+            max_unresolved: 2,
+            hold_per_entry: 2,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn hold_then_release_on_reply() {
+        let mut t = small();
+        assert_eq!(t.resolve(0, 7, d(0), 0), Resolve::Held { request: true });
+        assert_eq!(t.resolve(0, 7, d(1), 1), Resolve::Held { request: false });
+        assert_eq!(t.resolve(0, 7, d(2), 2), Resolve::QueueFull);
+        assert_eq!(t.held(), 2);
+        let mut rel = Vec::new();
+        assert!(t.learn(0, 7, MAC, 3, false, &mut rel));
+        assert_eq!(rel, vec![d(0), d(1)]);
+        assert_eq!(t.held(), 0);
+        assert_eq!(t.resolve(0, 7, d(3), 4), Resolve::Hit(MAC));
+    }
+
+    #[test]
+    fn unsolicited_reply_not_learned_unless_create() {
+        let mut t = small();
+        let mut rel = Vec::new();
+        assert!(!t.learn(0, 9, MAC, 0, false, &mut rel));
+        assert!(!t.contains(0, 9));
+        assert!(t.learn(0, 9, MAC, 0, true, &mut rel));
+        assert_eq!(t.get(0, 9), Some(MAC));
+    }
+
+    #[test]
+    fn retries_then_fails_with_held_packets() {
+        let mut t = small();
+        t.resolve(1, 5, d(0), 0);
+        let mut out = TickOutput::default();
+        t.tick(S / 2, &mut out);
+        assert!(out.requests.is_empty());
+        t.tick(S, &mut out);
+        t.tick(2 * S, &mut out);
+        assert_eq!(out.requests, vec![(1, 5), (1, 5)]);
+        assert!(out.failed.is_empty());
+        t.tick(3 * S, &mut out);
+        assert_eq!(out.failed, vec![(1, d(0))]);
+        assert!(t.is_empty());
+        assert_eq!(t.held(), 0);
+        // The slot is reusable.
+        assert_eq!(t.resolve(1, 5, d(1), 4 * S), Resolve::Held { request: true });
+    }
+
+    #[test]
+    fn bounded_unresolved_and_entries() {
+        let mut t = small();
+        assert_eq!(t.resolve(0, 1, d(0), 0), Resolve::Held { request: true });
+        assert_eq!(t.resolve(0, 2, d(1), 0), Resolve::Held { request: true });
+        assert_eq!(t.resolve(0, 3, d(2), 0), Resolve::TableFull);
+        let mut rel = Vec::new();
+        assert!(t.learn(0, 10, MAC, 0, true, &mut rel));
+        assert!(t.learn(0, 11, MAC, 0, true, &mut rel));
+        assert!(!t.learn(0, 12, MAC, 0, true, &mut rel), "max_entries bound");
+    }
+
+    #[test]
+    fn stale_entry_is_probed_and_expires() {
+        let mut t = small();
+        let mut rel = Vec::new();
+        t.learn(0, 7, MAC, 0, true, &mut rel);
+        let late = t.config().reachable_ns + 1;
+        assert_eq!(t.resolve(0, 7, d(0), late), Resolve::HitProbe(MAC));
+        assert_eq!(t.resolve(0, 7, d(0), late), Resolve::Hit(MAC));
+        let mut out = TickOutput::default();
+        for i in 1..=3 {
+            t.tick(late + i * S, &mut out);
+        }
+        assert_eq!(out.requests.len(), 2);
+        assert!(!t.contains(0, 7), "unanswered probes remove the entry");
+        // A reply during probing confirms it again.
+        t.learn(0, 8, MAC, 0, true, &mut rel);
+        t.resolve(0, 8, d(0), late);
+        t.learn(0, 8, MAC, late + 10, false, &mut rel);
+        assert_eq!(t.resolve(0, 8, d(0), late + 20), Resolve::Hit(MAC));
+    }
+}
