@@ -9,4 +9,5 @@ pub mod io;
 pub mod metrics;
 pub mod pipeline;
 pub mod tables;
+pub mod worker;
 pub mod wire;

@@ -204,7 +204,7 @@ pub struct WorkerStats {
 
 impl WorkerStats {
     #[inline]
-    pub fn drop(&self, r: DropReason, n: u64) {
+    pub fn count_drop(&self, r: DropReason, n: u64) {
         self.drops[r as usize].add(n);
     }
     pub fn drop_count(&self, r: DropReason) -> u64 {
@@ -219,6 +219,126 @@ impl WorkerStats {
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(Counter::get).sum()
     }
+}
+
+
+/// Values the control thread contributes to a scrape.
+#[derive(Clone, Debug, Default)]
+pub struct ControlValues {
+    pub config_generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub garp_sent: u64,
+    pub neighbors: u64,
+}
+
+struct Expo {
+    out: String,
+}
+
+impl Expo {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP vgate_{name} {help}");
+        let _ = writeln!(self.out, "# TYPE vgate_{name} {kind}");
+    }
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
+        self.out.push_str("vgate_");
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape_label(val));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+}
+
+/// Label values escaped per the text format 0.0.4: backslash, double quote, newline.
+pub fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Render the Prometheus text exposition (format 0.0.4) from every worker's counters.
+/// `ports` names the ports in index order.
+pub fn render(workers: &[std::sync::Arc<WorkerStats>], ports: &[String], c: &ControlValues) -> String {
+    let sum = |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
+    let mut e = Expo { out: String::with_capacity(16 * 1024) };
+
+    type PortField = fn(&WorkerStats) -> &[Counter; MAX_PORTS];
+    let port_metrics: [(&str, &str, PortField); 4] = [
+        ("port_rx_packets_total", "Packets received on a port.", |w| &w.port_rx_packets),
+        ("port_rx_bytes_total", "Bytes received on a port (Ethernet header included).", |w| &w.port_rx_bytes),
+        ("port_tx_packets_total", "Packets transmitted on a port.", |w| &w.port_tx_packets),
+        ("port_tx_bytes_total", "Bytes transmitted on a port (Ethernet header included).", |w| &w.port_tx_bytes),
+    ];
+    for (name, help, field) in port_metrics {
+        e.header(name, "counter", help);
+        for (i, p) in ports.iter().enumerate().take(MAX_PORTS) {
+            e.sample(name, &[("port", p)], sum(&|w| field(w)[i].get()));
+        }
+    }
+
+    e.header("drops_total", "counter", "Packets dropped, by pipeline stage and reason (see the README drop-reason table).");
+    for r in DropReason::ALL {
+        let v = sum(&|w| w.drops[*r as usize].get());
+        e.sample("drops_total", &[("stage", r.stage()), ("reason", r.label())], v);
+    }
+
+    e.header("arp_replies_total", "counter", "ARP replies sent, by what the answered address is.");
+    for k in ArpKind::ALL {
+        e.sample("arp_replies_total", &[("kind", k.label())], sum(&|w| w.arp_replies[k as usize].get()));
+    }
+    e.header("arp_requests_sent_total", "counter", "ARP requests sent to resolve next hops.");
+    e.sample("arp_requests_sent_total", &[], sum(&|w| w.arp_requests_sent.get()));
+    e.header("garp_sent_total", "counter", "Gratuitous ARP announcements sent (RFC 5227 section 3).");
+    e.sample("garp_sent_total", &[], c.garp_sent);
+    e.header("neighbors", "gauge", "Resolved neighbour entries known to the control thread.");
+    e.sample("neighbors", &[], c.neighbors);
+    e.header("held_packets", "gauge", "Packets waiting for ARP resolution.");
+    e.sample("held_packets", &[], sum(&|w| w.held.get()));
+
+    e.header("icmp_errors_total", "counter", "ICMP errors sent, by what they report.");
+    for k in IcmpKind::ALL {
+        e.sample("icmp_errors_total", &[("type", k.label())], sum(&|w| w.icmp_errors[k as usize].get()));
+    }
+    e.header("icmp_rate_limited_total", "counter", "ICMP errors suppressed by the per-worker rate limit.");
+    e.sample("icmp_rate_limited_total", &[], sum(&|w| w.icmp_rate_limited.get()));
+    e.header("icmp_echo_replies_total", "counter", "ICMP echo requests to vgate's addresses answered.");
+    e.sample("icmp_echo_replies_total", &[], sum(&|w| w.icmp_echo_replies.get()));
+    e.header("generated_packets_total", "counter", "Packets vgate originated: ARP requests, ICMP errors, extra fragments.");
+    e.sample("generated_packets_total", &[], sum(&|w| w.generated.get()));
+
+    e.header("worker_polls_total", "counter", "Poll-loop iterations per worker: busy (received packets) or idle.");
+    for (i, w) in workers.iter().enumerate() {
+        let id = i.to_string();
+        e.sample("worker_polls_total", &[("worker", &id), ("result", "busy")], w.polls_busy.get());
+        e.sample("worker_polls_total", &[("worker", &id), ("result", "idle")], w.polls_idle.get());
+    }
+    e.header("worker_rx_packets_total", "counter", "Packets received per worker; divided by busy polls it gives packets per batch.");
+    for (i, w) in workers.iter().enumerate() {
+        e.sample("worker_rx_packets_total", &[("worker", &i.to_string())], w.batch_packets.get());
+    }
+
+    e.header("config_generation", "gauge", "Generation of the configuration in service (1 at start, +1 per applied change).");
+    e.sample("config_generation", &[], c.config_generation);
+    e.header("config_reloads_total", "counter", "Configuration reloads, by result.");
+    e.sample("config_reloads_total", &[("result", "success")], c.reloads_ok);
+    e.sample("config_reloads_total", &[("result", "failure")], c.reloads_failed);
+    e.out
 }
 
 #[cfg(test)]

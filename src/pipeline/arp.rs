@@ -116,7 +116,7 @@ pub fn send_request(ctx: &mut Ctx, port: u8, ip: u32) {
     };
     let mac = pinfo.mac;
     let Some(mut d) = ctx.pool.alloc() else {
-        ctx.stats.drop(DropReason::RewriteNoFrames, 1);
+        ctx.stats.count_drop(DropReason::RewriteNoFrames, 1);
         ctx.stats.generated.add(1);
         return;
     };

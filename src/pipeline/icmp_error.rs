@@ -18,7 +18,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let m = b.meta[i];
         // The packet that caused the error is lost: count it under its own reason. From here
         // on the frame is a new, vgate-originated packet.
-        ctx.stats.drop(m.drop, 1);
+        ctx.stats.count_drop(m.drop, 1);
         ctx.stats.generated.add(1);
         let d = b.desc[i];
         let (src, allowed) = {

@@ -393,14 +393,14 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         for i in bits(drops) {
             let r = b.meta[i].drop;
             if r != last {
-                ctx.stats.drop(last, n);
+                ctx.stats.count_drop(last, n);
                 last = r;
                 n = 0;
             }
             n += 1;
             ctx.pool.free(b.desc[i]);
         }
-        ctx.stats.drop(last, n);
+        ctx.stats.count_drop(last, n);
     }
     b.clear();
 }

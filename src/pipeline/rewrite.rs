@@ -185,7 +185,7 @@ fn abandon(ctx: &mut Ctx, d: Desc, extra: &[Desc]) {
     ctx.pool.free(d);
     ctx.stats.generated.add(extra.len() as u64);
     ctx.stats
-        .drop(DropReason::RewriteNoFrames, 1 + extra.len() as u64);
+        .count_drop(DropReason::RewriteNoFrames, 1 + extra.len() as u64);
 }
 
 /// Options whose copied flag is set (RFC 791 section 3.1, "Options"), in order.

@@ -60,7 +60,7 @@ pub fn same_subnet(a: u32, b: u32, len: u8) -> bool {
 }
 
 /// What a route lookup resolves to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NextHop {
     /// Send out `port`, to `via` (0: on-link, the destination itself is the neighbour).
     Forward { port: u8, via: u32 },

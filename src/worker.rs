@@ -1,0 +1,206 @@
+//! The poll-mode worker: one per core, owning queue *i* of every port and one frame pool.
+//!
+//! Each poll loads the current table snapshot once, receives a burst from every port, runs
+//! each burst through the pipeline, transmits once per port, and does ring housekeeping.
+//! Neighbours learned here are published to the other workers and to the control thread
+//! through bounded lock-free queues; nothing on this path locks or allocates.
+
+use crate::io::{Desc, FramePool, Port};
+use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
+use crate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
+use crate::tables::Snapshot;
+use crate::tables::neighbor::NeighborConfig;
+use crate::wire::EthernetAddress;
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// A neighbour learned by one worker: (port, ip, mac).
+pub type NeighborUpdate = (u8, u32, EthernetAddress);
+
+/// Queues that carry learned neighbours between workers and to the control thread.
+pub struct NeighborBus {
+    pub to_worker: Vec<ArrayQueue<NeighborUpdate>>,
+    pub to_control: ArrayQueue<NeighborUpdate>,
+}
+
+impl NeighborBus {
+    pub fn new(workers: usize) -> NeighborBus {
+        NeighborBus {
+            to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
+            to_control: ArrayQueue::new(16384),
+        }
+    }
+}
+
+/// How often timers (ARP retries) run.
+const TICK_NS: u64 = 10_000_000;
+
+pub struct Worker<P: Port> {
+    pub id: usize,
+    pub ports: Vec<P>,
+    pub pool: FramePool,
+    pub state: WorkerState,
+    pub stats: Arc<WorkerStats>,
+    pub tables: Arc<ArcSwap<Snapshot>>,
+    pub bus: Arc<NeighborBus>,
+    batch: Box<Batch>,
+    tx: TxQueues,
+    rx_buf: [Desc; MAX_BATCH],
+    batch_size: usize,
+    next_tick: u64,
+}
+
+impl<P: Port> Worker<P> {
+    pub fn new(
+        id: usize,
+        ports: Vec<P>,
+        pool: FramePool,
+        tables: Arc<ArcSwap<Snapshot>>,
+        bus: Arc<NeighborBus>,
+        batch_size: usize,
+        ncfg: NeighborConfig,
+    ) -> Worker<P> {
+        assert!(ports.len() <= MAX_PORTS, "at most {MAX_PORTS} ports");
+        let n = ports.len();
+        Worker {
+            id,
+            ports,
+            pool,
+            state: WorkerState::new(ncfg),
+            stats: Arc::new(WorkerStats::default()),
+            tables,
+            bus,
+            batch: Box::default(),
+            tx: TxQueues::new(n, 4 * MAX_BATCH),
+            rx_buf: [Desc::default(); MAX_BATCH],
+            batch_size: batch_size.clamp(1, MAX_BATCH),
+            next_tick: 0,
+        }
+    }
+
+    /// One iteration of the poll loop at time `now` (monotonic ns). Returns the packets
+    /// received.
+    pub fn poll_once(&mut self, now: u64) -> usize {
+        let snap = self.tables.load();
+        let mut ctx = Ctx {
+            snap: &snap,
+            pool: &mut self.pool,
+            state: &mut self.state,
+            stats: &self.stats,
+            tx: &mut self.tx,
+            now,
+        };
+
+        // Neighbours other workers learned.
+        if let Some(inbox) = self.bus.to_worker.get(self.id) {
+            while let Some((port, ip, mac)) = inbox.pop() {
+                apply_remote_neighbor(&mut ctx, port, ip, mac);
+            }
+        }
+
+        let mut received = 0;
+        for p in 0..self.ports.len() {
+            let n = self.ports[p].rx_burst(ctx.pool, &mut self.rx_buf[..self.batch_size]);
+            if n == 0 {
+                continue;
+            }
+            received += n;
+            self.batch.reset_rx(n, p as u8);
+            self.batch.desc[..n].copy_from_slice(&self.rx_buf[..n]);
+            pipeline::process(&mut ctx, &mut self.batch);
+        }
+
+        if now >= self.next_tick {
+            self.next_tick = now + TICK_NS;
+            pipeline::tick(&mut ctx, &mut self.batch);
+        }
+
+        // One transmit burst per port.
+        for p in 0..self.ports.len() {
+            let q = &mut self.tx.per_port[p];
+            if q.is_empty() {
+                continue;
+            }
+            let r = self.ports[p].tx_burst(&mut self.pool, q);
+            // Ports send a prefix of the burst; what did not fit was freed.
+            let bytes: u64 = q[..r.sent].iter().map(|d| u64::from(d.len)).sum();
+            self.stats.port_tx_packets[p].add(r.sent as u64);
+            self.stats.port_tx_bytes[p].add(bytes);
+            self.stats.count_drop(DropReason::TxRingFull, r.dropped as u64);
+            q.clear();
+        }
+        for port in self.ports.iter_mut() {
+            port.maintain(&mut self.pool);
+        }
+
+        self.publish_learned();
+        if received > 0 {
+            self.stats.polls_busy.add(1);
+            self.stats.batch_packets.add(received as u64);
+        } else {
+            self.stats.polls_idle.add(1);
+        }
+        received
+    }
+
+    fn publish_learned(&mut self) {
+        if self.state.learned.is_empty() {
+            return;
+        }
+        for u in self.state.learned.drain(..) {
+            for (j, q) in self.bus.to_worker.iter().enumerate() {
+                if j != self.id {
+                    // A full inbox only delays the other worker's learning: it will ARP itself.
+                    let _ = q.push(u);
+                }
+            }
+            let _ = self.bus.to_control.force_push(u);
+        }
+        self.stats
+            .neighbors
+            .set(self.state.neighbors.len() as u64);
+    }
+
+    /// Busy-poll until `stop` is set, then give every frame back.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        let epoch = Instant::now();
+        let mut idle_spins = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            let now = epoch.elapsed().as_nanos() as u64;
+            if self.poll_once(now) == 0 {
+                idle_spins += 1;
+                // Stay in poll mode but let the sibling hyperthread breathe.
+                if idle_spins > 64 {
+                    std::hint::spin_loop();
+                }
+            } else {
+                idle_spins = 0;
+            }
+        }
+        for port in self.ports.iter_mut() {
+            port.drain(&mut self.pool);
+        }
+    }
+}
+
+/// A neighbour another worker learned: record it here too (it answered on a queue we do
+/// not own) and send what waited for it.
+fn apply_remote_neighbor(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress) {
+    ctx.state.released.clear();
+    let mut released = std::mem::take(&mut ctx.state.released);
+    ctx.state
+        .neighbors
+        .learn(port, ip, mac, ctx.now, true, &mut released);
+    for d in &released {
+        pipeline::rewrite::output(ctx, port, *d, mac);
+    }
+    ctx.state.released = released;
+}
+
+/// Pin the calling thread to `cpu`. Returns false when the platform refused.
+pub fn pin_to(cpu: usize) -> bool {
+    core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+}
