@@ -311,11 +311,7 @@ impl<'a> Validator<'a> {
             self.err(path, format!("{via} is not a unicast address"));
             return;
         }
-        if let Some((k, l)) = self.own_address(via) {
-            self.err(
-                path,
-                format!("{via} is our own address ({})", address_path(k, l)),
-            );
+        if !self.not_our_own(path, via) {
             return;
         }
         let subnet = match port {
@@ -420,11 +416,8 @@ impl<'a> Validator<'a> {
                     at("address"),
                     format!("duplicate address {} (also chassis[{k}])", ch.address),
                 );
-            } else if let Some((k, l)) = self.own_address(ch.address) {
-                self.err(
-                    at("address"),
-                    format!("{} is our own address ({})", ch.address, address_path(k, l)),
-                );
+            } else {
+                self.not_our_own(&at("address"), ch.address);
             }
         }
     }
@@ -609,14 +602,7 @@ impl<'a> Validator<'a> {
             self.err(path, format!("duplicate {ip} (also floating_ip[{k}])"));
             return;
         }
-        if !self.unicast_ip(path, ip) {
-            return;
-        }
-        if let Some((k, l)) = self.own_address(ip) {
-            self.err(
-                path,
-                format!("{ip} is our own address ({})", address_path(k, l)),
-            );
+        if !self.unicast_ip(path, ip) || !self.not_our_own(path, ip) {
             return;
         }
         if let Some(k) = self.c.snat.iter().position(|s| s.external == ip) {
@@ -704,7 +690,8 @@ impl<'a> Validator<'a> {
 
     // ---- shared rules and lookups ----
 
-    /// Non-empty and unique; true when the name is usable for further checks.
+    /// Non-empty and unique; true when the name is usable for further checks. `kind` is also
+    /// the section name (`port`, `chassis`, `network`).
     fn name(
         &mut self,
         path: String,
@@ -718,10 +705,9 @@ impl<'a> Validator<'a> {
             return false;
         }
         if let Some(k) = first_seen(seen, name, i) {
-            let section = path.split('[').next().unwrap_or_default().to_string();
             self.err(
                 path,
-                format!("duplicate {kind} name \"{name}\" (also {section}[{k}])"),
+                format!("duplicate {kind} name \"{name}\" (also {kind}[{k}])"),
             );
             return false;
         }
@@ -775,6 +761,18 @@ impl<'a> Validator<'a> {
             return true;
         };
         self.err(path, problem);
+        false
+    }
+
+    /// True when `ip` is none of the ports' addresses (an error is pushed otherwise).
+    fn not_our_own(&mut self, path: &str, ip: Ipv4Addr) -> bool {
+        let Some((k, l)) = self.own_address(ip) else {
+            return true;
+        };
+        self.err(
+            path,
+            format!("{ip} is our own address ({})", address_path(k, l)),
+        );
         false
     }
 
@@ -840,17 +838,15 @@ fn address_path(port: usize, address: usize) -> String {
     format!("port[{port}].addresses[{address}]")
 }
 
-/// "network" or "broadcast" when `ip` is that address of `subnet` (which /31 and /32 lack,
-/// RFC 3021 section 2).
+/// "network" or "broadcast" when `ip` is that address of `subnet`
+/// (see [`Ipv4Cidr::is_network_or_broadcast`]).
 fn network_or_broadcast(subnet: &Ipv4Cidr, ip: Ipv4Addr) -> Option<&'static str> {
-    if subnet.len >= 31 {
+    if !subnet.is_network_or_broadcast(ip) {
         None
     } else if ip == subnet.network() {
         Some("network")
-    } else if ip == subnet.broadcast() {
-        Some("broadcast")
     } else {
-        None
+        Some("broadcast")
     }
 }
 
