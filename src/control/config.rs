@@ -1,1 +1,394 @@
 //! Configuration schema (TOML) and validation.
+//!
+//! The schema is the one in DESIGN.md ("Config schema"). [`Config::from_toml_str`] parses a
+//! document and validates it; every mistake is reported (never only the first), each with a
+//! path made of the TOML table names and 0-based indexes, for example
+//! `route[2].via: 198.51.100.1 is not on-link on any port`.
+//!
+//! Parsing happens per section and per array element, so type errors in different elements
+//! are all reported too, each with its line and column. Semantic validation runs once the
+//! whole document has the right types.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+mod parse;
+mod types;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use types::{Ipv4Cidr, MacAddr, PortRange, XdpMode, ZeroCopy};
+
+/// Most poll-mode workers (and queues per port) a configuration may ask for.
+pub const MAX_WORKERS: usize = 64;
+/// A batch holds at most this many frames.
+pub const MAX_BATCH_SIZE: usize = 64;
+/// RFC 791 section 3.1: every internet module must forward a 68-byte datagram unfragmented.
+pub const MIN_MTU: u16 = 68;
+/// AF_XDP frames are 4 KiB; the receive headroom and the Ethernet header share them with the
+/// IP packet, so an MTU of 3800 is the most that always fits.
+pub const MAX_MTU: u16 = 3800;
+/// RFC 8926 section 3.4: the Virtual Network Identifier is 24 bits.
+pub const MAX_VNI: u32 = 0xff_ffff;
+
+/// A parsed and validated configuration.
+///
+/// Serialises (to JSON for the HTTP API) with the TOML table names as keys; `control.token`
+/// is never written out in clear.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub dataplane: Dataplane,
+    pub control: Control,
+    #[serde(rename = "port")]
+    pub ports: Vec<PortCfg>,
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteCfg>,
+    pub proxy_arp: Vec<ProxyArpCfg>,
+    pub tunnel: Option<TunnelCfg>,
+    pub chassis: Vec<ChassisCfg>,
+    #[serde(rename = "network")]
+    pub networks: Vec<NetworkCfg>,
+    #[serde(rename = "endpoint")]
+    pub endpoints: Vec<EndpointCfg>,
+    #[serde(rename = "floating_ip")]
+    pub floating_ips: Vec<FloatingIpCfg>,
+    pub snat: Vec<SnatCfg>,
+}
+
+impl Config {
+    /// Parses a TOML document and validates it.
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigErrors> {
+        let config = parse::parse(s)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads `path` and parses it with [`Config::from_toml_str`]. A file that cannot be read is
+    /// reported as one error whose path is the file name.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read the configuration: {e}"),
+            )])
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Checks every rule on a configuration built or changed in code (for example after the
+    /// HTTP API added a floating IP). [`Config::from_toml_str`] already calls it.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let errors = validate::validate(self);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Index in [`Config::ports`] of the port called `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// Index in [`Config::networks`] of the network called `name`.
+    pub fn network_index(&self, name: &str) -> Option<usize> {
+        self.networks.iter().position(|n| n.name == name)
+    }
+}
+
+/// `[dataplane]`: the poll-mode workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dataplane {
+    /// Worker *i* serves queue *i* of every port.
+    pub workers: usize,
+    /// Optional CPU pin list, one distinct CPU per worker.
+    pub cpus: Option<Vec<usize>>,
+    /// Frames per rx burst; a batch holds at most 64.
+    pub batch_size: usize,
+    pub xdp_mode: XdpMode,
+    pub zero_copy: ZeroCopy,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            workers: 1,
+            cpus: None,
+            batch_size: 64,
+            xdp_mode: XdpMode::Auto,
+            zero_copy: ZeroCopy::Auto,
+        }
+    }
+}
+
+/// `[control]`: the HTTP listener and ARP announcement timers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Control {
+    /// HTTP address for `/metrics` and `/api/v1`.
+    pub listen: SocketAddr,
+    /// Bearer token (RFC 6750); required when `listen` is not a loopback address.
+    #[serde(
+        serialize_with = "serialize_redacted",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token: Option<String>,
+    pub garp: Garp,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9477)),
+            token: None,
+            garp: Garp::default(),
+        }
+    }
+}
+
+fn serialize_redacted<S: Serializer>(token: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match token {
+        Some(_) => s.serialize_str("***"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Gratuitous ARP announcements (RFC 5227 section 3) sent when an address appears on a port
+/// or a floating IP is associated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Garp {
+    pub count: u32,
+    pub interval_ms: u64,
+}
+
+impl Default for Garp {
+    /// RFC 5227 section 1.1: ANNOUNCE_NUM 2, ANNOUNCE_INTERVAL 2 s; we send one more, sooner,
+    /// because a stale upstream ARP cache costs traffic after a floating IP moves.
+    fn default() -> Self {
+        Garp {
+            count: 3,
+            interval_ms: 1000,
+        }
+    }
+}
+
+/// `[[port]]`: a kernel interface driven through AF_XDP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCfg {
+    /// Logical name used by every other section.
+    pub name: String,
+    /// Kernel interface to attach to.
+    pub iface: String,
+    /// Default: the interface MAC.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    /// Our addresses on this port, with the subnet length (host bits set).
+    #[serde(default)]
+    pub addresses: Vec<Ipv4Cidr>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Policy routing: packets arriving here are looked up in this table (default "main").
+    #[serde(default)]
+    pub route_table: Option<String>,
+    /// Sender address for ARP requests on a port with no address of its own.
+    #[serde(default)]
+    pub arp_source: Option<Ipv4Addr>,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// `[[route]]`: one static route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCfg {
+    #[serde(default = "default_table")]
+    pub table: String,
+    pub prefix: Ipv4Cidr,
+    /// Next hop, resolved by ARP; `None` for an on-link route.
+    #[serde(default)]
+    pub via: Option<Ipv4Addr>,
+    /// Optional when `via` is on-link of exactly one port.
+    #[serde(default)]
+    pub port: Option<String>,
+}
+
+/// The table every port uses unless it names another.
+pub const MAIN_TABLE: &str = "main";
+
+fn default_table() -> String {
+    MAIN_TABLE.to_string()
+}
+
+/// `[[proxy_arp]]`: answer ARP on `port` for every address in `prefix` with the port MAC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyArpCfg {
+    pub port: String,
+    pub prefix: Ipv4Cidr,
+}
+
+/// `[tunnel]`: the Geneve underlay (RFC 8926).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelCfg {
+    /// Our VTEP address: one of the ports' addresses.
+    pub local: Ipv4Addr,
+    /// RFC 8926 section 3.3: IANA port 6081.
+    #[serde(default = "default_geneve_port")]
+    pub udp_port: u16,
+    /// RFC 8926 section 3.3: a zero UDP checksum is allowed over IPv4.
+    #[serde(default)]
+    pub udp_checksum: bool,
+}
+
+fn default_geneve_port() -> u16 {
+    6081
+}
+
+/// `[[chassis]]`: a compute node reachable through the underlay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChassisCfg {
+    pub name: String,
+    pub address: Ipv4Addr,
+}
+
+/// `[[network]]`: a tenant network, either behind Geneve (`vni`) or flat on a port (`port`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCfg {
+    pub name: String,
+    #[serde(default)]
+    pub vni: Option<u32>,
+    #[serde(default)]
+    pub port: Option<String>,
+    pub subnet: Ipv4Cidr,
+    /// The router's address in the network; answered in ARP.
+    pub gateway: Ipv4Addr,
+    pub gateway_mac: MacAddr,
+}
+
+/// `[[endpoint]]`: a VM port (L2-population table entry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointCfg {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    /// Where the endpoint lives; required on a Geneve network, absent on a flat one.
+    #[serde(default)]
+    pub chassis: Option<String>,
+    /// A VIP whose location follows gratuitous ARPs (an OVN virtual port).
+    #[serde(default, rename = "virtual")]
+    pub r#virtual: bool,
+}
+
+/// `[[floating_ip]]`: 1:1 DNAT + SNAT (OVN dnat_and_snat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloatingIpCfg {
+    pub external: Ipv4Addr,
+    pub internal: Ipv4Addr,
+    pub network: String,
+    /// External MAC answered in ARP (distributed floating IP); default: the port MAC.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+}
+
+/// `[[snat]]`: masquerade (PAT) everything else leaving `network`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnatCfg {
+    pub network: String,
+    pub external: Ipv4Addr,
+    #[serde(default)]
+    pub ports: PortRange,
+    /// Bound on the session table.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// RFC 5382 REQ-5 and RFC 7857 section 2.2: at least 2 h 4 min for established TCP.
+    #[serde(default = "default_tcp_established_timeout")]
+    pub tcp_established_timeout_s: u64,
+    /// RFC 5382 REQ-5 / RFC 7857 section 2.2: at least 4 min for partially open or closing TCP.
+    #[serde(default = "default_tcp_transitory_timeout")]
+    pub tcp_transitory_timeout_s: u64,
+    /// RFC 4787 REQ-5: at least 2 min, 5 min recommended.
+    #[serde(default = "default_udp_timeout")]
+    pub udp_timeout_s: u64,
+    /// RFC 5508 REQ-1: at least 60 s for ICMP query sessions.
+    #[serde(default = "default_icmp_timeout")]
+    pub icmp_timeout_s: u64,
+}
+
+fn default_max_sessions() -> usize {
+    1_000_000
+}
+
+fn default_tcp_established_timeout() -> u64 {
+    7440
+}
+
+fn default_tcp_transitory_timeout() -> u64 {
+    240
+}
+
+fn default_udp_timeout() -> u64 {
+    300
+}
+
+fn default_icmp_timeout() -> u64 {
+    60
+}
+
+/// Everything wrong with a configuration. `Display` writes one error per line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// One mistake: where (`port[1].addresses[0]`) and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,1370 @@
+//! Tests of the schema and of every validation rule: each rule has a negative test asserting
+//! the exact path and a fragment of the message; [`BASE`] (which uses every section) is the
+//! positive case, plus explicit positives where a rule has an allowed exception.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+
+/// A valid configuration exercising every section. Tests parse it and break one thing.
+const BASE: &str = r#"
+[dataplane]
+workers = 2
+cpus = [1, 2]
+
+[control]
+listen = "127.0.0.1:9477"
+
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+addresses = ["10.10.1.1/24"]
+
+[[port]]
+name = "underlay"
+iface = "ul0"
+addresses = ["192.0.2.10/24"]
+
+[[port]]
+name = "transit"
+iface = "tr0"
+route_table = "transit"
+arp_source = "198.51.100.254"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[route]]
+table = "transit"
+prefix = "0.0.0.0/0"
+via = "198.51.100.1"
+port = "transit"
+
+[[route]]
+prefix = "10.20.0.0/16"
+port = "internal"
+
+[[proxy_arp]]
+port = "external"
+prefix = "203.0.113.128/25"
+
+[tunnel]
+local = "192.0.2.10"
+
+[[chassis]]
+name = "compute-1"
+address = "192.0.2.21"
+
+[[network]]
+name = "tenant-a"
+vni = 100
+subnet = "10.0.0.0/24"
+gateway = "10.0.0.1"
+gateway_mac = "fa:16:3e:00:00:01"
+
+[[network]]
+name = "flat"
+port = "internal"
+subnet = "10.10.1.0/24"
+gateway = "10.10.1.1"
+gateway_mac = "fa:16:3e:00:00:02"
+
+[[endpoint]]
+network = "tenant-a"
+ip = "10.0.0.5"
+mac = "fa:16:3e:00:00:05"
+chassis = "compute-1"
+
+[[endpoint]]
+network = "flat"
+ip = "10.10.1.20"
+mac = "fa:16:3e:00:00:20"
+
+[[floating_ip]]
+external = "203.0.113.10"
+internal = "10.0.0.5"
+network = "tenant-a"
+
+[[snat]]
+network = "tenant-a"
+external = "203.0.113.3"
+"#;
+
+const ONE_PORT: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24"]
+"#;
+
+fn base() -> Config {
+    match Config::from_toml_str(BASE) {
+        Ok(c) => c,
+        Err(e) => panic!("BASE does not validate:\n{e}"),
+    }
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn cidr(s: &str) -> Ipv4Cidr {
+    s.parse().unwrap()
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+fn errors_of(c: &Config) -> Vec<ConfigError> {
+    match c.validate() {
+        Ok(()) => panic!("expected validation errors, the config is valid"),
+        Err(e) => e.0,
+    }
+}
+
+/// Exactly one error, at `path`, whose message contains `fragment`.
+#[track_caller]
+fn expect_one(c: &Config, path: &str, fragment: &str) {
+    let errors = errors_of(c);
+    let all = ConfigErrors(errors.clone());
+    assert_eq!(errors.len(), 1, "expected one error, got:\n{all}");
+    assert_eq!(errors[0].path, path, "got:\n{all}");
+    assert!(
+        errors[0].message.contains(fragment),
+        "message {:?} lacks {fragment:?}",
+        errors[0].message
+    );
+}
+
+/// Parse errors of a TOML text.
+#[track_caller]
+fn parse_errors(toml: &str) -> Vec<ConfigError> {
+    match Config::from_toml_str(toml) {
+        Ok(_) => panic!("expected errors for:\n{toml}"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn base_is_valid_and_complete() {
+    let c = base();
+    assert_eq!(c.ports.len(), 4);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.proxy_arp.len(), 1);
+    assert!(c.tunnel.is_some());
+    assert_eq!(c.chassis.len(), 1);
+    assert_eq!(c.networks.len(), 2);
+    assert_eq!(c.endpoints.len(), 2);
+    assert_eq!(c.floating_ips.len(), 1);
+    assert_eq!(c.snat.len(), 1);
+    assert_eq!(c.port_index("underlay"), Some(2));
+    assert_eq!(c.port_index("nope"), None);
+    assert_eq!(c.network_index("flat"), Some(1));
+    assert_eq!(c.network_index("nope"), None);
+}
+
+// ---- parsing ----
+
+#[test]
+fn defaults_are_applied() {
+    let toml = format!(
+        "{ONE_PORT}
+[[route]]
+prefix = \"0.0.0.0/0\"
+via = \"203.0.113.1\"
+
+[tunnel]
+local = \"203.0.113.2\"
+
+[[network]]
+name = \"n\"
+port = \"external\"
+subnet = \"203.0.113.0/24\"
+gateway = \"203.0.113.2\"
+gateway_mac = \"02:00:00:00:00:01\"
+
+[[endpoint]]
+network = \"n\"
+ip = \"203.0.113.7\"
+mac = \"02:00:00:00:00:07\"
+
+[[snat]]
+network = \"n\"
+external = \"203.0.113.2\"
+"
+    );
+    let c = Config::from_toml_str(&toml).unwrap();
+    assert_eq!(c.dataplane, Dataplane::default());
+    assert_eq!(c.dataplane.workers, 1);
+    assert_eq!(c.dataplane.batch_size, 64);
+    assert_eq!(c.dataplane.cpus, None);
+    assert_eq!(c.dataplane.xdp_mode, XdpMode::Auto);
+    assert_eq!(c.dataplane.zero_copy, ZeroCopy::Auto);
+    assert_eq!(c.control.listen, "127.0.0.1:9477".parse().unwrap());
+    assert_eq!(c.control.token, None);
+    assert_eq!(
+        c.control.garp,
+        Garp {
+            count: 3,
+            interval_ms: 1000
+        }
+    );
+    let p = &c.ports[0];
+    assert_eq!(p.mtu, 1500);
+    assert_eq!(p.mac, None);
+    assert_eq!(p.route_table, None);
+    assert_eq!(p.arp_source, None);
+    assert_eq!(c.routes[0].table, "main");
+    assert_eq!(c.routes[0].port, None);
+    let t = c.tunnel.as_ref().unwrap();
+    assert_eq!((t.udp_port, t.udp_checksum), (6081, false));
+    assert!(!c.endpoints[0].r#virtual);
+    assert_eq!(c.endpoints[0].chassis, None);
+    let s = &c.snat[0];
+    assert_eq!(
+        s.ports,
+        PortRange {
+            first: 1024,
+            last: 65535
+        }
+    );
+    assert_eq!(s.max_sessions, 1_000_000);
+    assert_eq!(s.tcp_established_timeout_s, 7440);
+    assert_eq!(s.tcp_transitory_timeout_s, 240);
+    assert_eq!(s.udp_timeout_s, 300);
+    assert_eq!(s.icmp_timeout_s, 60);
+}
+
+#[test]
+fn explicit_values_are_read() {
+    let toml = format!(
+        "{ONE_PORT}mac = \"02-00-00-AA-BB-01\"
+mtu = 3800
+
+[dataplane]
+xdp_mode = \"generic\"
+zero_copy = \"off\"
+batch_size = 32
+
+[control]
+listen = \"0.0.0.0:8080\"
+token = \"0123456789abcdef0123\"
+[control.garp]
+count = 0
+interval_ms = 10
+"
+    );
+    let c = Config::from_toml_str(&toml).unwrap();
+    assert_eq!(c.ports[0].mac, Some(MacAddr([2, 0, 0, 0xaa, 0xbb, 1])));
+    assert_eq!(c.ports[0].mtu, 3800);
+    assert_eq!(c.dataplane.xdp_mode, XdpMode::Generic);
+    assert_eq!(c.dataplane.zero_copy, ZeroCopy::Off);
+    assert_eq!(c.dataplane.batch_size, 32);
+    assert_eq!(c.control.token.as_deref(), Some("0123456789abcdef0123"));
+    assert_eq!(
+        c.control.garp,
+        Garp {
+            count: 0,
+            interval_ms: 10
+        }
+    );
+}
+
+#[test]
+fn garp_as_inline_table() {
+    let toml = format!("{ONE_PORT}\n[control]\ngarp = {{ count = 5, interval_ms = 200 }}\n");
+    let c = Config::from_toml_str(&toml).unwrap();
+    assert_eq!(
+        c.control.garp,
+        Garp {
+            count: 5,
+            interval_ms: 200
+        }
+    );
+}
+
+#[test]
+fn virtual_key_and_port_range_forms() {
+    let mut toml = String::from(BASE);
+    toml.push_str(
+        r#"
+[[endpoint]]
+network = "tenant-a"
+ip = "10.0.0.100"
+mac = "fa:16:3e:00:01:00"
+chassis = "compute-1"
+virtual = true
+"#,
+    );
+    let toml = toml
+        .replace("workers = 2\ncpus = [1, 2]", "workers = 1")
+        .replace(
+            "external = \"203.0.113.3\"",
+            "external = \"203.0.113.3\"\nports = \"5000\"",
+        );
+    let c = Config::from_toml_str(&toml).unwrap();
+    assert!(c.endpoints[2].r#virtual);
+    assert_eq!(
+        c.snat[0].ports,
+        PortRange {
+            first: 5000,
+            last: 5000
+        }
+    );
+}
+
+#[test]
+fn unknown_field_names_its_path_and_line() {
+    let errors = parse_errors(
+        "[[port]]\nname = \"a\"\niface = \"a0\"\n\n[[port]]\nname = \"b\"\nifac = \"b0\"\n",
+    );
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "port[1].ifac");
+    assert!(errors[0].message.contains("unknown field `ifac`"));
+    assert!(
+        errors[0].message.ends_with("(line 7, column 1)"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[test]
+fn type_errors_of_several_elements_are_all_reported() {
+    let errors = parse_errors(
+        r#"
+[dataplane]
+xdp_mode = "fast"
+
+[[port]]
+name = "a"
+iface = "a0"
+mtu = "big"
+
+[[port]]
+name = "b"
+iface = "b0"
+addresses = ["10.0.0.1/24", "10.0.1.1"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "10.0.0.254"
+
+[[route]]
+prefix = "10.9.0.0/16"
+via = "10.0.0.300"
+
+[control.garp]
+count = -1
+"#,
+    );
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "dataplane.xdp_mode",
+            "control.garp.count",
+            "port[0].mtu",
+            "port[1].addresses[1]",
+            "route[1].via",
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[0].message.contains("unknown variant `fast`"));
+    assert!(errors[0].message.contains("(line 3, column 12)"));
+    assert!(errors[2].message.contains("invalid type: string \"big\""));
+    assert!(
+        errors[3]
+            .message
+            .contains("invalid IPv4 prefix \"10.0.1.1\": expected a.b.c.d/len")
+    );
+    assert!(errors[3].message.contains("line 13"));
+}
+
+#[test]
+fn missing_field_names_the_element() {
+    let errors = parse_errors("[[port]]\nname = \"a\"\n");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "port[0]");
+    assert!(errors[0].message.contains("missing field `iface`"));
+}
+
+#[test]
+fn syntax_error_has_line_and_column() {
+    let errors = parse_errors("[[port]]\nname = \"a\"\niface = \"a0\nmtu = 1500\n");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "line 3, column 12");
+    assert!(errors[0].message.contains("string"), "{:?}", errors[0]);
+}
+
+#[test]
+fn unknown_section_and_wrong_section_shape() {
+    let errors = parse_errors(&format!(
+        "{ONE_PORT}\n[[ports]]\nname = \"x\"\n\n[route]\nprefix = \"0.0.0.0/0\"\n\n[[tunnel]]\nlocal = \"203.0.113.2\"\n"
+    ));
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].0, "route");
+    assert!(
+        got[0]
+            .1
+            .starts_with("must be an array of tables: write [[route]]")
+    );
+    assert_eq!(got[1].0, "tunnel");
+    assert!(got[1].1.starts_with("must be a table: write [tunnel]"));
+    assert_eq!(got[2].0, "ports");
+    assert!(got[2].1.starts_with("unknown top-level key"));
+}
+
+#[test]
+fn at_least_one_port() {
+    let errors = parse_errors("[dataplane]\nworkers = 1\n");
+    assert_eq!(
+        errors,
+        [ConfigError::new(
+            "port",
+            "at least one [[port]] is required"
+        )]
+    );
+    assert_eq!(
+        parse_errors("")[0].to_string(),
+        "port: at least one [[port]] is required"
+    );
+}
+
+#[test]
+fn load_names_the_file() {
+    let path = std::path::Path::new("/nonexistent/vgate-test.toml");
+    let errors = Config::load(path).unwrap_err().0;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "/nonexistent/vgate-test.toml");
+    assert!(
+        errors[0]
+            .message
+            .starts_with("cannot read the configuration")
+    );
+}
+
+#[test]
+fn load_reads_a_file() {
+    let path = std::env::temp_dir().join(format!("vgate-config-{}.toml", std::process::id()));
+    std::fs::write(&path, BASE).unwrap();
+    let loaded = Config::load(&path);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(loaded.unwrap(), base());
+}
+
+#[test]
+fn display_is_one_error_per_line() {
+    let errors = ConfigErrors(vec![
+        ConfigError::new("port[1].addresses[0]", "first"),
+        ConfigError::new("route[0].via", "second"),
+    ]);
+    assert_eq!(
+        errors.to_string(),
+        "port[1].addresses[0]: first\nroute[0].via: second"
+    );
+}
+
+#[test]
+fn json_uses_table_names_and_hides_the_token() {
+    let mut c = base();
+    let json = serde_json::to_value(&c).unwrap();
+    assert!(json["control"].get("token").is_none());
+    assert_eq!(json["port"][0]["addresses"][0], "203.0.113.2/24");
+    assert_eq!(json["floating_ip"][0]["external"], "203.0.113.10");
+    assert_eq!(json["network"][0]["gateway_mac"], "fa:16:3e:00:00:01");
+    assert_eq!(json["snat"][0]["ports"], "1024-65535");
+    assert_eq!(json["endpoint"][0]["virtual"], false);
+    assert_eq!(json["dataplane"]["xdp_mode"], "auto");
+    c.control.token = Some("secret-secret-secret".into());
+    let text = serde_json::to_string(&c).unwrap();
+    assert!(!text.contains("secret"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["control"]["token"], "***");
+}
+
+// ---- dataplane ----
+
+#[test]
+fn dataplane_workers_range() {
+    let mut c = base();
+    c.dataplane.workers = 0;
+    c.dataplane.cpus = None;
+    expect_one(&c, "dataplane.workers", "0 is outside 1..=64");
+    c.dataplane.workers = 65;
+    expect_one(&c, "dataplane.workers", "65 is outside 1..=64");
+    c.dataplane.workers = 64;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn dataplane_cpus_one_per_worker_and_distinct() {
+    let mut c = base();
+    c.dataplane.cpus = Some(vec![1]);
+    expect_one(&c, "dataplane.cpus", "lists 1 CPUs for 2 workers");
+    c.dataplane.cpus = Some(vec![3, 3]);
+    expect_one(&c, "dataplane.cpus[1]", "duplicate CPU 3 (also cpus[0])");
+}
+
+#[test]
+fn dataplane_batch_size_range() {
+    let mut c = base();
+    c.dataplane.batch_size = 0;
+    expect_one(&c, "dataplane.batch_size", "0 is outside 1..=64");
+    c.dataplane.batch_size = 65;
+    expect_one(&c, "dataplane.batch_size", "65 is outside 1..=64");
+    c.dataplane.batch_size = 1;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+// ---- control ----
+
+#[test]
+fn control_token_required_off_loopback() {
+    let mut c = base();
+    c.control.listen = "0.0.0.0:9477".parse().unwrap();
+    expect_one(
+        &c,
+        "control.token",
+        "required when listen (0.0.0.0:9477) is not a loopback address",
+    );
+    c.control.token = Some("abcdefghijklmnopqrstuvwxyz012345".into());
+    assert_eq!(c.validate(), Ok(()));
+    c.control.listen = "[::1]:9477".parse().unwrap();
+    c.control.token = None;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn control_token_shape() {
+    let mut c = base();
+    c.control.token = Some(String::new());
+    expect_one(&c, "control.token", "must not be empty");
+    c.control.token = Some("short".into());
+    expect_one(&c, "control.token", "is 5 characters long, at least 16");
+    c.control.token = Some("has a space in it, too long".into());
+    expect_one(&c, "control.token", "RFC 6750 section 2.1");
+    c.control.token = Some("abc=def0123456789".into());
+    expect_one(&c, "control.token", "RFC 6750 section 2.1");
+    c.control.token = Some("AbC-._~+/0123456789==".into());
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn control_garp_ranges() {
+    let mut c = base();
+    c.control.garp.count = 11;
+    expect_one(&c, "control.garp.count", "11 is outside 0..=10");
+    c.control.garp.count = 10;
+    c.control.garp.interval_ms = 9;
+    expect_one(&c, "control.garp.interval_ms", "9 is outside 10..=60000");
+    c.control.garp.interval_ms = 60_001;
+    expect_one(
+        &c,
+        "control.garp.interval_ms",
+        "60001 is outside 10..=60000",
+    );
+}
+
+// ---- port ----
+
+#[test]
+fn port_name_rules() {
+    let mut c = base();
+    c.ports[1].name = "external".into();
+    // The flat network and route[2] now point at a missing port too; only look at the name.
+    let errors = errors_of(&c);
+    assert!(errors.iter().any(|e| e.path == "port[1].name"
+        && e.message == "duplicate port name \"external\" (also port[0])"));
+    let mut c = base();
+    c.ports[3].name = String::new();
+    c.routes[1].port = Some(String::new());
+    let errors = errors_of(&c);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "port[3].name" && e.message == "must not be empty")
+    );
+    let mut c = base();
+    c.ports[3].name = "tran sit".into();
+    c.routes[1].port = Some("tran sit".into());
+    expect_one(&c, "port[3].name", "may only contain A-Z a-z 0-9 _ -");
+}
+
+#[test]
+fn port_iface_rules() {
+    let mut c = base();
+    c.ports[1].iface = "ext0".into();
+    expect_one(
+        &c,
+        "port[1].iface",
+        "duplicate interface \"ext0\" (also port[0])",
+    );
+    c.ports[1].iface = String::new();
+    expect_one(&c, "port[1].iface", "must not be empty");
+    c.ports[1].iface = "a-very-long-name".into();
+    expect_one(&c, "port[1].iface", "is 16 bytes");
+    c.ports[1].iface = "fifteen-bytes-x".into();
+    assert_eq!(c.validate(), Ok(()));
+    for bad in ["eth/0", "eth:0", "eth 0", "."] {
+        c.ports[1].iface = bad.into();
+        expect_one(&c, "port[1].iface", "is not a valid interface name");
+    }
+}
+
+#[test]
+fn port_mac_must_be_unicast() {
+    let mut c = base();
+    c.ports[0].mac = Some(MacAddr::ZERO);
+    expect_one(&c, "port[0].mac", "00:00:00:00:00:00 is all-zero");
+    c.ports[0].mac = Some(mac("01:00:5e:00:00:01"));
+    expect_one(
+        &c,
+        "port[0].mac",
+        "01:00:5e:00:00:01 is a multicast address",
+    );
+    c.ports[0].mac = Some(mac("02:00:00:00:00:01"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_address_not_network_or_broadcast() {
+    let mut c = base();
+    c.ports[2].addresses.push(cidr("192.168.0.0/24"));
+    expect_one(
+        &c,
+        "port[2].addresses[1]",
+        "192.168.0.0/24 is the network address of 192.168.0.0/24",
+    );
+    c.ports[2].addresses[1] = cidr("192.168.0.255/24");
+    expect_one(&c, "port[2].addresses[1]", "is the broadcast address");
+    // RFC 3021: both ends of a /31 are hosts; a /32 is a host.
+    c.ports[2].addresses[1] = cidr("192.168.0.0/31");
+    c.ports[2].addresses.push(cidr("192.168.1.255/32"));
+    assert_eq!(c.validate(), Ok(()));
+    c.ports[2].addresses[1] = cidr("127.0.0.1/8");
+    c.ports[2].addresses.pop();
+    expect_one(
+        &c,
+        "port[2].addresses[1]",
+        "127.0.0.1 is not a unicast address",
+    );
+}
+
+#[test]
+fn port_address_unique_and_subnets_disjoint() {
+    let mut c = base();
+    c.ports[1].addresses.push(cidr("203.0.113.2/32"));
+    expect_one(
+        &c,
+        "port[1].addresses[1]",
+        "duplicate address 203.0.113.2 (also port[0].addresses[0])",
+    );
+    c.ports[1].addresses[1] = cidr("203.0.113.200/25");
+    expect_one(
+        &c,
+        "port[1].addresses[1]",
+        "subnet 203.0.113.128/25 overlaps port[0].addresses[0] (203.0.113.2/24) of port \"external\"",
+    );
+    // Secondary addresses in one subnet of the same port are fine.
+    let mut c = base();
+    c.ports[0].addresses.push(cidr("203.0.113.4/24"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_mtu_range() {
+    let mut c = base();
+    c.ports[0].mtu = 67;
+    expect_one(&c, "port[0].mtu", "67 is outside 68..=3800");
+    c.ports[0].mtu = 9000;
+    expect_one(&c, "port[0].mtu", "AF_XDP frames are 4 KiB");
+    c.ports[0].mtu = 68;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_route_table_rules() {
+    let mut c = base();
+    c.ports[0].route_table = Some(String::new());
+    expect_one(&c, "port[0].route_table", "must not be empty");
+    c.ports[0].route_table = Some("upstream".into());
+    expect_one(
+        &c,
+        "port[0].route_table",
+        "table \"upstream\" has no [[route]]",
+    );
+    // "main" may be empty.
+    let mut c = base();
+    c.routes.retain(|r| r.table != "main");
+    c.ports[0].route_table = Some("main".into());
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_arp_source_unicast() {
+    let mut c = base();
+    c.ports[3].arp_source = Some(ip("224.0.0.1"));
+    // route[1] on this port falls back to arp_source only when it is set, so it still passes.
+    expect_one(
+        &c,
+        "port[3].arp_source",
+        "224.0.0.1 is not a unicast address",
+    );
+}
+
+// ---- route ----
+
+#[test]
+fn route_prefix_canonical_and_unique() {
+    let mut c = base();
+    c.routes[2].prefix = cidr("10.20.1.0/16");
+    expect_one(
+        &c,
+        "route[2].prefix",
+        "10.20.1.0/16 has host bits set: did you mean 10.20.0.0/16?",
+    );
+    let mut c = base();
+    let mut dup = c.routes[0].clone();
+    dup.via = Some(ip("203.0.113.9"));
+    c.routes.push(dup);
+    expect_one(
+        &c,
+        "route[3].prefix",
+        "duplicate route 0.0.0.0/0 in table \"main\" (also route[0])",
+    );
+    // The same prefix in another table is no duplicate: route[1] is 0.0.0.0/0 in "transit".
+    assert_eq!(base().routes[1].prefix, c.routes[0].prefix);
+}
+
+#[test]
+fn route_table_must_be_used() {
+    let mut c = base();
+    c.routes[2].table = "trnasit".into();
+    expect_one(
+        &c,
+        "route[2].table",
+        "table \"trnasit\" is not used by any port",
+    );
+    c.routes[2].table = String::new();
+    expect_one(&c, "route[2].table", "must not be empty");
+}
+
+#[test]
+fn route_port_must_exist() {
+    let mut c = base();
+    c.routes[2].port = Some("intrenal".into());
+    expect_one(&c, "route[2].port", "unknown port \"intrenal\"");
+}
+
+#[test]
+fn route_on_link_needs_port() {
+    let mut c = base();
+    c.routes[2].port = None;
+    expect_one(&c, "route[2].port", "an on-link route needs `port`");
+}
+
+#[test]
+fn route_via_must_be_on_link() {
+    let mut c = base();
+    c.routes[0].via = Some(ip("198.51.100.1"));
+    expect_one(
+        &c,
+        "route[0].via",
+        "198.51.100.1 is not on-link on any port",
+    );
+    // The exact message of the documented example.
+    assert_eq!(
+        errors_of(&c)[0].to_string(),
+        "route[0].via: 198.51.100.1 is not on-link on any port"
+    );
+}
+
+#[test]
+fn route_via_ambiguous_between_ports() {
+    let mut c = base();
+    c.ports[3].addresses.push(cidr("203.0.113.200/24"));
+    c.routes[0].via = Some(ip("203.0.113.1"));
+    let errors = errors_of(&c);
+    assert!(
+        errors.iter().any(|e| e.path == "route[0].via"
+            && e.message
+                == "203.0.113.1 is on-link on several ports (\"external\", \"transit\"): set `port`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn route_via_with_port() {
+    let mut c = base();
+    c.routes[0].port = Some("internal".into());
+    expect_one(
+        &c,
+        "route[0].via",
+        "203.0.113.1 is not on-link on port \"internal\" (its subnets: 10.10.1.0/24) and the port has no arp_source",
+    );
+    c.routes[0].port = Some("external".into());
+    assert_eq!(c.validate(), Ok(()));
+    // A port with no address resolves the next hop from arp_source (route[1] in BASE)...
+    let mut c = base();
+    c.ports[3].arp_source = None;
+    expect_one(
+        &c,
+        "route[1].via",
+        "(it has no address) and the port has no arp_source",
+    );
+}
+
+#[test]
+fn route_via_not_our_own_or_special() {
+    let mut c = base();
+    c.routes[0].via = Some(ip("203.0.113.2"));
+    expect_one(
+        &c,
+        "route[0].via",
+        "203.0.113.2 is our own address (port[0].addresses[0])",
+    );
+    c.routes[0].via = Some(ip("203.0.113.255"));
+    expect_one(
+        &c,
+        "route[0].via",
+        "203.0.113.255 is the broadcast address of 203.0.113.0/24",
+    );
+    c.routes[0].via = Some(ip("255.255.255.255"));
+    expect_one(&c, "route[0].via", "is not a unicast address");
+}
+
+// ---- proxy_arp ----
+
+#[test]
+fn proxy_arp_rules() {
+    let mut c = base();
+    c.proxy_arp[0].port = "extrenal".into();
+    expect_one(&c, "proxy_arp[0].port", "unknown port \"extrenal\"");
+    let mut c = base();
+    c.proxy_arp[0].prefix = cidr("203.0.113.130/25");
+    expect_one(&c, "proxy_arp[0].prefix", "did you mean 203.0.113.128/25?");
+    let mut c = base();
+    c.proxy_arp.push(c.proxy_arp[0].clone());
+    expect_one(&c, "proxy_arp[1].prefix", "(also proxy_arp[0])");
+}
+
+// ---- tunnel and chassis ----
+
+#[test]
+fn tunnel_rules() {
+    let mut c = base();
+    c.tunnel.as_mut().unwrap().local = ip("192.0.2.99");
+    expect_one(
+        &c,
+        "tunnel.local",
+        "192.0.2.99 is not an address of any port",
+    );
+    let mut c = base();
+    c.tunnel.as_mut().unwrap().udp_port = 0;
+    expect_one(&c, "tunnel.udp_port", "must not be 0");
+}
+
+#[test]
+fn chassis_rules() {
+    let mut c = base();
+    c.chassis.push(ChassisCfg {
+        name: "compute-1".into(),
+        address: ip("192.0.2.22"),
+    });
+    expect_one(
+        &c,
+        "chassis[1].name",
+        "duplicate chassis name \"compute-1\" (also chassis[0])",
+    );
+    c.chassis[1].name = String::new();
+    expect_one(&c, "chassis[1].name", "must not be empty");
+    c.chassis[1].name = "compute-2".into();
+    c.chassis[1].address = ip("192.0.2.21");
+    expect_one(
+        &c,
+        "chassis[1].address",
+        "duplicate address 192.0.2.21 (also chassis[0])",
+    );
+    c.chassis[1].address = ip("192.0.2.10");
+    expect_one(
+        &c,
+        "chassis[1].address",
+        "192.0.2.10 is our own address (port[2].addresses[0])",
+    );
+    c.chassis[1].address = ip("0.0.0.0");
+    expect_one(&c, "chassis[1].address", "0.0.0.0 is not a unicast address");
+}
+
+#[test]
+fn chassis_needs_tunnel() {
+    let mut c = base();
+    c.tunnel = None;
+    c.networks.remove(0); // the vni network also needs the tunnel
+    c.endpoints.remove(0);
+    c.floating_ips.clear();
+    c.snat.clear();
+    expect_one(&c, "chassis", "[[chassis]] needs a [tunnel] section");
+}
+
+// ---- network ----
+
+#[test]
+fn network_name_rules() {
+    let mut c = base();
+    c.networks[1].name = "tenant-a".into();
+    let errors = errors_of(&c);
+    assert!(
+        errors.iter().any(|e| e.path == "network[1].name"
+            && e.message == "duplicate network name \"tenant-a\" (also network[0])"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn network_vni_xor_port() {
+    let mut c = base();
+    c.networks[0].port = Some("internal".into());
+    let errors = errors_of(&c);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "network[0]" && e.message == "set either vni or port, not both"),
+        "{errors:?}"
+    );
+    let mut c = base();
+    c.networks[1].port = None;
+    let errors = errors_of(&c);
+    // Without its port the network also overlaps the port's subnet.
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(
+        errors[0].to_string(),
+        "network[1]: set either vni (a Geneve network) or port (a flat network)"
+    );
+}
+
+#[test]
+fn network_vni_rules() {
+    let mut c = base();
+    c.networks[0].vni = Some(0x100_0000);
+    expect_one(&c, "network[0].vni", "16777216 does not fit in 24 bits");
+    c.networks[0].vni = Some(MAX_VNI);
+    assert_eq!(c.validate(), Ok(()));
+    c.networks.push(NetworkCfg {
+        name: "tenant-b".into(),
+        vni: Some(MAX_VNI),
+        port: None,
+        subnet: cidr("10.0.1.0/24"),
+        gateway: ip("10.0.1.1"),
+        gateway_mac: mac("fa:16:3e:00:01:01"),
+    });
+    expect_one(
+        &c,
+        "network[2].vni",
+        "duplicate vni 16777215 (also network[0])",
+    );
+}
+
+#[test]
+fn network_vni_needs_tunnel() {
+    let mut c = base();
+    c.tunnel = None;
+    c.chassis.clear();
+    c.endpoints[0].chassis = None;
+    let errors = errors_of(&c);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    // The endpoint still needs its chassis on a vni network.
+    assert_eq!(
+        paths,
+        ["network[0].vni", "endpoint[0].chassis"],
+        "{errors:?}"
+    );
+    assert_eq!(
+        errors[0].message,
+        "a Geneve network needs a [tunnel] section"
+    );
+}
+
+#[test]
+fn network_port_must_exist() {
+    let mut c = base();
+    c.networks[1].port = Some("inside".into());
+    // Without its port the flat network overlaps internal's subnet.
+    let errors = errors_of(&c);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].path, "network[1].port");
+    assert_eq!(errors[0].message, "unknown port \"inside\"");
+}
+
+#[test]
+fn network_subnet_and_gateway() {
+    let mut c = base();
+    c.networks[0].subnet = cidr("10.0.0.9/24");
+    expect_one(&c, "network[0].subnet", "did you mean 10.0.0.0/24?");
+    let mut c = base();
+    c.networks[0].gateway = ip("10.0.1.1");
+    expect_one(
+        &c,
+        "network[0].gateway",
+        "10.0.1.1 is not inside subnet 10.0.0.0/24",
+    );
+    c.networks[0].gateway = ip("10.0.0.0");
+    expect_one(
+        &c,
+        "network[0].gateway",
+        "10.0.0.0 is the network address of 10.0.0.0/24",
+    );
+    c.networks[0].gateway = ip("10.0.0.255");
+    expect_one(&c, "network[0].gateway", "is the broadcast address");
+    let mut c = base();
+    c.networks[0].gateway_mac = mac("ff:ff:ff:ff:ff:ff");
+    expect_one(&c, "network[0].gateway_mac", "is a multicast address");
+}
+
+#[test]
+fn network_subnets_do_not_overlap() {
+    let mut c = base();
+    c.networks[0].subnet = cidr("10.10.0.0/16");
+    c.networks[0].gateway = ip("10.10.0.1");
+    c.endpoints[0].ip = ip("10.10.0.5");
+    c.floating_ips[0].internal = ip("10.10.0.5");
+    let errors = errors_of(&c);
+    let got: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "network[0].subnet: 10.10.0.0/16 overlaps port[1].addresses[0] (10.10.1.1/24) of port \"internal\"",
+            "network[1].subnet: 10.10.1.0/24 overlaps network[0].subnet (10.10.0.0/16) of network \"tenant-a\"",
+        ]
+    );
+}
+
+#[test]
+fn flat_network_may_contain_its_own_port_subnet() {
+    let mut c = base();
+    c.networks[1].subnet = cidr("10.10.0.0/16");
+    assert_eq!(c.validate(), Ok(()));
+    // ...but not another port's.
+    c.networks[1].port = Some("external".into());
+    expect_one(
+        &c,
+        "network[1].subnet",
+        "10.10.0.0/16 overlaps port[1].addresses[0] (10.10.1.1/24) of port \"internal\"",
+    );
+}
+
+// ---- endpoint ----
+
+#[test]
+fn endpoint_network_must_exist() {
+    let mut c = base();
+    c.endpoints[0].network = "tenant-b".into();
+    expect_one(&c, "endpoint[0].network", "unknown network \"tenant-b\"");
+}
+
+#[test]
+fn endpoint_ip_rules() {
+    let mut c = base();
+    c.endpoints[0].ip = ip("10.0.1.5");
+    expect_one(
+        &c,
+        "endpoint[0].ip",
+        "10.0.1.5 is not inside network \"tenant-a\" subnet 10.0.0.0/24",
+    );
+    c.endpoints[0].ip = ip("10.0.0.1");
+    expect_one(
+        &c,
+        "endpoint[0].ip",
+        "10.0.0.1 is the gateway of network \"tenant-a\"",
+    );
+    c.endpoints[0].ip = ip("10.0.0.255");
+    expect_one(&c, "endpoint[0].ip", "is the broadcast address of network");
+    let mut c = base();
+    let mut dup = c.endpoints[0].clone();
+    dup.mac = mac("fa:16:3e:00:00:99");
+    c.endpoints.push(dup);
+    expect_one(
+        &c,
+        "endpoint[2].ip",
+        "duplicate 10.0.0.5 in network \"tenant-a\" (also endpoint[0])",
+    );
+    // The same address in another network is no duplicate.
+    c.endpoints[2].ip = ip("10.10.1.5");
+    c.endpoints[2].network = "flat".into();
+    c.endpoints[2].chassis = None;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn endpoint_mac_unicast() {
+    let mut c = base();
+    c.endpoints[1].mac = MacAddr::ZERO;
+    expect_one(&c, "endpoint[1].mac", "is all-zero");
+}
+
+#[test]
+fn endpoint_chassis_rules() {
+    let mut c = base();
+    c.endpoints[0].chassis = None;
+    expect_one(
+        &c,
+        "endpoint[0].chassis",
+        "required: network \"tenant-a\" is a Geneve network (vni 100)",
+    );
+    c.endpoints[0].chassis = Some("compute-9".into());
+    expect_one(&c, "endpoint[0].chassis", "unknown chassis \"compute-9\"");
+    let mut c = base();
+    c.endpoints[1].chassis = Some("compute-1".into());
+    expect_one(
+        &c,
+        "endpoint[1].chassis",
+        "network \"flat\" is flat (on port \"internal\"): remove chassis",
+    );
+}
+
+// ---- floating_ip ----
+
+#[test]
+fn floating_ip_external_rules() {
+    let mut c = base();
+    c.floating_ips.push(FloatingIpCfg {
+        external: ip("203.0.113.10"),
+        internal: ip("10.0.0.6"),
+        network: "tenant-a".into(),
+        mac: None,
+    });
+    expect_one(
+        &c,
+        "floating_ip[1].external",
+        "duplicate 203.0.113.10 (also floating_ip[0])",
+    );
+    c.floating_ips[1].external = ip("203.0.113.2");
+    expect_one(
+        &c,
+        "floating_ip[1].external",
+        "203.0.113.2 is our own address (port[0].addresses[0])",
+    );
+    c.floating_ips[1].external = ip("203.0.113.3");
+    expect_one(
+        &c,
+        "floating_ip[1].external",
+        "203.0.113.3 is already used by snat[0].external",
+    );
+    c.floating_ips[1].external = ip("198.51.100.10");
+    expect_one(
+        &c,
+        "floating_ip[1].external",
+        "198.51.100.10 is not on-link on any port",
+    );
+    c.floating_ips[1].external = ip("203.0.113.0");
+    expect_one(
+        &c,
+        "floating_ip[1].external",
+        "203.0.113.0 is the network address of 203.0.113.0/24 on port \"external\"",
+    );
+    c.floating_ips[1].external = ip("203.0.113.11");
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn floating_ip_external_ambiguous_names_ports() {
+    let mut c = base();
+    c.ports[3].addresses.push(cidr("203.0.113.200/16"));
+    let errors = errors_of(&c);
+    assert!(
+        errors.iter().any(|e| e.path == "floating_ip[0].external"
+            && e.message == "203.0.113.10 is on-link on several ports (\"external\", \"transit\")"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn floating_ip_network_and_internal() {
+    let mut c = base();
+    c.floating_ips[0].network = "tenant-b".into();
+    expect_one(&c, "floating_ip[0].network", "unknown network \"tenant-b\"");
+    assert_eq!(
+        errors_of(&c)[0].to_string(),
+        "floating_ip[0].network: unknown network \"tenant-b\""
+    );
+    let mut c = base();
+    c.floating_ips[0].internal = ip("10.9.0.5");
+    expect_one(
+        &c,
+        "floating_ip[0].internal",
+        "10.9.0.5 is not inside network \"tenant-a\" subnet 10.0.0.0/24",
+    );
+    let mut c = base();
+    let mut dup = c.floating_ips[0].clone();
+    dup.external = ip("203.0.113.11");
+    c.floating_ips.push(dup);
+    expect_one(
+        &c,
+        "floating_ip[1].internal",
+        "10.0.0.5 in network \"tenant-a\" already has a floating IP (floating_ip[0])",
+    );
+}
+
+#[test]
+fn floating_ip_mac_unicast() {
+    let mut c = base();
+    c.floating_ips[0].mac = Some(mac("03:00:00:00:00:01"));
+    expect_one(&c, "floating_ip[0].mac", "is a multicast address");
+    c.floating_ips[0].mac = Some(mac("fa:16:3e:aa:bb:cc"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+// ---- snat ----
+
+#[test]
+fn snat_network_rules() {
+    let mut c = base();
+    c.snat[0].network = "tenant-b".into();
+    expect_one(&c, "snat[0].network", "unknown network \"tenant-b\"");
+    let mut c = base();
+    let mut dup = c.snat[0].clone();
+    dup.external = ip("203.0.113.4");
+    c.snat.push(dup);
+    expect_one(
+        &c,
+        "snat[1].network",
+        "network \"tenant-a\" already has a snat (snat[0])",
+    );
+}
+
+#[test]
+fn snat_external_unicast() {
+    let mut c = base();
+    c.snat[0].external = ip("239.1.1.1");
+    expect_one(&c, "snat[0].external", "239.1.1.1 is not a unicast address");
+}
+
+#[test]
+fn snat_port_range() {
+    let mut c = base();
+    c.snat[0].ports = PortRange { first: 0, last: 10 };
+    expect_one(&c, "snat[0].ports", "0-10: ports start at 1");
+    c.snat[0].ports = PortRange {
+        first: 2000,
+        last: 1999,
+    };
+    expect_one(
+        &c,
+        "snat[0].ports",
+        "2000-1999: the first port is greater than the last",
+    );
+    c.snat[0].ports = PortRange {
+        first: 2000,
+        last: 2000,
+    };
+    expect_one(
+        &c,
+        "snat[0].ports",
+        "2000-2000 holds 1 ports, fewer than the 2 workers",
+    );
+    c.snat[0].ports = PortRange {
+        first: 1,
+        last: 65535,
+    };
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn snat_limits_and_timeouts() {
+    let mut c = base();
+    c.snat[0].max_sessions = 0;
+    expect_one(&c, "snat[0].max_sessions", "0 is outside 1..=100000000");
+    c.snat[0].max_sessions = 100_000_001;
+    expect_one(&c, "snat[0].max_sessions", "is outside 1..=100000000");
+    c.snat[0].max_sessions = 100_000_000;
+    assert_eq!(c.validate(), Ok(()));
+    for field in [
+        "tcp_established_timeout_s",
+        "tcp_transitory_timeout_s",
+        "udp_timeout_s",
+        "icmp_timeout_s",
+    ] {
+        let mut c = base();
+        let s = &mut c.snat[0];
+        match field {
+            "tcp_established_timeout_s" => s.tcp_established_timeout_s = 0,
+            "tcp_transitory_timeout_s" => s.tcp_transitory_timeout_s = 0,
+            "udp_timeout_s" => s.udp_timeout_s = 0,
+            _ => s.icmp_timeout_s = 0,
+        }
+        expect_one(&c, &format!("snat[0].{field}"), "must be at least 1 second");
+    }
+}
+
+// ---- everything at once ----
+
+#[test]
+fn several_mistakes_are_all_reported() {
+    let toml = r#"
+[dataplane]
+workers = 0
+
+[control]
+listen = "0.0.0.0:9477"
+
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24"]
+mtu = 9000
+
+[[port]]
+name = "external"
+iface = "int0"
+addresses = ["10.10.1.1/24"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "198.51.100.1"
+
+[[route]]
+prefix = "10.30.0.1/16"
+port = "external"
+
+[[network]]
+name = "tenant-a"
+port = "external"
+subnet = "10.0.0.0/24"
+gateway = "10.0.0.1"
+gateway_mac = "fa:16:3e:00:00:01"
+
+[[floating_ip]]
+external = "203.0.113.10"
+internal = "10.0.0.5"
+network = "tenant-b"
+
+[[snat]]
+network = "tenant-a"
+external = "203.0.113.3"
+ports = "2000-1000"
+"#;
+    let got: Vec<String> = parse_errors(toml).iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "dataplane.workers: 0 is outside 1..=64",
+            "control.token: required when listen (0.0.0.0:9477) is not a loopback address: the API can change the dataplane",
+            "port[0].mtu: 9000 is outside 68..=3800: AF_XDP frames are 4 KiB and each also holds the receive headroom and the Ethernet header",
+            "port[1].name: duplicate port name \"external\" (also port[0])",
+            "route[0].via: 198.51.100.1 is not on-link on any port",
+            "route[1].prefix: 10.30.0.1/16 has host bits set: did you mean 10.30.0.0/16?",
+            "floating_ip[0].network: unknown network \"tenant-b\"",
+            "snat[0].ports: 2000-1000: the first port is greater than the last",
+        ]
+    );
+}
