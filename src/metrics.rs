@@ -100,7 +100,12 @@ pub enum ArpKind {
 }
 
 impl ArpKind {
-    pub const ALL: [ArpKind; 4] = [ArpKind::Router, ArpKind::Fip, ArpKind::Proxy, ArpKind::Endpoint];
+    pub const ALL: [ArpKind; 4] = [
+        ArpKind::Router,
+        ArpKind::Fip,
+        ArpKind::Proxy,
+        ArpKind::Endpoint,
+    ];
     pub fn label(self) -> &'static str {
         match self {
             ArpKind::Router => "router",
@@ -221,7 +226,6 @@ impl WorkerStats {
     }
 }
 
-
 /// Values the control thread contributes to a scrape.
 #[derive(Clone, Debug, Default)]
 pub struct ControlValues {
@@ -274,16 +278,38 @@ pub fn escape_label(v: &str) -> String {
 
 /// Render the Prometheus text exposition (format 0.0.4) from every worker's counters.
 /// `ports` names the ports in index order.
-pub fn render(workers: &[std::sync::Arc<WorkerStats>], ports: &[String], c: &ControlValues) -> String {
+pub fn render(
+    workers: &[std::sync::Arc<WorkerStats>],
+    ports: &[String],
+    c: &ControlValues,
+) -> String {
     let sum = |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
-    let mut e = Expo { out: String::with_capacity(16 * 1024) };
+    let mut e = Expo {
+        out: String::with_capacity(16 * 1024),
+    };
 
     type PortField = fn(&WorkerStats) -> &[Counter; MAX_PORTS];
     let port_metrics: [(&str, &str, PortField); 4] = [
-        ("port_rx_packets_total", "Packets received on a port.", |w| &w.port_rx_packets),
-        ("port_rx_bytes_total", "Bytes received on a port (Ethernet header included).", |w| &w.port_rx_bytes),
-        ("port_tx_packets_total", "Packets transmitted on a port.", |w| &w.port_tx_packets),
-        ("port_tx_bytes_total", "Bytes transmitted on a port (Ethernet header included).", |w| &w.port_tx_bytes),
+        (
+            "port_rx_packets_total",
+            "Packets received on a port.",
+            |w| &w.port_rx_packets,
+        ),
+        (
+            "port_rx_bytes_total",
+            "Bytes received on a port (Ethernet header included).",
+            |w| &w.port_rx_bytes,
+        ),
+        (
+            "port_tx_packets_total",
+            "Packets transmitted on a port.",
+            |w| &w.port_tx_packets,
+        ),
+        (
+            "port_tx_bytes_total",
+            "Bytes transmitted on a port (Ethernet header included).",
+            |w| &w.port_tx_bytes,
+        ),
     ];
     for (name, help, field) in port_metrics {
         e.header(name, "counter", help);
@@ -292,52 +318,152 @@ pub fn render(workers: &[std::sync::Arc<WorkerStats>], ports: &[String], c: &Con
         }
     }
 
-    e.header("drops_total", "counter", "Packets dropped, by pipeline stage and reason (see the README drop-reason table).");
+    e.header(
+        "drops_total",
+        "counter",
+        "Packets dropped, by pipeline stage and reason (see the README drop-reason table).",
+    );
     for r in DropReason::ALL {
         let v = sum(&|w| w.drops[*r as usize].get());
-        e.sample("drops_total", &[("stage", r.stage()), ("reason", r.label())], v);
+        e.sample(
+            "drops_total",
+            &[("stage", r.stage()), ("reason", r.label())],
+            v,
+        );
     }
 
-    e.header("arp_replies_total", "counter", "ARP replies sent, by what the answered address is.");
+    e.header(
+        "arp_replies_total",
+        "counter",
+        "ARP replies sent, by what the answered address is.",
+    );
     for k in ArpKind::ALL {
-        e.sample("arp_replies_total", &[("kind", k.label())], sum(&|w| w.arp_replies[k as usize].get()));
+        e.sample(
+            "arp_replies_total",
+            &[("kind", k.label())],
+            sum(&|w| w.arp_replies[k as usize].get()),
+        );
     }
-    e.header("arp_requests_sent_total", "counter", "ARP requests sent to resolve next hops.");
-    e.sample("arp_requests_sent_total", &[], sum(&|w| w.arp_requests_sent.get()));
-    e.header("garp_sent_total", "counter", "Gratuitous ARP announcements sent (RFC 5227 section 3).");
+    e.header(
+        "arp_requests_sent_total",
+        "counter",
+        "ARP requests sent to resolve next hops.",
+    );
+    e.sample(
+        "arp_requests_sent_total",
+        &[],
+        sum(&|w| w.arp_requests_sent.get()),
+    );
+    e.header(
+        "garp_sent_total",
+        "counter",
+        "Gratuitous ARP announcements sent (RFC 5227 section 3).",
+    );
     e.sample("garp_sent_total", &[], c.garp_sent);
-    e.header("neighbors", "gauge", "Resolved neighbour entries known to the control thread.");
+    e.header(
+        "neighbors",
+        "gauge",
+        "Resolved neighbour entries known to the control thread.",
+    );
     e.sample("neighbors", &[], c.neighbors);
-    e.header("held_packets", "gauge", "Packets waiting for ARP resolution.");
+    e.header(
+        "held_packets",
+        "gauge",
+        "Packets waiting for ARP resolution.",
+    );
     e.sample("held_packets", &[], sum(&|w| w.held.get()));
 
-    e.header("icmp_errors_total", "counter", "ICMP errors sent, by what they report.");
+    e.header(
+        "icmp_errors_total",
+        "counter",
+        "ICMP errors sent, by what they report.",
+    );
     for k in IcmpKind::ALL {
-        e.sample("icmp_errors_total", &[("type", k.label())], sum(&|w| w.icmp_errors[k as usize].get()));
+        e.sample(
+            "icmp_errors_total",
+            &[("type", k.label())],
+            sum(&|w| w.icmp_errors[k as usize].get()),
+        );
     }
-    e.header("icmp_rate_limited_total", "counter", "ICMP errors suppressed by the per-worker rate limit.");
-    e.sample("icmp_rate_limited_total", &[], sum(&|w| w.icmp_rate_limited.get()));
-    e.header("icmp_echo_replies_total", "counter", "ICMP echo requests to vgate's addresses answered.");
-    e.sample("icmp_echo_replies_total", &[], sum(&|w| w.icmp_echo_replies.get()));
-    e.header("generated_packets_total", "counter", "Packets vgate originated: ARP requests, ICMP errors, extra fragments.");
+    e.header(
+        "icmp_rate_limited_total",
+        "counter",
+        "ICMP errors suppressed by the per-worker rate limit.",
+    );
+    e.sample(
+        "icmp_rate_limited_total",
+        &[],
+        sum(&|w| w.icmp_rate_limited.get()),
+    );
+    e.header(
+        "icmp_echo_replies_total",
+        "counter",
+        "ICMP echo requests to vgate's addresses answered.",
+    );
+    e.sample(
+        "icmp_echo_replies_total",
+        &[],
+        sum(&|w| w.icmp_echo_replies.get()),
+    );
+    e.header(
+        "generated_packets_total",
+        "counter",
+        "Packets vgate originated: ARP requests, ICMP errors, extra fragments.",
+    );
     e.sample("generated_packets_total", &[], sum(&|w| w.generated.get()));
 
-    e.header("worker_polls_total", "counter", "Poll-loop iterations per worker: busy (received packets) or idle.");
+    e.header(
+        "worker_polls_total",
+        "counter",
+        "Poll-loop iterations per worker: busy (received packets) or idle.",
+    );
     for (i, w) in workers.iter().enumerate() {
         let id = i.to_string();
-        e.sample("worker_polls_total", &[("worker", &id), ("result", "busy")], w.polls_busy.get());
-        e.sample("worker_polls_total", &[("worker", &id), ("result", "idle")], w.polls_idle.get());
+        e.sample(
+            "worker_polls_total",
+            &[("worker", &id), ("result", "busy")],
+            w.polls_busy.get(),
+        );
+        e.sample(
+            "worker_polls_total",
+            &[("worker", &id), ("result", "idle")],
+            w.polls_idle.get(),
+        );
     }
-    e.header("worker_rx_packets_total", "counter", "Packets received per worker; divided by busy polls it gives packets per batch.");
+    e.header(
+        "worker_rx_packets_total",
+        "counter",
+        "Packets received per worker; divided by busy polls it gives packets per batch.",
+    );
     for (i, w) in workers.iter().enumerate() {
-        e.sample("worker_rx_packets_total", &[("worker", &i.to_string())], w.batch_packets.get());
+        e.sample(
+            "worker_rx_packets_total",
+            &[("worker", &i.to_string())],
+            w.batch_packets.get(),
+        );
     }
 
-    e.header("config_generation", "gauge", "Generation of the configuration in service (1 at start, +1 per applied change).");
+    e.header(
+        "config_generation",
+        "gauge",
+        "Generation of the configuration in service (1 at start, +1 per applied change).",
+    );
     e.sample("config_generation", &[], c.config_generation);
-    e.header("config_reloads_total", "counter", "Configuration reloads, by result.");
-    e.sample("config_reloads_total", &[("result", "success")], c.reloads_ok);
-    e.sample("config_reloads_total", &[("result", "failure")], c.reloads_failed);
+    e.header(
+        "config_reloads_total",
+        "counter",
+        "Configuration reloads, by result.",
+    );
+    e.sample(
+        "config_reloads_total",
+        &[("result", "success")],
+        c.reloads_ok,
+    );
+    e.sample(
+        "config_reloads_total",
+        &[("result", "failure")],
+        c.reloads_failed,
+    );
     e.out
 }
 
@@ -351,7 +477,10 @@ mod tests {
         for r in DropReason::ALL {
             assert!(seen.insert((r.stage(), r.label())), "{r:?} duplicated");
             for s in [r.stage(), r.label()] {
-                assert!(s.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()));
+                assert!(
+                    s.chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+                );
             }
             assert!(!r.help().is_empty());
         }

@@ -129,7 +129,8 @@ impl<P: Port> Worker<P> {
             let bytes: u64 = q[..r.sent].iter().map(|d| u64::from(d.len)).sum();
             self.stats.port_tx_packets[p].add(r.sent as u64);
             self.stats.port_tx_bytes[p].add(bytes);
-            self.stats.count_drop(DropReason::TxRingFull, r.dropped as u64);
+            self.stats
+                .count_drop(DropReason::TxRingFull, r.dropped as u64);
             q.clear();
         }
         for port in self.ports.iter_mut() {
@@ -159,9 +160,7 @@ impl<P: Port> Worker<P> {
             }
             let _ = self.bus.to_control.force_push(u);
         }
-        self.stats
-            .neighbors
-            .set(self.state.neighbors.len() as u64);
+        self.stats.neighbors.set(self.state.neighbors.len() as u64);
     }
 
     /// Busy-poll until `stop` is set, then give every frame back.

@@ -1,3 +1,263 @@
-//! The control thread: configuration, table snapshots, HTTP API, GARP timers.
+//! The control thread: configuration, table snapshots, HTTP API, neighbour view.
+//!
+//! It never touches packets. It validates a configuration in full, builds a new immutable
+//! [`Snapshot`] off the hot path and swaps it in with one atomic store; workers pick it up
+//! at their next batch. It serves `/metrics` and `/api/v1` from counters the workers write
+//! without locks.
 
+pub mod api;
+pub mod apply;
 pub mod config;
+
+use crate::metrics::{ControlValues, WorkerStats};
+use crate::tables::Snapshot;
+use crate::wire::EthernetAddress;
+use crate::worker::NeighborBus;
+use arc_swap::ArcSwap;
+use config::Config;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// What the control plane knows, shared between the control loop and the HTTP server.
+pub struct ControlState {
+    pub config_path: Option<PathBuf>,
+    pub config: Config,
+    pub generation: u64,
+    pub reloads_ok: u64,
+    pub reloads_failed: u64,
+    pub garp_sent: u64,
+    /// Neighbours learned by the workers: (port, ip) -> mac.
+    pub neighbors: BTreeMap<(u8, u32), EthernetAddress>,
+    /// Start-up facts for `/api/v1/status`: one line per port with its XDP mode.
+    pub port_modes: Vec<String>,
+    pub started: std::time::Instant,
+}
+
+/// Handles shared by the control loop, the HTTP server and `vgate run`.
+#[derive(Clone)]
+pub struct Control {
+    pub state: Arc<Mutex<ControlState>>,
+    pub tables: Arc<ArcSwap<Snapshot>>,
+    pub workers: Arc<Vec<Arc<WorkerStats>>>,
+    pub bus: Arc<NeighborBus>,
+}
+
+/// Why a reload was refused.
+#[derive(Debug)]
+pub struct ReloadError(pub Vec<String>);
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            f.write_str(e)?;
+        }
+        Ok(())
+    }
+}
+
+impl Control {
+    pub fn new(
+        config: Config,
+        config_path: Option<PathBuf>,
+        snapshot: Snapshot,
+        workers: Vec<Arc<WorkerStats>>,
+        bus: Arc<NeighborBus>,
+    ) -> Control {
+        let generation = snapshot.generation;
+        Control {
+            state: Arc::new(Mutex::new(ControlState {
+                config_path,
+                config,
+                generation,
+                reloads_ok: 0,
+                reloads_failed: 0,
+                garp_sent: 0,
+                neighbors: BTreeMap::new(),
+                port_modes: Vec::new(),
+                started: std::time::Instant::now(),
+            })),
+            tables: Arc::new(ArcSwap::from_pointee(snapshot)),
+            workers: Arc::new(workers),
+            bus,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+        // A panic while holding the lock would be a bug in the control plane; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drain neighbours the workers learned into the control view.
+    pub fn collect_neighbors(&self) {
+        let mut st = self.lock();
+        while let Some((port, ip, mac)) = self.bus.to_control.pop() {
+            st.neighbors.insert((port, ip), mac);
+        }
+    }
+
+    /// Re-read the config file and apply it.
+    pub fn reload_from_file(&self) -> Result<u64, ReloadError> {
+        let path = self.lock().config_path.clone();
+        let Some(path) = path else {
+            return Err(ReloadError(vec!["no configuration file to reload".into()]));
+        };
+        match Config::load(&path) {
+            Ok(cfg) => self.apply(cfg),
+            Err(errs) => {
+                self.lock().reloads_failed += 1;
+                Err(ReloadError(errs.0.iter().map(|e| e.to_string()).collect()))
+            }
+        }
+    }
+
+    /// Validate and apply a new configuration as one snapshot swap. Changes that need new
+    /// sockets or threads (ports, workers, dataplane settings) are refused, not half-applied.
+    pub fn apply(&self, cfg: Config) -> Result<u64, ReloadError> {
+        let mut st = self.lock();
+        let restart = restart_needed(&st.config, &cfg);
+        if !restart.is_empty() {
+            st.reloads_failed += 1;
+            return Err(ReloadError(restart));
+        }
+        let generation = st.generation + 1;
+        let old = self.tables.load();
+        let macs: Vec<(String, EthernetAddress)> =
+            old.ports.iter().map(|p| (p.iface.clone(), p.mac)).collect();
+        let lookup = |iface: &str| macs.iter().find(|(i, _)| i == iface).map(|(_, m)| *m);
+        match apply::build_snapshot(&cfg, generation, &lookup) {
+            Ok(snap) => {
+                self.tables.store(Arc::new(snap));
+                log::info!(
+                    "config generation {generation} applied: {}",
+                    describe_change(&st.config, &cfg)
+                );
+                st.config = cfg;
+                st.generation = generation;
+                st.reloads_ok += 1;
+                Ok(generation)
+            }
+            Err(e) => {
+                st.reloads_failed += 1;
+                Err(ReloadError(vec![e]))
+            }
+        }
+    }
+
+    /// Values for a scrape.
+    pub fn control_values(&self) -> ControlValues {
+        let st = self.lock();
+        ControlValues {
+            config_generation: st.generation,
+            reloads_ok: st.reloads_ok,
+            reloads_failed: st.reloads_failed,
+            garp_sent: st.garp_sent,
+            neighbors: st.neighbors.len() as u64,
+        }
+    }
+
+    /// The Prometheus exposition.
+    pub fn metrics_text(&self) -> String {
+        self.collect_neighbors();
+        let cv = self.control_values();
+        let ports: Vec<String> = self
+            .tables
+            .load()
+            .ports
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        crate::metrics::render(&self.workers, &ports, &cv)
+    }
+}
+
+/// Differences between two configs that a reload cannot apply.
+pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if old.dataplane != new.dataplane {
+        v.push("[dataplane] changed: restart vgate to apply it".to_string());
+    }
+    if old.control.listen != new.control.listen || old.control.token != new.control.token {
+        v.push("control.listen or control.token changed: restart vgate to apply it".to_string());
+    }
+    let key = |c: &Config| -> Vec<(String, String, Option<[u8; 6]>)> {
+        c.ports
+            .iter()
+            .map(|p| (p.name.clone(), p.iface.clone(), p.mac.as_ref().map(|m| m.0)))
+            .collect()
+    };
+    if key(old) != key(new) {
+        v.push(
+            "ports added, removed, renamed, reordered or moved to another interface or MAC: restart vgate to apply it"
+                .to_string(),
+        );
+    }
+    v
+}
+
+/// One line saying what a reload changed.
+pub fn describe_change(old: &Config, new: &Config) -> String {
+    let mut parts = Vec::new();
+    let count = |name: &str, a: usize, b: usize, same: bool, parts: &mut Vec<String>| {
+        if !same {
+            parts.push(format!("{name} {a}->{b}"));
+        }
+    };
+    count(
+        "routes",
+        old.routes.len(),
+        new.routes.len(),
+        old.routes == new.routes,
+        &mut parts,
+    );
+    count(
+        "proxy_arp",
+        old.proxy_arp.len(),
+        new.proxy_arp.len(),
+        old.proxy_arp == new.proxy_arp,
+        &mut parts,
+    );
+    count(
+        "ports",
+        old.ports.len(),
+        new.ports.len(),
+        old.ports == new.ports,
+        &mut parts,
+    );
+    count(
+        "floating_ips",
+        old.floating_ips.len(),
+        new.floating_ips.len(),
+        old.floating_ips == new.floating_ips,
+        &mut parts,
+    );
+    count(
+        "snat",
+        old.snat.len(),
+        new.snat.len(),
+        old.snat == new.snat,
+        &mut parts,
+    );
+    count(
+        "networks",
+        old.networks.len(),
+        new.networks.len(),
+        old.networks == new.networks,
+        &mut parts,
+    );
+    count(
+        "endpoints",
+        old.endpoints.len(),
+        new.endpoints.len(),
+        old.endpoints == new.endpoints,
+        &mut parts,
+    );
+    if parts.is_empty() {
+        "no change".to_string()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -29,7 +29,11 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let eth_src = ethernet::Frame::new_unchecked(bytes).src_addr();
 
         // Anti-spoofing: a sender claiming one of our addresses (or one we answer for).
-        if spa != 0 && answers.answer(spa, pinfo.mac).is_some_and(|(m, _)| m != sha) {
+        if spa != 0
+            && answers
+                .answer(spa, pinfo.mac)
+                .is_some_and(|(m, _)| m != sha)
+        {
             b.drop(i, DropReason::ArpSpoofed);
             continue;
         }

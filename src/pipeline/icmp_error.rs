@@ -5,8 +5,8 @@
 use super::{Batch, Ctx, Next, bits};
 use crate::metrics::DropReason;
 use crate::wire::ethernet::{self, HEADER_LEN as ETH, ethertype};
-use crate::wire::ipv4::{self, class};
 use crate::wire::icmp;
+use crate::wire::ipv4::{self, class};
 
 /// RFC 1812 section 4.3.2.3: the error datagram must not exceed 576 bytes.
 pub const MAX_ERROR_DATAGRAM: usize = 576;

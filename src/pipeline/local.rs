@@ -50,9 +50,12 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 b.set_next(i, Next::Route);
                 replies += 1;
             }
-            ipv4::protocol::UDP | ipv4::protocol::TCP => {
-                b.icmp_error(i, DropReason::Ip4LocalUnsupported, IcmpKind::PortUnreachable, 0)
-            }
+            ipv4::protocol::UDP | ipv4::protocol::TCP => b.icmp_error(
+                i,
+                DropReason::Ip4LocalUnsupported,
+                IcmpKind::PortUnreachable,
+                0,
+            ),
             _ => b.icmp_error(
                 i,
                 DropReason::Ip4LocalUnsupported,

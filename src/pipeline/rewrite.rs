@@ -195,7 +195,7 @@ fn copied_options(opts: &[u8], out: &mut [u8; 40]) -> usize {
     while i < opts.len() {
         let t = opts[i];
         match t {
-            0 => break,  // end of option list
+            0 => break, // end of option list
             1 => {
                 i += 1; // no-operation: not copied
                 continue;

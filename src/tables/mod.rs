@@ -51,7 +51,11 @@ impl PortInfo {
 /// Network mask for a prefix length.
 #[inline]
 pub fn mask(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
 }
 
 #[inline]
@@ -141,7 +145,9 @@ impl Snapshot {
 
     /// True when `ip` is one of vgate's own addresses.
     pub fn is_local(&self, ip: u32) -> bool {
-        self.ports.iter().any(|p| p.addrs.iter().any(|(a, _)| *a == ip))
+        self.ports
+            .iter()
+            .any(|p| p.addrs.iter().any(|(a, _)| *a == ip))
     }
 
     /// The port index with this name.

@@ -71,11 +71,22 @@ fn key(port: u8, ip: u32) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Asking; held packets wait in `slot`.
-    Incomplete { probes: u8, next_probe: u64, slot: u32 },
+    Incomplete {
+        probes: u8,
+        next_probe: u64,
+        slot: u32,
+    },
     /// Answered at `confirmed`.
-    Reachable { mac: EthernetAddress, confirmed: u64 },
+    Reachable {
+        mac: EthernetAddress,
+        confirmed: u64,
+    },
     /// Past its reachable time: still used, being re-probed.
-    Probe { mac: EthernetAddress, probes: u8, next_probe: u64 },
+    Probe {
+        mac: EthernetAddress,
+        probes: u8,
+        next_probe: u64,
+    },
 }
 
 /// A neighbour as the API shows it.
@@ -246,11 +257,20 @@ impl NeighborTable {
                     s.len = 0;
                     self.free_slots.push(slot);
                 }
-                *st = State::Reachable { mac, confirmed: now };
+                *st = State::Reachable {
+                    mac,
+                    confirmed: now,
+                };
                 true
             }
             None if create && room => {
-                self.map.insert(k, State::Reachable { mac, confirmed: now });
+                self.map.insert(
+                    k,
+                    State::Reachable {
+                        mac,
+                        confirmed: now,
+                    },
+                );
                 true
             }
             None => false,
@@ -317,7 +337,8 @@ impl NeighborTable {
             if let Some(slot) = slot {
                 let s = &mut self.slots[slot as usize];
                 let port = (k >> 32) as u8;
-                out.failed.extend(s.descs[..s.len].iter().map(|d| (port, *d)));
+                out.failed
+                    .extend(s.descs[..s.len].iter().map(|d| (port, *d)));
                 self.held -= s.len;
                 s.len = 0;
                 self.free_slots.push(slot);
@@ -406,7 +427,10 @@ mod tests {
         assert!(t.is_empty());
         assert_eq!(t.held(), 0);
         // The slot is reusable.
-        assert_eq!(t.resolve(1, 5, d(1), 4 * S), Resolve::Held { request: true });
+        assert_eq!(
+            t.resolve(1, 5, d(1), 4 * S),
+            Resolve::Held { request: true }
+        );
     }
 
     #[test]

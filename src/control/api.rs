@@ -1,0 +1,234 @@
+//! HTTP: `GET /metrics` (Prometheus text format 0.0.4) and the JSON API under `/api/v1`.
+//!
+//! Served by the control plane only; a scrape reads counters the workers write without
+//! locks, so it never blocks a worker. When a token is configured every request needs
+//! `Authorization: Bearer <token>`. Request bodies are limited to [`MAX_BODY`] bytes.
+
+use super::Control;
+use crate::tables::NextHop;
+use serde_json::{Value, json};
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use tiny_http::{Header, Method, Request, Response, Server};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A running HTTP server.
+pub struct ApiServer {
+    server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Bind `addr` and serve in a background thread.
+    pub fn start(
+        addr: std::net::SocketAddr,
+        token: Option<String>,
+        control: Control,
+    ) -> Result<ApiServer, String> {
+        let server =
+            Arc::new(Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        let s = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("vgate-http".into())
+            .spawn(move || {
+                for req in s.incoming_requests() {
+                    handle(req, token.as_deref(), &control);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(ApiServer {
+            server,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop serving and join the thread.
+    pub fn stop(mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    let body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    Response::from_data(body)
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+}
+
+fn header(k: &str, v: &str) -> Header {
+    Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("static header")
+}
+
+fn error(status: u16, msg: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    json_response(status, &json!({ "error": msg }))
+}
+
+/// Constant-time comparison so the token cannot be guessed byte by byte from timing.
+fn token_ok(req: &Request, token: &str) -> bool {
+    let Some(h) = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+    else {
+        return false;
+    };
+    let Some(given) = h.value.as_str().strip_prefix("Bearer ") else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn handle(mut req: Request, token: Option<&str>, control: &Control) {
+    if let Some(t) = token
+        && !token_ok(&req, t)
+    {
+        let _ = req.respond(
+            error(401, "missing or wrong bearer token")
+                .with_header(header("WWW-Authenticate", "Bearer")),
+        );
+        return;
+    }
+    let mut body = Vec::new();
+    if matches!(req.method(), Method::Post | Method::Put | Method::Delete) {
+        if req.body_length().unwrap_or(0) > MAX_BODY {
+            let _ = req.respond(error(413, "request body too large"));
+            return;
+        }
+        if req
+            .as_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .is_err()
+        {
+            let _ = req.respond(error(400, "could not read the request body"));
+            return;
+        }
+        if body.len() > MAX_BODY {
+            let _ = req.respond(error(413, "request body too large"));
+            return;
+        }
+    }
+    let path = req.url().split('?').next().unwrap_or("").to_string();
+    let resp = route(req.method(), &path, &body, control);
+    let _ = req.respond(resp);
+}
+
+fn route(
+    method: &Method,
+    path: &str,
+    _body: &[u8],
+    control: &Control,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    match (method, path) {
+        (Method::Get, "/metrics") => Response::from_string(control.metrics_text()).with_header(
+            header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+        ),
+        (Method::Get, "/api/v1/status") => json_response(200, &status(control)),
+        (Method::Get, "/api/v1/routes") => json_response(200, &routes(control)),
+        (Method::Get, "/api/v1/neighbors") => json_response(200, &neighbors(control)),
+        (Method::Get, "/api/v1/config") => {
+            let st = control.lock();
+            json_response(
+                200,
+                &serde_json::to_value(&st.config).unwrap_or(Value::Null),
+            )
+        }
+        (Method::Post, "/api/v1/reload") => match control.reload_from_file() {
+            Ok(g) => json_response(200, &json!({ "generation": g })),
+            Err(e) => json_response(400, &json!({ "errors": e.0 })),
+        },
+        (
+            _,
+            "/metrics" | "/api/v1/status" | "/api/v1/routes" | "/api/v1/neighbors"
+            | "/api/v1/config" | "/api/v1/reload",
+        ) => error(405, "method not allowed"),
+        _ => error(404, "no such resource"),
+    }
+}
+
+fn ip(a: u32) -> String {
+    Ipv4Addr::from_bits(a).to_string()
+}
+
+fn status(control: &Control) -> Value {
+    let snap = control.tables.load();
+    let st = control.lock();
+    let ports: Vec<Value> = snap
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            json!({
+                "name": p.name,
+                "iface": p.iface,
+                "mac": p.mac.to_string(),
+                "addresses": p.addrs.iter().map(|(a, l)| format!("{}/{l}", ip(*a))).collect::<Vec<_>>(),
+                "mtu": p.mtu,
+                "route_table": snap.tables[p.table as usize].name,
+                "mode": st.port_modes.get(i).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "generation": st.generation,
+        "uptime_seconds": st.started.elapsed().as_secs(),
+        "workers": control.workers.len(),
+        "ports": ports,
+        "neighbors": st.neighbors.len(),
+    })
+}
+
+fn routes(control: &Control) -> Value {
+    let snap = control.tables.load();
+    let mut out = Vec::new();
+    for t in &snap.tables {
+        for r in &t.routes {
+            let (kind, port, via) = match r.nexthop {
+                NextHop::Forward { port, via } => (
+                    "forward",
+                    Some(snap.ports[port as usize].name.clone()),
+                    (via != 0).then(|| ip(via)),
+                ),
+                NextHop::Local { port } => {
+                    ("local", Some(snap.ports[port as usize].name.clone()), None)
+                }
+                NextHop::Broadcast => ("broadcast", None, None),
+            };
+            out.push(json!({
+                "table": t.name,
+                "prefix": format!("{}/{}", ip(r.prefix), r.len),
+                "kind": kind,
+                "port": port,
+                "via": via,
+                "origin": r.origin,
+            }));
+        }
+    }
+    Value::Array(out)
+}
+
+fn neighbors(control: &Control) -> Value {
+    control.collect_neighbors();
+    let snap = control.tables.load();
+    let st = control.lock();
+    Value::Array(
+        st.neighbors
+            .iter()
+            .map(|((port, a), mac)| {
+                json!({
+                    "port": snap.ports.get(*port as usize).map(|p| p.name.clone()),
+                    "ip": ip(*a),
+                    "mac": mac.to_string(),
+                })
+            })
+            .collect(),
+    )
+}

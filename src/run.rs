@@ -1,0 +1,243 @@
+//! `vgate run`: attach AF_XDP sockets, start the workers and the control plane, serve until
+//! SIGTERM/SIGINT, reload on SIGHUP, then detach cleanly.
+
+use crate::control::api::ApiServer;
+use crate::control::apply::{build_snapshot, sysfs_mac};
+use crate::control::config::{self, Config};
+use crate::control::Control;
+use crate::io::afxdp::{self, Umem, UmemConfig, XskConfig, XskPort};
+use crate::io::{FramePool, Port};
+use crate::tables::neighbor::NeighborConfig;
+use crate::worker::{NeighborBus, Worker, pin_to};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Frames per worker UMEM: enough for every port's fill and TX rings plus hold queues.
+const FRAMES_PER_PORT: u32 = 4096;
+const EXTRA_FRAMES: u32 = 8192;
+
+fn xdp_mode(m: config::XdpMode) -> afxdp::XdpMode {
+    match m {
+        config::XdpMode::Auto => afxdp::XdpMode::Auto,
+        config::XdpMode::Native => afxdp::XdpMode::Native,
+        config::XdpMode::Generic => afxdp::XdpMode::Generic,
+    }
+}
+
+fn zero_copy(z: config::ZeroCopy) -> afxdp::ZeroCopy {
+    match z {
+        config::ZeroCopy::Auto => afxdp::ZeroCopy::Auto,
+        config::ZeroCopy::On => afxdp::ZeroCopy::On,
+        config::ZeroCopy::Off => afxdp::ZeroCopy::Off,
+    }
+}
+
+/// A worker's sockets with the UMEM they share. Sockets are closed before the UMEM goes.
+struct WorkerIo {
+    umem: Umem,
+    pool: FramePool,
+    ports: Vec<XskPort>,
+}
+
+fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
+    let nports = cfg.ports.len() as u32;
+    let (umem, mut pool) = Umem::new(UmemConfig {
+        nframes: nports * FRAMES_PER_PORT + EXTRA_FRAMES,
+        ..UmemConfig::default()
+    })
+    .map_err(|e| format!("worker {queue}: cannot create the UMEM: {e}"))?;
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for p in &cfg.ports {
+        let mut xc = XskConfig::new(p.iface.clone(), queue);
+        xc.xdp_mode = xdp_mode(cfg.dataplane.xdp_mode);
+        xc.zero_copy = zero_copy(cfg.dataplane.zero_copy);
+        match XskPort::open(&umem, &mut pool, &xc) {
+            Ok(x) => ports.push(x),
+            Err(e) => {
+                for x in ports {
+                    x.close(&mut pool);
+                }
+                return Err(format!("port {} (iface {} queue {queue}): {e}", p.name, p.iface));
+            }
+        }
+    }
+    Ok(WorkerIo { umem, pool, ports })
+}
+
+/// Run the appliance until a stop signal. Returns the process exit code.
+pub fn run(path: &Path) -> i32 {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("vgate: {} is not valid:", path.display());
+            for e in &errs.0 {
+                eprintln!("  {e}");
+            }
+            return 1;
+        }
+    };
+    if let Err(e) = afxdp::raise_memlock() {
+        log::warn!("could not raise RLIMIT_MEMLOCK: {e}");
+    }
+
+    let nworkers = cfg.dataplane.workers;
+    let mut ios = Vec::with_capacity(nworkers);
+    for q in 0..nworkers {
+        match open_worker_io(&cfg, q as u32) {
+            Ok(io) => ios.push(io),
+            Err(e) => {
+                eprintln!("vgate: {e}");
+                for io in ios {
+                    close_io(io);
+                }
+                return 1;
+            }
+        }
+    }
+
+    let snap = match build_snapshot(&cfg, 1, &sysfs_mac) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vgate: {e}");
+            for io in ios {
+                close_io(io);
+            }
+            return 1;
+        }
+    };
+
+    let bus = Arc::new(NeighborBus::new(nworkers));
+    let mut workers: Vec<(Worker<XskPort>, Umem)> = Vec::with_capacity(nworkers);
+    let mut modes = Vec::new();
+    println!(
+        "vgate {}: {} port(s), {} worker(s), batch {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.ports.len(),
+        nworkers,
+        cfg.dataplane.batch_size
+    );
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let info = &snap.ports[i];
+        let att = ios[0].ports[i].attachment().to_string();
+        let addrs: Vec<String> = p.addresses.iter().map(|a| a.to_string()).collect();
+        println!(
+            "  port {}: {att}; mac {}, {}, mtu {}",
+            p.name,
+            info.mac,
+            if addrs.is_empty() { "no address".to_string() } else { addrs.join(" ") },
+            p.mtu
+        );
+        modes.push(att);
+    }
+
+    let control = Control::new(cfg.clone(), Some(path.to_path_buf()), snap, Vec::new(), bus.clone());
+    for (i, io) in ios.into_iter().enumerate() {
+        let w = Worker::new(
+            i,
+            io.ports,
+            io.pool,
+            control.tables.clone(),
+            bus.clone(),
+            cfg.dataplane.batch_size,
+            NeighborConfig::default(),
+        );
+        workers.push((w, io.umem));
+    }
+    let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();
+    let control = Control {
+        workers: Arc::new(stats),
+        ..control
+    };
+    control
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .port_modes = modes;
+
+    let api = match ApiServer::start(cfg.control.listen, cfg.control.token.clone(), control.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("vgate: {e}");
+            for (w, umem) in workers {
+                close_worker(w, umem);
+            }
+            return 1;
+        }
+    };
+    println!("  http: http://{}/metrics and /api/v1", cfg.control.listen);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            log::warn!("cannot handle signal {sig}: {e}");
+        }
+    }
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone()) {
+        log::warn!("cannot handle SIGHUP: {e}");
+    }
+
+    let mut threads = Vec::new();
+    for (i, (mut w, umem)) in workers.into_iter().enumerate() {
+        let stop = stop.clone();
+        let cpu = cfg.dataplane.cpus.as_ref().and_then(|c| c.get(i).copied());
+        let t = std::thread::Builder::new()
+            .name(format!("vgate-w{i}"))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    if pin_to(cpu) {
+                        log::info!("worker {i} pinned to cpu {cpu}");
+                    } else {
+                        log::warn!("worker {i}: could not pin to cpu {cpu}");
+                    }
+                }
+                w.run(&stop);
+                close_worker(w, umem);
+            });
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                eprintln!("vgate: cannot start worker {i}: {e}");
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    println!("  running; SIGHUP reloads, SIGTERM stops");
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        control.collect_neighbors();
+        if hup.swap(false, Ordering::Relaxed) {
+            match control.reload_from_file() {
+                Ok(g) => log::info!("SIGHUP: configuration generation {g} in service"),
+                Err(e) => log::error!("SIGHUP: configuration refused, the running one stays:\n{e}"),
+            }
+        }
+    }
+    log::info!("stopping");
+    for t in threads {
+        let _ = t.join();
+    }
+    api.stop();
+    println!("vgate stopped; XDP programs detached");
+    0
+}
+
+fn close_io(io: WorkerIo) {
+    let WorkerIo { umem, mut pool, ports } = io;
+    for p in ports {
+        p.close(&mut pool);
+    }
+    drop(umem);
+}
+
+fn close_worker(w: Worker<XskPort>, umem: Umem) {
+    let Worker { ports, mut pool, .. } = w;
+    for mut p in ports {
+        p.drain(&mut pool);
+        p.close(&mut pool);
+    }
+    drop(umem);
+}

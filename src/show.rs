@@ -1,0 +1,211 @@
+//! `vgate show`: read the HTTP API of a running vgate and print aligned tables.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// GET `path` from `addr`; returns (status, body).
+pub fn http_get(addr: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or("malformed HTTP response")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("malformed HTTP status line")?;
+    Ok((status, body.to_string()))
+}
+
+/// Print rows as a table with aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}  ", width = w[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(x) => x.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Render the JSON of `what` as the table `vgate show` prints.
+pub fn render(what: &str, body: &str) -> Result<String, String> {
+    if what == "stats" {
+        return Ok(render_stats(body));
+    }
+    let v: Value = serde_json::from_str(body).map_err(|e| format!("bad JSON from the API: {e}"))?;
+    Ok(match what {
+        "routes" => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            ["table", "prefix", "kind", "via", "port", "origin"]
+                                .iter()
+                                .map(|k| s(&r[*k]))
+                                .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["TABLE", "PREFIX", "KIND", "VIA", "PORT", "ORIGIN"], &rows)
+        }
+        "neighbors" => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| ["port", "ip", "mac"].iter().map(|k| s(&r[*k])).collect())
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["PORT", "IP", "MAC"], &rows)
+        }
+        _ => {
+            let out = format!(
+                "vgate {} generation {} up {}s, {} worker(s), {} neighbour(s)\n",
+                s(&v["version"]),
+                s(&v["generation"]),
+                s(&v["uptime_seconds"]),
+                s(&v["workers"]),
+                s(&v["neighbors"])
+            );
+            let rows: Vec<Vec<String>> = v["ports"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            vec![
+                                s(&p["name"]),
+                                s(&p["iface"]),
+                                s(&p["mac"]),
+                                p["addresses"]
+                                    .as_array()
+                                    .map(|x| x.iter().map(s).collect::<Vec<_>>().join(","))
+                                    .unwrap_or_default(),
+                                s(&p["mtu"]),
+                                s(&p["mode"]),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out + &table(&["PORT", "IFACE", "MAC", "ADDRESSES", "MTU", "MODE"], &rows)
+        }
+    })
+}
+
+/// Non-zero samples of the exposition, one per row.
+fn render_stats(body: &str) -> String {
+    let rows: Vec<Vec<String>> = body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, val) = l.rsplit_once(' ')?;
+            (val != "0").then(|| {
+                vec![
+                    name.trim_start_matches("vgate_").to_string(),
+                    val.to_string(),
+                ]
+            })
+        })
+        .collect();
+    table(&["METRIC", "VALUE"], &rows)
+}
+
+/// `vgate show WHAT`. Returns the exit code.
+pub fn show(what: &str, api: &str, token: Option<&str>, json: bool) -> i32 {
+    let path = if what == "stats" {
+        "/metrics".to_string()
+    } else {
+        format!("/api/v1/{what}")
+    };
+    match http_get(api, &path, token) {
+        Ok((200, body)) if json => {
+            print!("{body}");
+            0
+        }
+        Ok((200, body)) => match render(what, &body) {
+            Ok(t) => {
+                print!("{t}");
+                0
+            }
+            Err(e) => {
+                eprintln!("vgate show: {e}");
+                1
+            }
+        },
+        Ok((code, body)) => {
+            eprintln!("vgate show: HTTP {code}: {}", body.trim());
+            1
+        }
+        Err(e) => {
+            eprintln!("vgate show: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_table() {
+        let t = table(
+            &["A", "LONGER"],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+        );
+        assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
+    }
+
+    #[test]
+    fn routes_from_json() {
+        let body = r#"[{"table":"main","prefix":"0.0.0.0/0","kind":"forward","via":"203.0.113.1","port":"external","origin":"static"}]"#;
+        let t = render("routes", body).unwrap();
+        assert!(
+            t.contains("main   0.0.0.0/0  forward  203.0.113.1  external  static"),
+            "{t}"
+        );
+    }
+}

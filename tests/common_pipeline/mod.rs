@@ -1,0 +1,206 @@
+//! A worker on the in-memory backend with a manual clock: frames in, frames and counters out.
+#![allow(dead_code, clippy::too_many_arguments)]
+
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use vgate::control::apply::build_snapshot;
+use vgate::control::config::Config;
+use vgate::io::FramePool;
+use vgate::io::mem::MemPort;
+use vgate::metrics::{DropReason, WorkerStats};
+use vgate::tables::Snapshot;
+use vgate::tables::neighbor::NeighborConfig;
+use vgate::wire::EthernetAddress;
+use vgate::worker::{NeighborBus, Worker};
+
+pub const SEC: u64 = 1_000_000_000;
+
+pub struct Harness {
+    pub w: Worker<MemPort>,
+    pub now: u64,
+}
+
+pub fn snapshot(toml: &str, generation: u64) -> Snapshot {
+    let cfg = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("config: {e}"));
+    build_snapshot(&cfg, generation, &|_| {
+        Some(EthernetAddress([2, 0, 0, 0, 0, 0xee]))
+    })
+    .expect("snapshot")
+}
+
+impl Harness {
+    pub fn new(toml: &str) -> Harness {
+        Self::with_neighbors(toml, NeighborConfig::default())
+    }
+
+    pub fn with_neighbors(toml: &str, ncfg: NeighborConfig) -> Harness {
+        let snap = snapshot(toml, 1);
+        let nports = snap.ports.len();
+        let tables = Arc::new(ArcSwap::from_pointee(snap));
+        let ports = (0..nports).map(|_| MemPort::new()).collect();
+        let w = Worker::new(
+            0,
+            ports,
+            FramePool::new_heap(4096),
+            tables,
+            Arc::new(NeighborBus::new(1)),
+            64,
+            ncfg,
+        );
+        Harness { w, now: SEC }
+    }
+
+    pub fn port(&self, name: &str) -> usize {
+        self.w.tables.load().port_by_name(name).expect("port")
+    }
+
+    pub fn inject(&mut self, port: &str, frame: &[u8]) {
+        let p = self.port(port);
+        self.w.ports[p].inject(frame);
+    }
+
+    /// Run polls until nothing is left to receive.
+    pub fn run(&mut self) {
+        for _ in 0..64 {
+            self.now += 1_000;
+            self.w.poll_once(self.now);
+            if self.w.ports.iter().all(|p| p.rx.is_empty()) {
+                break;
+            }
+        }
+    }
+
+    /// Advance the clock and poll (timers run).
+    pub fn advance(&mut self, ns: u64) {
+        self.now += ns;
+        self.w.poll_once(self.now);
+    }
+
+    pub fn tx(&mut self, port: &str) -> Vec<Vec<u8>> {
+        let p = self.port(port);
+        self.w.ports[p].take_tx()
+    }
+
+    pub fn stats(&self) -> &WorkerStats {
+        &self.w.stats
+    }
+
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.w.stats.drop_count(r)
+    }
+
+    /// Every frame is back in the pool or accounted for (held ones).
+    pub fn frames_in_use(&self) -> usize {
+        self.w.pool.nframes() - self.w.pool.free_count()
+    }
+}
+
+// ---- frame builders (etherparse builds the packets: an independent implementation) ----
+
+pub fn mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (i, p) in s.split(':').enumerate() {
+        m[i] = u8::from_str_radix(p, 16).unwrap();
+    }
+    m
+}
+
+pub fn ip(s: &str) -> [u8; 4] {
+    s.parse::<std::net::Ipv4Addr>().unwrap().octets()
+}
+
+pub fn arp_frame(
+    op: u16,
+    src_mac: &str,
+    sender_ip: &str,
+    target_mac: &str,
+    target_ip: &str,
+    eth_dst: &str,
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&mac(eth_dst));
+    f.extend_from_slice(&mac(src_mac));
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, op as u8]);
+    f.extend_from_slice(&mac(src_mac));
+    f.extend_from_slice(&ip(sender_ip));
+    f.extend_from_slice(&mac(target_mac));
+    f.extend_from_slice(&ip(target_ip));
+    f.resize(60, 0); // minimum Ethernet frame with padding
+    f
+}
+
+pub fn arp_request(src_mac: &str, sender_ip: &str, target_ip: &str) -> Vec<u8> {
+    arp_frame(
+        1,
+        src_mac,
+        sender_ip,
+        "00:00:00:00:00:00",
+        target_ip,
+        "ff:ff:ff:ff:ff:ff",
+    )
+}
+
+pub fn arp_reply(src_mac: &str, sender_ip: &str, dst_mac: &str, target_ip: &str) -> Vec<u8> {
+    arp_frame(2, src_mac, sender_ip, dst_mac, target_ip, dst_mac)
+}
+
+pub fn icmp_echo(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    id: u16,
+    seq: u16,
+    payload_len: usize,
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv4(ip(src), ip(dst), ttl)
+        .icmpv4_echo_request(id, seq);
+    let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+pub fn udp(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    payload_len: usize,
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv4(ip(src), ip(dst), ttl)
+        .udp(sport, dport);
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7) as u8).collect();
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+/// Set or clear DF in an Ethernet+IPv4 frame, fixing the header checksum.
+pub fn set_df(frame: &mut [u8], df: bool) {
+    if df {
+        frame[20] |= 0x40;
+    } else {
+        frame[20] &= !0x40;
+    }
+    fix_ip_checksum(frame);
+}
+
+pub fn fix_ip_checksum(frame: &mut [u8]) {
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[24] = 0;
+    frame[25] = 0;
+    let c = vgate::wire::checksum::checksum(&frame[14..14 + ihl]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Parse an Ethernet frame with etherparse (independent check of what vgate emitted).
+pub fn parse(frame: &[u8]) -> etherparse::SlicedPacket<'_> {
+    etherparse::SlicedPacket::from_ethernet(frame).expect("etherparse accepts the frame")
+}
