@@ -1,1 +1,0 @@
-//! AF_XDP backend.
