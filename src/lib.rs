@@ -8,6 +8,7 @@ pub mod control;
 pub mod io;
 pub mod metrics;
 pub mod pipeline;
+pub mod run;
 pub mod show;
 pub mod tables;
 pub mod wire;

@@ -1,1 +1,110 @@
-fn main() {}
+//! The `vgate` command: run | check | show | lab.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vgate", version, about = "Userspace AF_XDP gateway router")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the appliance: attach to every [[port]] interface and forward until SIGTERM.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file (the interfaces need not exist on this host).
+    Check { file: PathBuf },
+    /// Print tables from a running vgate's HTTP API.
+    Show {
+        what: ShowWhat,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:9477")]
+        api: String,
+        /// Bearer token, when the API requires one (also read from VGATE_TOKEN).
+        #[arg(long, env = "VGATE_TOKEN")]
+        token: Option<String>,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the veth/netns demo topology on this machine and run traffic through vgate.
+    Lab {
+        action: LabAction,
+        /// Configuration for vgate inside the lab (default: conf/lab.toml).
+        #[arg(long, default_value = "conf/lab.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShowWhat {
+    Routes,
+    Neighbors,
+    Stats,
+    Status,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LabAction {
+    Up,
+    Down,
+    Demo,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Run { config } => vgate::run::run(&config),
+        Cmd::Check { file } => check(&file),
+        Cmd::Show {
+            what,
+            api,
+            token,
+            json,
+        } => vgate::show::show(
+            match what {
+                ShowWhat::Routes => "routes",
+                ShowWhat::Neighbors => "neighbors",
+                ShowWhat::Stats => "stats",
+                ShowWhat::Status => "status",
+            },
+            &api,
+            token.as_deref(),
+            json,
+        ),
+        Cmd::Lab { .. } => 2,
+    };
+    ExitCode::from(code as u8)
+}
+
+fn check(file: &std::path::Path) -> i32 {
+    match vgate::control::config::Config::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: OK ({} port(s), {} route(s), {} network(s), {} floating IP(s))",
+                file.display(),
+                c.ports.len(),
+                c.routes.len(),
+                c.networks.len(),
+                c.floating_ips.len()
+            );
+            0
+        }
+        Err(errs) => {
+            eprintln!("{}: {} error(s)", file.display(), errs.0.len());
+            for e in &errs.0 {
+                eprintln!("  {e}");
+            }
+            1
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! `vgate run`: attach AF_XDP sockets, start the workers and the control plane, serve until
 //! SIGTERM/SIGINT, reload on SIGHUP, then detach cleanly.
 
+use crate::control::Control;
 use crate::control::api::ApiServer;
 use crate::control::apply::{build_snapshot, sysfs_mac};
 use crate::control::config::{self, Config};
-use crate::control::Control;
 use crate::io::afxdp::{self, Umem, UmemConfig, XskConfig, XskPort};
 use crate::io::{FramePool, Port};
 use crate::tables::neighbor::NeighborConfig;
@@ -59,7 +59,10 @@ fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
                 for x in ports {
                     x.close(&mut pool);
                 }
-                return Err(format!("port {} (iface {} queue {queue}): {e}", p.name, p.iface));
+                return Err(format!(
+                    "port {} (iface {} queue {queue}): {e}",
+                    p.name, p.iface
+                ));
             }
         }
     }
@@ -126,13 +129,23 @@ pub fn run(path: &Path) -> i32 {
             "  port {}: {att}; mac {}, {}, mtu {}",
             p.name,
             info.mac,
-            if addrs.is_empty() { "no address".to_string() } else { addrs.join(" ") },
+            if addrs.is_empty() {
+                "no address".to_string()
+            } else {
+                addrs.join(" ")
+            },
             p.mtu
         );
         modes.push(att);
     }
 
-    let control = Control::new(cfg.clone(), Some(path.to_path_buf()), snap, Vec::new(), bus.clone());
+    let control = Control::new(
+        cfg.clone(),
+        Some(path.to_path_buf()),
+        snap,
+        Vec::new(),
+        bus.clone(),
+    );
     for (i, io) in ios.into_iter().enumerate() {
         let w = Worker::new(
             i,
@@ -156,7 +169,11 @@ pub fn run(path: &Path) -> i32 {
         .unwrap_or_else(|e| e.into_inner())
         .port_modes = modes;
 
-    let api = match ApiServer::start(cfg.control.listen, cfg.control.token.clone(), control.clone()) {
+    let api = match ApiServer::start(
+        cfg.control.listen,
+        cfg.control.token.clone(),
+        control.clone(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("vgate: {e}");
@@ -181,7 +198,7 @@ pub fn run(path: &Path) -> i32 {
 
     let mut threads = Vec::new();
     for (i, (mut w, umem)) in workers.into_iter().enumerate() {
-        let stop = stop.clone();
+        let wstop = stop.clone();
         let cpu = cfg.dataplane.cpus.as_ref().and_then(|c| c.get(i).copied());
         let t = std::thread::Builder::new()
             .name(format!("vgate-w{i}"))
@@ -193,7 +210,7 @@ pub fn run(path: &Path) -> i32 {
                         log::warn!("worker {i}: could not pin to cpu {cpu}");
                     }
                 }
-                w.run(&stop);
+                w.run(&wstop);
                 close_worker(w, umem);
             });
         match t {
@@ -226,7 +243,11 @@ pub fn run(path: &Path) -> i32 {
 }
 
 fn close_io(io: WorkerIo) {
-    let WorkerIo { umem, mut pool, ports } = io;
+    let WorkerIo {
+        umem,
+        mut pool,
+        ports,
+    } = io;
     for p in ports {
         p.close(&mut pool);
     }
@@ -234,7 +255,9 @@ fn close_io(io: WorkerIo) {
 }
 
 fn close_worker(w: Worker<XskPort>, umem: Umem) {
-    let Worker { ports, mut pool, .. } = w;
+    let Worker {
+        ports, mut pool, ..
+    } = w;
     for mut p in ports {
         p.drain(&mut pool);
         p.close(&mut pool);
