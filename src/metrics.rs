@@ -197,6 +197,8 @@ pub struct WorkerStats {
     pub icmp_echo_replies: Counter,
     pub polls_busy: Counter,
     pub polls_idle: Counter,
+    /// Times an adaptive worker slept in poll(2) for lack of traffic.
+    pub idle_sleeps: Counter,
     pub batch_packets: Counter,
     /// Packets vgate originated (ARP requests, fragments beyond the first); with rx, tx,
     /// drops and held packets this closes the books: rx + generated = tx + drops + held.

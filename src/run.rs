@@ -199,6 +199,7 @@ pub fn run(path: &Path) -> i32 {
     let mut threads = Vec::new();
     for (i, (mut w, umem)) in workers.into_iter().enumerate() {
         let wstop = stop.clone();
+        let adaptive = cfg.dataplane.poll == config::PollMode::Adaptive;
         let cpu = cfg.dataplane.cpus.as_ref().and_then(|c| c.get(i).copied());
         let t = std::thread::Builder::new()
             .name(format!("vgate-w{i}"))
@@ -210,7 +211,7 @@ pub fn run(path: &Path) -> i32 {
                         log::warn!("worker {i}: could not pin to cpu {cpu}");
                     }
                 }
-                w.run(&wstop);
+                w.run(&wstop, adaptive);
                 close_worker(w, umem);
             });
         match t {

@@ -35,6 +35,9 @@ impl NeighborBus {
     }
 }
 
+/// Empty polls in a row before an adaptive worker sleeps (a few tens of microseconds).
+const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
+
 /// How often timers (ARP retries) run.
 const TICK_NS: u64 = 10_000_000;
 
@@ -163,20 +166,35 @@ impl<P: Port> Worker<P> {
         self.stats.neighbors.set(self.state.neighbors.len() as u64);
     }
 
-    /// Busy-poll until `stop` is set, then give every frame back.
-    pub fn run(&mut self, stop: &AtomicBool) {
+    /// Poll until `stop` is set, then give every frame back. With `adaptive`, a run of
+    /// empty polls puts the worker to sleep in one `poll(2)` on all its sockets (woken by the
+    /// first packet, or after 1 ms for timers); under load it never sleeps.
+    pub fn run(&mut self, stop: &AtomicBool, adaptive: bool) {
         let epoch = Instant::now();
-        let mut idle_spins = 0u32;
+        let mut idle_polls = 0u32;
+        let mut fds: Vec<libc::pollfd> = self
+            .ports
+            .iter()
+            .filter_map(|p| p.poll_fd())
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
         while !stop.load(Ordering::Relaxed) {
             let now = epoch.elapsed().as_nanos() as u64;
-            if self.poll_once(now) == 0 {
-                idle_spins += 1;
-                // Stay in poll mode but let the sibling hyperthread breathe.
-                if idle_spins > 64 {
-                    std::hint::spin_loop();
-                }
+            if self.poll_once(now) != 0 {
+                idle_polls = 0;
+                continue;
+            }
+            idle_polls += 1;
+            if adaptive && idle_polls >= IDLE_POLLS_BEFORE_SLEEP && !fds.is_empty() {
+                // SAFETY: fds is a valid array of pollfd for the duration of the call.
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1) };
+                self.stats.idle_sleeps.add(1);
             } else {
-                idle_spins = 0;
+                std::hint::spin_loop();
             }
         }
         for port in self.ports.iter_mut() {

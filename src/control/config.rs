@@ -22,7 +22,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use types::{Ipv4Cidr, MacAddr, PortRange, XdpMode, ZeroCopy};
+pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
 pub const MAX_WORKERS: usize = 64;
@@ -114,6 +114,8 @@ pub struct Dataplane {
     pub batch_size: usize,
     pub xdp_mode: XdpMode,
     pub zero_copy: ZeroCopy,
+    /// How an idle worker waits: "adaptive" (default) or "busy".
+    pub poll: PollMode,
 }
 
 impl Default for Dataplane {
@@ -124,6 +126,7 @@ impl Default for Dataplane {
             batch_size: 64,
             xdp_mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
+            poll: PollMode::Adaptive,
         }
     }
 }

@@ -249,4 +249,9 @@ pub trait Port {
 
     /// Release every frame the port holds back to the pool (shutdown).
     fn drain(&mut self, pool: &mut FramePool);
+
+    /// A file descriptor that becomes readable when packets arrive, for idle sleeping.
+    fn poll_fd(&self) -> Option<i32> {
+        None
+    }
 }

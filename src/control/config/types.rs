@@ -257,6 +257,27 @@ impl fmt::Display for ZeroCopy {
     }
 }
 
+/// How an idle worker waits (`dataplane.poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollMode {
+    /// Busy-poll, but after a run of empty polls sleep in `poll(2)` on the sockets (up to 1 ms)
+    /// until traffic returns, as VPP's adaptive mode does: no CPU burnt on an idle gateway.
+    #[default]
+    Adaptive,
+    /// Busy-poll always: lowest latency, one full core per worker.
+    Busy,
+}
+
+impl fmt::Display for PollMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PollMode::Adaptive => "adaptive",
+            PollMode::Busy => "busy",
+        })
+    }
+}
+
 /// A plain decimal number: ASCII digits only (`str::parse` would also take a leading `+`).
 fn parse_decimal(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {

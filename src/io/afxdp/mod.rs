@@ -852,6 +852,10 @@ impl Drop for XskPort {
 }
 
 impl Port for XskPort {
+    fn poll_fd(&self) -> Option<i32> {
+        Some(self.fd())
+    }
+
     #[inline]
     fn rx_burst(&mut self, pool: &mut FramePool, out: &mut [Desc]) -> usize {
         if self.drained || out.is_empty() {

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and pipeline tests, and the end-to-end tests
+# that run vgate between network namespaces (root). Usage: sudo tests/run-all.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tests/setup-host.sh
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo build --release
+# The end-to-end tests start the release binary; debug builds would measure nothing useful.
+VGATE_BIN="$PWD/target/release/vgate" cargo test --release -- --test-threads=2

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing vgate needs on Debian 12 (run as root), and mounts bpffs.
+set -euo pipefail
+packages=(
+  # libxdp/libbpf are built from source by libxdp-sys
+  build-essential libelf-dev zlib1g-dev clang llvm pkg-config libpcap-dev m4
+  # test peers and tools
+  iproute2 iputils-ping iputils-arping netcat-openbsd iperf3 tcpdump tshark python3-scapy
+  ethtool curl prometheus netsniff-ng openvswitch-switch valgrind
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
