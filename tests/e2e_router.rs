@@ -1,0 +1,239 @@
+//! End to end, as root: vgate on AF_XDP between two network namespaces whose Linux stacks are
+//! the peers. Skips (with a message) when not root.
+
+mod common;
+
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use vgate::lab::{Lab, Role, RouterMode};
+
+/// The lab topology without a default route, so "no route" can be tested.
+const CONF: &str = r#"
+[dataplane]
+workers = 1
+xdp_mode = "native"
+
+[control]
+listen = "127.0.0.1:9477"
+
+[[port]]
+name = "external"
+iface = "vg-ext"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "internal"
+iface = "vg-int"
+addresses = ["10.10.1.1/24"]
+
+[[route]]
+prefix = "198.51.100.0/24"
+via = "203.0.113.1"
+
+[[proxy_arp]]
+port = "external"
+prefix = "203.0.113.128/25"
+"#;
+
+struct Vgate {
+    child: Option<Child>,
+    ns: String,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Vgate {
+    fn start(lab: &Lab, conf: &str) -> Vgate {
+        let dir = std::env::temp_dir().join(format!("vgate-e2e-{}", unique_prefix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vgate.toml");
+        std::fs::write(&path, conf).unwrap();
+        let ns = lab.ns(Role::Router);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_vgate"), "run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd.spawn().expect("start vgate");
+        let v = Vgate {
+            child: Some(child),
+            ns: ns.clone(),
+            _dir: TempDir(dir),
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || http_get(&ns, "http://127.0.0.1:9477/api/v1/status")
+                .is_some_and(|r| r.status == 200)),
+            "vgate did not come up"
+        );
+        v
+    }
+
+    fn metrics(&self) -> String {
+        http_get(&self.ns, "http://127.0.0.1:9477/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default()
+    }
+
+    fn metric(&self, sample: &str) -> u64 {
+        metric_value(&self.metrics(), sample)
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    fn stop(mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // `ip netns exec` execs vgate, so the child pid is vgate itself.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for Vgate {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            for _ in 0..60 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of one sample line (`name{labels}`) in an exposition; 0 if absent.
+fn metric_value(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn setup(conf: &str) -> Option<(Lab, Vgate)> {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let lab = lab_up(RouterMode::Vgate);
+    let vg = Vgate::start(&lab, conf);
+    Some((lab, vg))
+}
+
+fn ping_out(lab: &Lab, role: Role, args: &[&str]) -> String {
+    let mut cmd = vec!["ping"];
+    cmd.extend_from_slice(args);
+    let out = lab.exec(role, &cmd).expect("ping");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ping_and_tcp_through_vgate() {
+    let Some((lab, vg)) = setup(CONF) else { return };
+    let client = lab.ns(Role::Client);
+    let inet = lab.ns(Role::Inet);
+    // The router's own addresses, from both sides.
+    assert_eq!(ping(&client, "10.10.1.1", 3), (3, 3));
+    assert_eq!(ping(&inet, "203.0.113.2", 3), (3, 3));
+    // Through the router.
+    assert_eq!(ping(&client, "203.0.113.1", 5), (5, 5));
+    let echo = vg.metric("vgate_icmp_echo_replies_total");
+    assert_eq!(echo, 6);
+    // 10 MB of TCP, byte-exact count at the receiver.
+    let bytes = 10 * 1024 * 1024;
+    assert_eq!(tcp_transfer(&lab, Role::Client, Role::Inet, "203.0.113.1", bytes), bytes);
+    let m = vg.metrics();
+    assert!(metric_value(&m, "vgate_port_tx_bytes_total{port=\"external\"}") > bytes);
+    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"tx\",reason=\"ring_full\"}"), 0);
+    assert_eq!(vg.stop(), Some(0), "clean exit on SIGTERM");
+    // XDP programs detached: the interfaces are as they were.
+    let links = lab.run(Role::Router, &["ip", "-d", "link", "show"]).unwrap();
+    assert!(!links.contains("prog/xdp"), "XDP left attached:\n{links}");
+}
+
+#[test]
+fn arp_answers_only_for_owned_and_proxied() {
+    let Some((lab, vg)) = setup(CONF) else { return };
+    let inet = lab.ns(Role::Inet);
+    let ext_mac = lab.mac(Role::Router, "vg-ext").unwrap();
+    let iface = lab.inet_iface();
+    assert_eq!(arping(&inet, &iface, "203.0.113.2").as_deref(), Some(ext_mac.as_str()));
+    assert_eq!(arping(&inet, &iface, "203.0.113.200").as_deref(), Some(ext_mac.as_str()));
+    let before = vg.metric("vgate_drops_total{stage=\"arp\",reason=\"not_ours\"}");
+    assert_eq!(arping(&inet, &iface, "203.0.113.77"), None);
+    // The internal address is not answered on the external segment (no ARP flux).
+    assert_eq!(arping(&inet, &iface, "10.10.1.1"), None);
+    let after = vg.metric("vgate_drops_total{stage=\"arp\",reason=\"not_ours\"}");
+    // arping -c 1 sends one request per run (it may retransmit within -w; count at least 2).
+    assert!(after - before >= 2, "not_ours rose by {}", after - before);
+    assert_eq!(vg.metric("vgate_arp_replies_total{kind=\"proxy\"}"), 1);
+}
+
+#[test]
+fn icmp_errors_time_exceeded_and_net_unreachable() {
+    let Some((lab, vg)) = setup(CONF) else { return };
+    let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "2", "-t", "1", "198.51.100.7"]);
+    assert!(out.contains("From 10.10.1.1") && out.contains("Time to live exceeded"), "{out}");
+    let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "2", "192.0.2.5"]);
+    assert!(out.contains("From 10.10.1.1") && out.contains("Destination Net Unreachable"), "{out}");
+    let m = vg.metrics();
+    assert_eq!(metric_value(&m, "vgate_icmp_errors_total{type=\"time_exceeded\"}"), 1);
+    assert_eq!(metric_value(&m, "vgate_icmp_errors_total{type=\"net_unreachable\"}"), 1);
+    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"route\",reason=\"no_route\"}"), 1);
+    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"route\",reason=\"ttl_expired\"}"), 1);
+}
+
+#[test]
+fn unresolvable_next_hop_gives_host_unreachable() {
+    // 198.51.100.0/24 via an address nobody answers for.
+    let conf = CONF.replace("via = \"203.0.113.1\"", "via = \"203.0.113.9\"");
+    let Some((lab, vg)) = setup(&conf) else { return };
+    let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "6", "198.51.100.7"]);
+    assert!(out.contains("Destination Host Unreachable"), "{out}");
+    assert_eq!(vg.metric("vgate_drops_total{stage=\"rewrite\",reason=\"neighbor_unresolved\"}"), 1);
+    assert_eq!(vg.metric("vgate_arp_requests_sent_total"), 3);
+}
+
+#[test]
+fn bad_config_refused_with_every_error() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vgate-bad-{}", unique_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        CONF.replace("203.0.113.128/25", "203.0.113.129/25")
+            .replace("via = \"203.0.113.1\"", "via = \"192.0.2.1\""),
+    )
+    .unwrap();
+    for sub in [&["check"][..], &["run", "--config"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vgate"))
+            .args(sub)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{sub:?}: {err}");
+        assert!(err.contains("route[0].via"), "{err}");
+        assert!(err.contains("proxy_arp[0].prefix"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
