@@ -6,4 +6,5 @@
 
 pub mod control;
 pub mod io;
+pub mod lab;
 pub mod tables;
