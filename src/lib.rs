@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod io;
+pub mod lab;
 pub mod metrics;
 pub mod pipeline;
 pub mod run;
