@@ -81,7 +81,14 @@ fn main() -> ExitCode {
             token.as_deref(),
             json,
         ),
-        Cmd::Lab { .. } => 2,
+        Cmd::Lab { action, config } => vgate::lab::cli(
+            match action {
+                LabAction::Up => "up",
+                LabAction::Down => "down",
+                LabAction::Demo => "demo",
+            },
+            &config,
+        ),
     };
     ExitCode::from(code as u8)
 }

@@ -433,6 +433,18 @@ pub fn render(
         );
     }
     e.header(
+        "worker_idle_sleeps_total",
+        "counter",
+        "Times an adaptive worker slept in poll(2) for lack of traffic.",
+    );
+    for (i, w) in workers.iter().enumerate() {
+        e.sample(
+            "worker_idle_sleeps_total",
+            &[("worker", &i.to_string())],
+            w.idle_sleeps.get(),
+        );
+    }
+    e.header(
         "worker_rx_packets_total",
         "counter",
         "Packets received per worker; divided by busy polls it gives packets per batch.",

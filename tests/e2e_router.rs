@@ -57,10 +57,17 @@ impl Vgate {
         std::fs::write(&path, conf).unwrap();
         let ns = lab.ns(Role::Router);
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_vgate"), "run", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "netns",
+            "exec",
+            &ns,
+            env!("CARGO_BIN_EXE_vgate"),
+            "run",
+            "--config",
+        ])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
         let child = cmd.spawn().expect("start vgate");
         let v = Vgate {
             child: Some(child),
@@ -68,8 +75,11 @@ impl Vgate {
             _dir: TempDir(dir),
         };
         assert!(
-            wait_until(Duration::from_secs(10), || http_get(&ns, "http://127.0.0.1:9477/api/v1/status")
-                .is_some_and(|r| r.status == 200)),
+            wait_until(Duration::from_secs(10), || http_get(
+                &ns,
+                "http://127.0.0.1:9477/api/v1/status"
+            )
+            .is_some_and(|r| r.status == 200)),
             "vgate did not come up"
         );
         v
@@ -120,7 +130,10 @@ impl Drop for Vgate {
 /// The value of one sample line (`name{labels}`) in an exposition; 0 if absent.
 fn metric_value(text: &str, sample: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -156,13 +169,21 @@ fn ping_and_tcp_through_vgate() {
     assert_eq!(echo, 6);
     // 10 MB of TCP, byte-exact count at the receiver.
     let bytes = 10 * 1024 * 1024;
-    assert_eq!(tcp_transfer(&lab, Role::Client, Role::Inet, "203.0.113.1", bytes), bytes);
+    assert_eq!(
+        tcp_transfer(&lab, Role::Client, Role::Inet, "203.0.113.1", bytes),
+        bytes
+    );
     let m = vg.metrics();
     assert!(metric_value(&m, "vgate_port_tx_bytes_total{port=\"external\"}") > bytes);
-    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"tx\",reason=\"ring_full\"}"), 0);
+    assert_eq!(
+        metric_value(&m, "vgate_drops_total{stage=\"tx\",reason=\"ring_full\"}"),
+        0
+    );
     assert_eq!(vg.stop(), Some(0), "clean exit on SIGTERM");
     // XDP programs detached: the interfaces are as they were.
-    let links = lab.run(Role::Router, &["ip", "-d", "link", "show"]).unwrap();
+    let links = lab
+        .run(Role::Router, &["ip", "-d", "link", "show"])
+        .unwrap();
     assert!(!links.contains("prog/xdp"), "XDP left attached:\n{links}");
 }
 
@@ -172,8 +193,14 @@ fn arp_answers_only_for_owned_and_proxied() {
     let inet = lab.ns(Role::Inet);
     let ext_mac = lab.mac(Role::Router, "vg-ext").unwrap();
     let iface = lab.inet_iface();
-    assert_eq!(arping(&inet, &iface, "203.0.113.2").as_deref(), Some(ext_mac.as_str()));
-    assert_eq!(arping(&inet, &iface, "203.0.113.200").as_deref(), Some(ext_mac.as_str()));
+    assert_eq!(
+        arping(&inet, &iface, "203.0.113.2").as_deref(),
+        Some(ext_mac.as_str())
+    );
+    assert_eq!(
+        arping(&inet, &iface, "203.0.113.200").as_deref(),
+        Some(ext_mac.as_str())
+    );
     let before = vg.metric("vgate_drops_total{stage=\"arp\",reason=\"not_ours\"}");
     assert_eq!(arping(&inet, &iface, "203.0.113.77"), None);
     // The internal address is not answered on the external segment (no ARP flux).
@@ -187,25 +214,55 @@ fn arp_answers_only_for_owned_and_proxied() {
 #[test]
 fn icmp_errors_time_exceeded_and_net_unreachable() {
     let Some((lab, vg)) = setup(CONF) else { return };
-    let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "2", "-t", "1", "198.51.100.7"]);
-    assert!(out.contains("From 10.10.1.1") && out.contains("Time to live exceeded"), "{out}");
+    let out = ping_out(
+        &lab,
+        Role::Client,
+        &["-c", "1", "-W", "2", "-t", "1", "198.51.100.7"],
+    );
+    assert!(
+        out.contains("From 10.10.1.1") && out.contains("Time to live exceeded"),
+        "{out}"
+    );
     let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "2", "192.0.2.5"]);
-    assert!(out.contains("From 10.10.1.1") && out.contains("Destination Net Unreachable"), "{out}");
+    assert!(
+        out.contains("From 10.10.1.1") && out.contains("Destination Net Unreachable"),
+        "{out}"
+    );
     let m = vg.metrics();
-    assert_eq!(metric_value(&m, "vgate_icmp_errors_total{type=\"time_exceeded\"}"), 1);
-    assert_eq!(metric_value(&m, "vgate_icmp_errors_total{type=\"net_unreachable\"}"), 1);
-    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"route\",reason=\"no_route\"}"), 1);
-    assert_eq!(metric_value(&m, "vgate_drops_total{stage=\"route\",reason=\"ttl_expired\"}"), 1);
+    assert_eq!(
+        metric_value(&m, "vgate_icmp_errors_total{type=\"time_exceeded\"}"),
+        1
+    );
+    assert_eq!(
+        metric_value(&m, "vgate_icmp_errors_total{type=\"net_unreachable\"}"),
+        1
+    );
+    assert_eq!(
+        metric_value(&m, "vgate_drops_total{stage=\"route\",reason=\"no_route\"}"),
+        1
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            "vgate_drops_total{stage=\"route\",reason=\"ttl_expired\"}"
+        ),
+        1
+    );
 }
 
 #[test]
 fn unresolvable_next_hop_gives_host_unreachable() {
     // 198.51.100.0/24 via an address nobody answers for.
     let conf = CONF.replace("via = \"203.0.113.1\"", "via = \"203.0.113.9\"");
-    let Some((lab, vg)) = setup(&conf) else { return };
+    let Some((lab, vg)) = setup(&conf) else {
+        return;
+    };
     let out = ping_out(&lab, Role::Client, &["-c", "1", "-W", "6", "198.51.100.7"]);
     assert!(out.contains("Destination Host Unreachable"), "{out}");
-    assert_eq!(vg.metric("vgate_drops_total{stage=\"rewrite\",reason=\"neighbor_unresolved\"}"), 1);
+    assert_eq!(
+        vg.metric("vgate_drops_total{stage=\"rewrite\",reason=\"neighbor_unresolved\"}"),
+        1
+    );
     assert_eq!(vg.metric("vgate_arp_requests_sent_total"), 3);
 }
 

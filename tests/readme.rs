@@ -2,7 +2,8 @@
 
 #[test]
 fn readme_drop_table_matches_code() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let table = vgate::metrics::DropReason::markdown_table();
     assert!(
         readme.contains(&table),
@@ -12,7 +13,8 @@ fn readme_drop_table_matches_code() {
 
 #[test]
 fn readme_names_the_ci_test_command() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
     assert!(ci.contains("tests/run-all.sh"));
     assert!(readme.contains("sudo tests/run-all.sh"));

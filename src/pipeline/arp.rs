@@ -70,7 +70,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                         b.set_next(i, Next::Tx);
                         replies[kind as usize] += 1;
                     }
-                    None if learned => b.drop(i, DropReason::ArpLearned),
+                    // Not answered, whether or not it refreshed a neighbour entry.
                     None => b.drop(i, DropReason::ArpNotOurs),
                 }
             }

@@ -237,6 +237,13 @@ mod logbridge {
         }
         // SAFETY: vsnprintf NUL-terminates within the buffer.
         let s = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy();
+        // Without bpffs (as inside `ip netns exec`) libxdp loads its program without the
+        // dispatcher and everything works: that is information, not a warning.
+        let level = if level == log::Level::Warn && s.contains("bpffs") {
+            log::Level::Info
+        } else {
+            level
+        };
         log::log!(target: lib, level, "{}", s.trim_end());
     }
 
