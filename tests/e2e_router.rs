@@ -294,3 +294,35 @@ fn bad_config_refused_with_every_error() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_workers_on_two_queues() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let spec = vgate::lab::LabSpec {
+        queues: 2,
+        ..vgate::lab::LabSpec::new(&unique_prefix(), RouterMode::Vgate)
+    };
+    let lab = Lab::up(&spec).expect("lab");
+    let conf = CONF.replace("workers = 1", "workers = 2\ncpus = [0, 1]");
+    let vg = Vgate::start(&lab, &conf);
+    let client = lab.ns(Role::Client);
+    assert_eq!(ping(&client, "10.10.1.1", 3), (3, 3));
+    assert_eq!(ping(&client, "203.0.113.1", 3), (3, 3));
+    // Several TCP transfers: flows hash onto both queues, so both workers forward.
+    for _ in 0..4 {
+        let bytes = 2 * 1024 * 1024;
+        assert_eq!(
+            tcp_transfer(&lab, Role::Client, Role::Inet, "203.0.113.1", bytes),
+            bytes
+        );
+    }
+    let m = vg.metrics();
+    let w0 = metric_value(&m, "vgate_worker_rx_packets_total{worker=\"0\"}");
+    let w1 = metric_value(&m, "vgate_worker_rx_packets_total{worker=\"1\"}");
+    eprintln!("worker 0 received {w0}, worker 1 received {w1}");
+    assert!(w0 + w1 > 4 * 1400, "workers received {w0} + {w1}");
+    assert_eq!(vg.stop(), Some(0));
+}
