@@ -5,6 +5,7 @@
 //! the dataplane itself learns (neighbours) lives per worker in [`neighbor`].
 
 pub mod lpm;
+pub mod nat;
 pub mod neighbor;
 
 use crate::metrics::ArpKind;
