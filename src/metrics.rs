@@ -192,6 +192,7 @@ pub struct WorkerStats {
     pub drops: [Counter; DropReason::COUNT],
     pub arp_replies: [Counter; 4],
     pub arp_requests_sent: Counter,
+    pub garp_sent: Counter,
     pub icmp_errors: [Counter; 6],
     pub icmp_rate_limited: Counter,
     pub icmp_echo_replies: Counter,
@@ -234,7 +235,6 @@ pub struct ControlValues {
     pub config_generation: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
-    pub garp_sent: u64,
     pub neighbors: u64,
 }
 
@@ -361,7 +361,7 @@ pub fn render(
         "counter",
         "Gratuitous ARP announcements sent (RFC 5227 section 3).",
     );
-    e.sample("garp_sent_total", &[], c.garp_sent);
+    e.sample("garp_sent_total", &[], sum(&|w| w.garp_sent.get()));
     e.header(
         "neighbors",
         "gauge",

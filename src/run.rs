@@ -227,6 +227,7 @@ pub fn run(path: &Path) -> i32 {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
         control.collect_neighbors();
+        control.garp_tick();
         if hup.swap(false, Ordering::Relaxed) {
             match control.reload_from_file() {
                 Ok(g) => log::info!("SIGHUP: configuration generation {g} in service"),

@@ -5,6 +5,7 @@
 //! Neighbours learned here are published to the other workers and to the control thread
 //! through bounded lock-free queues; nothing on this path locks or allocates.
 
+use crate::control::garp::Announcement;
 use crate::io::{Desc, FramePool, Port};
 use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
 use crate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
@@ -24,6 +25,8 @@ pub type NeighborUpdate = (u8, u32, EthernetAddress);
 pub struct NeighborBus {
     pub to_worker: Vec<ArrayQueue<NeighborUpdate>>,
     pub to_control: ArrayQueue<NeighborUpdate>,
+    /// Gratuitous ARPs the control thread wants sent; worker 0 sends them.
+    pub garp: ArrayQueue<Announcement>,
 }
 
 impl NeighborBus {
@@ -31,6 +34,7 @@ impl NeighborBus {
         NeighborBus {
             to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
             to_control: ArrayQueue::new(16384),
+            garp: ArrayQueue::new(1024),
         }
     }
 }
@@ -101,6 +105,12 @@ impl<P: Port> Worker<P> {
         if let Some(inbox) = self.bus.to_worker.get(self.id) {
             while let Some((port, ip, mac)) = inbox.pop() {
                 apply_remote_neighbor(&mut ctx, port, ip, mac);
+            }
+        }
+
+        if self.id == 0 {
+            while let Some(a) = self.bus.garp.pop() {
+                send_announcement(&mut ctx, a);
             }
         }
 
@@ -215,6 +225,28 @@ fn apply_remote_neighbor(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress)
         pipeline::rewrite::output(ctx, port, *d, mac);
     }
     ctx.state.released = released;
+}
+
+/// Send one gratuitous ARP (RFC 5227 section 3 announcement) from the announced MAC.
+fn send_announcement(ctx: &mut Ctx, a: Announcement) {
+    if a.port as usize >= ctx.snap.ports.len() {
+        return;
+    }
+    let Some(mut d) = ctx.pool.alloc() else {
+        ctx.stats.generated.add(1);
+        ctx.stats.count_drop(DropReason::RewriteNoFrames, 1);
+        return;
+    };
+    d.len = (crate::wire::ethernet::HEADER_LEN + crate::wire::arp::PACKET_LEN) as u32;
+    pipeline::arp::build_arp(
+        ctx.pool.bytes_mut(&d),
+        a.mac,
+        EthernetAddress::BROADCAST,
+        &crate::wire::arp::Repr::announcement(a.mac, std::net::Ipv4Addr::from_bits(a.ip)),
+    );
+    ctx.tx.push(a.port, d);
+    ctx.stats.generated.add(1);
+    ctx.stats.garp_sent.add(1);
 }
 
 /// Pin the calling thread to `cpu`. Returns false when the platform refused.

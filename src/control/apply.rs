@@ -8,8 +8,11 @@
 use super::config::Config;
 use crate::metrics::ArpKind;
 use crate::tables::lpm::LpmBuilder;
+use crate::tables::nat::{SnatParams, Timeouts};
+use crate::tables::neighbor::IntMap;
 use crate::tables::{
-    MAIN_TABLE, NextHop, PortArp, PortInfo, RouteInfo, RouteTable, Snapshot, mask,
+    FipEntry, MAIN_TABLE, NetworkInfo, NextHop, PortArp, PortInfo, RouteInfo, RouteTable, Snapshot,
+    SnatRule, mask,
 };
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
@@ -100,6 +103,49 @@ pub fn build_snapshot(
             }
         }
     }
+    // Tenant networks: a flat network is a connected subnet of its port, its gateway an
+    // address of vgate's on that port.
+    let networks: Vec<NetworkInfo> = cfg
+        .networks
+        .iter()
+        .map(|n| NetworkInfo {
+            name: n.name.clone(),
+            subnet: n.subnet.addr.to_bits() & mask(n.subnet.len),
+            len: n.subnet.len,
+            gateway: n.gateway.to_bits(),
+            gateway_mac: EthernetAddress(n.gateway_mac.0),
+            port: n
+                .port
+                .as_ref()
+                .and_then(|pn| ports.iter().position(|p| p.name == *pn))
+                .map(|i| i as u8),
+            vni: n.vni,
+            snat: None,
+        })
+        .collect();
+    let mut locals: Vec<(u32, u8)> = Vec::new();
+    for (pi, p) in ports.iter().enumerate() {
+        locals.extend(p.addrs.iter().map(|(a, _)| (*a, pi as u8)));
+    }
+    for n in &networks {
+        if let Some(port) = n.port {
+            routes[MAIN_TABLE as usize].push(RouteInfo {
+                prefix: n.subnet,
+                len: n.len,
+                nexthop: NextHop::Forward { port, via: 0 },
+                origin: "connected",
+            });
+            if n.len < 31 {
+                routes[MAIN_TABLE as usize].push(RouteInfo {
+                    prefix: n.subnet | !mask(n.len),
+                    len: 32,
+                    nexthop: NextHop::Broadcast,
+                    origin: "broadcast",
+                });
+            }
+            locals.push((n.gateway, port));
+        }
+    }
     for r in &cfg.routes {
         let t = table_names.iter().position(|n| *n == r.table).unwrap_or(0);
         let port = match &r.port {
@@ -121,15 +167,13 @@ pub fn build_snapshot(
     }
     // Our own addresses are local in every table and win over everything.
     for t in routes.iter_mut() {
-        for (pi, p) in ports.iter().enumerate() {
-            for &(a, _) in &p.addrs {
-                t.push(RouteInfo {
-                    prefix: a,
-                    len: 32,
-                    nexthop: NextHop::Local { port: pi as u8 },
-                    origin: "local",
-                });
-            }
+        for &(a, port) in &locals {
+            t.push(RouteInfo {
+                prefix: a,
+                len: 32,
+                nexthop: NextHop::Local { port },
+                origin: "local",
+            });
         }
     }
 
@@ -172,6 +216,92 @@ pub fn build_snapshot(
             arp[pi].proxy.push((pa.prefix.addr.to_bits() & m, m));
         }
     }
+    // Flat networks: the gateway and the endpoints (L2-population ARP responder, seed 003).
+    for (ni, n) in networks.iter().enumerate() {
+        let Some(port) = n.port else { continue };
+        let a = &mut arp[port as usize];
+        a.exact.insert(n.gateway, (n.gateway_mac, ArpKind::Router));
+        if n.gateway_mac != ports[port as usize].mac {
+            a.extra_macs.insert(n.gateway_mac);
+        }
+        for e in cfg
+            .endpoints
+            .iter()
+            .filter(|e| e.network == cfg.networks[ni].name)
+        {
+            a.exact.insert(
+                e.ip.to_bits(),
+                (EthernetAddress(e.mac.0), ArpKind::Endpoint),
+            );
+        }
+    }
+
+    // Floating IPs: answered on the port whose subnet holds the external address.
+    let mut networks = networks;
+    let mut fips = Vec::with_capacity(cfg.floating_ips.len());
+    let mut fip_by_external = IntMap::default();
+    let mut fip_by_internal = IntMap::default();
+    for f in &cfg.floating_ips {
+        let ext = f.external.to_bits();
+        let ext_port = ports
+            .iter()
+            .position(|p| p.on_link(ext))
+            .ok_or_else(|| format!("floating IP {}: not on-link of any port", f.external))?;
+        let network = cfg
+            .network_index(&f.network)
+            .ok_or_else(|| format!("floating IP {}: unknown network {}", f.external, f.network))?;
+        let mac = f
+            .mac
+            .as_ref()
+            .map_or(ports[ext_port].mac, |m| EthernetAddress(m.0));
+        let a = &mut arp[ext_port];
+        a.exact.insert(ext, (mac, ArpKind::Fip));
+        if mac != ports[ext_port].mac {
+            a.extra_macs.insert(mac);
+        }
+        fip_by_external.insert(ext, fips.len() as u16);
+        fip_by_internal.insert(f.internal.to_bits(), fips.len() as u16);
+        fips.push(FipEntry {
+            external: ext,
+            internal: f.internal.to_bits(),
+            network: network as u16,
+            ext_port: ext_port as u8,
+            mac,
+        });
+    }
+
+    // SNAT rules; an external address that is not one of the port addresses is answered in
+    // ARP like one (it is vgate's).
+    let mut snat = Vec::with_capacity(cfg.snat.len());
+    for r in &cfg.snat {
+        let network = cfg
+            .network_index(&r.network)
+            .ok_or_else(|| format!("snat: unknown network {}", r.network))?;
+        let ext = r.external.to_bits();
+        if let Some(pi) = ports.iter().position(|p| p.on_link(ext)) {
+            arp[pi]
+                .exact
+                .entry(ext)
+                .or_insert((ports[pi].mac, ArpKind::Router));
+        }
+        const S: u64 = 1_000_000_000;
+        networks[network].snat = Some(snat.len() as u16);
+        snat.push(SnatRule {
+            network: network as u16,
+            params: SnatParams {
+                external: ext,
+                first_port: r.ports.first,
+                last_port: r.ports.last,
+                max_sessions: r.max_sessions,
+                timeouts: Timeouts {
+                    tcp_established: r.tcp_established_timeout_s * S,
+                    tcp_transitory: r.tcp_transitory_timeout_s * S,
+                    udp: r.udp_timeout_s * S,
+                    icmp: r.icmp_timeout_s * S,
+                },
+            },
+        });
+    }
 
     Ok(Snapshot {
         generation,
@@ -179,6 +309,11 @@ pub fn build_snapshot(
         tables,
         nexthops,
         arp,
+        networks,
+        fips,
+        fip_by_external,
+        fip_by_internal,
+        snat,
     })
 }
 

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod apply;
 pub mod config;
+pub mod garp;
 
 use crate::metrics::{ControlValues, WorkerStats};
 use crate::tables::Snapshot;
@@ -26,7 +27,7 @@ pub struct ControlState {
     pub generation: u64,
     pub reloads_ok: u64,
     pub reloads_failed: u64,
-    pub garp_sent: u64,
+    pub garp: garp::GarpScheduler,
     /// Neighbours learned by the workers: (port, ip) -> mac.
     pub neighbors: BTreeMap<(u8, u32), EthernetAddress>,
     /// Start-up facts for `/api/v1/status`: one line per port with its XDP mode.
@@ -68,6 +69,12 @@ impl Control {
         bus: Arc<NeighborBus>,
     ) -> Control {
         let generation = snapshot.generation;
+        let mut scheduler =
+            garp::GarpScheduler::new(config.control.garp.count, config.control.garp.interval_ms);
+        let now = std::time::Instant::now();
+        for a in garp::fip_changes(None, &snapshot).0 {
+            scheduler.schedule(a, now);
+        }
         Control {
             state: Arc::new(Mutex::new(ControlState {
                 config_path,
@@ -75,7 +82,7 @@ impl Control {
                 generation,
                 reloads_ok: 0,
                 reloads_failed: 0,
-                garp_sent: 0,
+                garp: scheduler,
                 neighbors: BTreeMap::new(),
                 port_modes: Vec::new(),
                 started: std::time::Instant::now(),
@@ -96,6 +103,17 @@ impl Control {
         let mut st = self.lock();
         while let Some((port, ip, mac)) = self.bus.to_control.pop() {
             st.neighbors.insert((port, ip), mac);
+        }
+    }
+
+    /// Hand due gratuitous ARPs to worker 0 (called from the control loop).
+    pub fn garp_tick(&self) {
+        let mut due = Vec::new();
+        self.lock().garp.due(std::time::Instant::now(), &mut due);
+        for a in due {
+            if self.bus.garp.push(a).is_err() {
+                log::warn!("gratuitous ARP queue full; announcement dropped");
+            }
         }
     }
 
@@ -130,7 +148,17 @@ impl Control {
         let lookup = |iface: &str| macs.iter().find(|(i, _)| i == iface).map(|(_, m)| *m);
         match apply::build_snapshot(&cfg, generation, &lookup) {
             Ok(snap) => {
+                let (announce, removed) = garp::fip_changes(Some(&old), &snap);
                 self.tables.store(Arc::new(snap));
+                st.garp
+                    .set_shape(cfg.control.garp.count, cfg.control.garp.interval_ms);
+                let now = std::time::Instant::now();
+                for ip in removed {
+                    st.garp.cancel(ip);
+                }
+                for a in announce {
+                    st.garp.schedule(a, now);
+                }
                 log::info!(
                     "config generation {generation} applied: {}",
                     describe_change(&st.config, &cfg)
@@ -154,7 +182,6 @@ impl Control {
             config_generation: st.generation,
             reloads_ok: st.reloads_ok,
             reloads_failed: st.reloads_failed,
-            garp_sent: st.garp_sent,
             neighbors: st.neighbors.len() as u64,
         }
     }

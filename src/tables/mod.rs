@@ -11,6 +11,7 @@ pub mod neighbor;
 use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
 use lpm::Lpm;
+use neighbor::IntMap;
 use std::collections::{HashMap, HashSet};
 
 /// Index of the "main" routing table.
@@ -126,6 +127,59 @@ pub struct Snapshot {
     pub nexthops: Vec<NextHop>,
     /// Per port, indexed like `ports`.
     pub arp: Vec<PortArp>,
+    /// Tenant networks.
+    pub networks: Vec<NetworkInfo>,
+    /// Floating IPs (1:1 NAT, OVN dnat_and_snat).
+    pub fips: Vec<FipEntry>,
+    /// Floating IP index by external address.
+    pub fip_by_external: IntMap<u32, u16>,
+    /// Floating IP index by internal address (internal addresses are unique: tenant subnets
+    /// never overlap).
+    pub fip_by_internal: IntMap<u32, u16>,
+    /// SNAT rules, indexed like `NetworkInfo::snat`.
+    pub snat: Vec<SnatRule>,
+}
+
+/// A tenant network as the dataplane sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub subnet: u32,
+    pub len: u8,
+    pub gateway: u32,
+    pub gateway_mac: EthernetAddress,
+    /// Flat network: the port it is attached to.
+    pub port: Option<u8>,
+    /// Geneve network: its VNI.
+    pub vni: Option<u32>,
+    /// Index of its SNAT rule.
+    pub snat: Option<u16>,
+}
+
+impl NetworkInfo {
+    #[inline]
+    pub fn contains(&self, ip: u32) -> bool {
+        same_subnet(self.subnet, ip, self.len)
+    }
+}
+
+/// A floating IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FipEntry {
+    pub external: u32,
+    pub internal: u32,
+    pub network: u16,
+    /// The port on whose subnet the external address lives (where ARP is answered).
+    pub ext_port: u8,
+    /// The MAC answered in ARP: `floating_ip.mac` (distributed FIP) or the port MAC.
+    pub mac: EthernetAddress,
+}
+
+/// A `[[snat]]` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnatRule {
+    pub network: u16,
+    pub params: nat::SnatParams,
 }
 
 impl Snapshot {
@@ -142,6 +196,24 @@ impl Snapshot {
                 .map(|i| self.nexthops[i as usize]),
             None => None,
         }
+    }
+
+    /// The tenant network holding `ip` that is reachable through port `port` (flat networks).
+    #[inline]
+    pub fn flat_network_of(&self, port: u8, ip: u32) -> Option<u16> {
+        self.networks
+            .iter()
+            .position(|n| n.port == Some(port) && n.contains(ip))
+            .map(|i| i as u16)
+    }
+
+    /// The tenant network holding `ip`, whatever its attachment.
+    #[inline]
+    pub fn network_of(&self, ip: u32) -> Option<u16> {
+        self.networks
+            .iter()
+            .position(|n| n.contains(ip))
+            .map(|i| i as u16)
     }
 
     /// True when `ip` is one of vgate's own addresses.

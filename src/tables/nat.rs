@@ -78,7 +78,11 @@ pub fn port_block(p: &SnatParams, worker: usize, workers: usize) -> (u16, u16) {
     let per = total / workers as u32;
     let first = u32::from(p.first_port) + per * worker as u32;
     // The last worker also takes the remainder.
-    let len = if worker + 1 == workers { total - per * worker as u32 } else { per };
+    let len = if worker + 1 == workers {
+        total - per * worker as u32
+    } else {
+        per
+    };
     (first as u16, len as u16)
 }
 
@@ -250,7 +254,9 @@ impl SnatTable {
         if self.by_inside.len() >= self.max {
             return Err(SnatError::TableFull);
         }
-        let ext_port = self.alloc_port(proto, now).ok_or(SnatError::PortsExhausted)?;
+        let ext_port = self
+            .alloc_port(proto, now)
+            .ok_or(SnatError::PortsExhausted)?;
         let s = Session {
             inside_ip: ip,
             inside_port: port,
@@ -438,13 +444,20 @@ mod tests {
         for i in 0..4 {
             t.outbound(Proto::Udp, 100 + i, 1, 0, 0).unwrap();
         }
-        assert_eq!(t.outbound(Proto::Udp, 200, 1, 0, 0), Err(SnatError::PortsExhausted));
+        assert_eq!(
+            t.outbound(Proto::Udp, 200, 1, 0, 0),
+            Err(SnatError::PortsExhausted)
+        );
         // Existing sessions keep working while new ones are refused.
         assert_eq!(t.outbound(Proto::Udp, 100, 1, 0, S).map(|_| ()), Ok(()));
         // After the UDP timeout the idle ports are reclaimed.
         let late = 302 * S;
         assert!(t.outbound(Proto::Udp, 200, 1, 0, late).is_ok());
-        assert_eq!(t.inbound(Proto::Udp, 2001, 0, late), None, "expired mapping gone");
+        assert_eq!(
+            t.inbound(Proto::Udp, 2001, 0, late),
+            None,
+            "expired mapping gone"
+        );
     }
 
     #[test]
@@ -453,7 +466,10 @@ mod tests {
         for i in 0..3 {
             t.outbound(Proto::Tcp, i, 1, FLAG_SYN, 0).unwrap();
         }
-        assert_eq!(t.outbound(Proto::Tcp, 9, 1, FLAG_SYN, 0), Err(SnatError::TableFull));
+        assert_eq!(
+            t.outbound(Proto::Tcp, 9, 1, FLAG_SYN, 0),
+            Err(SnatError::TableFull)
+        );
         assert_eq!(t.expire(10_000 * S, 100), 3);
         assert!(t.is_empty());
         assert!(t.outbound(Proto::Tcp, 9, 1, FLAG_SYN, 10_000 * S).is_ok());
@@ -466,12 +482,16 @@ mod tests {
         // Only a SYN: transitory timeout (240 s).
         assert_eq!(t.expire(241 * S, 10), 1);
         let p2 = t.outbound(Proto::Tcp, 1, 1000, FLAG_SYN, 300 * S).unwrap();
-        assert_eq!(t.inbound(Proto::Tcp, p2, FLAG_SYN | 0x10, 301 * S), Some((1, 1000)));
+        assert_eq!(
+            t.inbound(Proto::Tcp, p2, FLAG_SYN | 0x10, 301 * S),
+            Some((1, 1000))
+        );
         // Established: survives an hour idle.
         assert_eq!(t.expire(3900 * S, 10), 0);
         assert_eq!(t.inbound(Proto::Tcp, p2, 0x10, 3901 * S), Some((1, 1000)));
         // FIN: back to the transitory timeout.
-        t.outbound(Proto::Tcp, 1, 1000, FLAG_FIN | 0x10, 3902 * S).unwrap();
+        t.outbound(Proto::Tcp, 1, 1000, FLAG_FIN | 0x10, 3902 * S)
+            .unwrap();
         assert_eq!(t.expire(3902 * S + 241 * S, 10), 1);
         let _ = p;
     }
@@ -485,6 +505,10 @@ mod tests {
         let b = w1.outbound(Proto::Udp, 1, 1, 0, 0).unwrap();
         assert_eq!(port_owner(&p, 2, a), Some(0));
         assert_eq!(port_owner(&p, 2, b), Some(1));
-        assert_eq!(w1.inbound(Proto::Udp, a, 0, 0), None, "not this worker's port");
+        assert_eq!(
+            w1.inbound(Proto::Udp, a, 0, 0),
+            None,
+            "not this worker's port"
+        );
     }
 }
