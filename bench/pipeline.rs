@@ -72,7 +72,7 @@ fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
         })
         .collect();
     (
-        build_snapshot(&cfg, 1, &|_| None).expect("snapshot"),
+        build_snapshot(&cfg, 1, &|_| None, None).expect("snapshot"),
         prefixes,
     )
 }

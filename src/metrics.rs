@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Ports a worker can serve.
 pub const MAX_PORTS: usize = 16;
 
+/// Floating IPs with their own counters (`fip_packets_total`).
+pub const MAX_FIPS: usize = 4096;
+
 macro_rules! drop_reasons {
     ($( $variant:ident => ($stage:literal, $label:literal, $help:literal), )*) => {
         /// Why a packet was dropped. Stage and label form the metric labels.
@@ -75,6 +78,12 @@ drop_reasons! {
     IcmpRateLimited => ("icmp_error", "rate_limited", "ICMP error suppressed by the per-worker rate limit (RFC 1812 4.3.2.8)."),
     IcmpNotAllowed => ("icmp_error", "not_allowed", "No ICMP error may be sent about this packet: an ICMP error, a non-first fragment, or a broadcast/multicast/martian source (RFC 1812 4.3.2.7)."),
     IcmpNoSourceAddress => ("icmp_error", "no_source_address", "No address of vgate to send the ICMP error from."),
+    NatNoSession => ("nat", "no_session", "Packet to an SNAT address (or an ICMP error from a tenant host) that matches no live session."),
+    NatPortExhausted => ("nat", "port_exhausted", "New SNAT session refused: every port of this worker's block is in use (existing sessions keep working)."),
+    NatSessionTableFull => ("nat", "session_table_full", "New SNAT session refused: the table holds snat.max_sessions already."),
+    NatUnsupportedProtocol => ("nat", "unsupported_protocol", "Tenant packet for SNAT that is not TCP, UDP or ICMP echo (PAT needs a port or identifier)."),
+    NatFragment => ("nat", "fragment", "Non-first fragment of a tenant packet for SNAT: it carries no port and vgate does not reassemble."),
+    NatHandoffQueueFull => ("nat", "handoff_queue_full", "SNAT return packet for a session of another worker, whose handoff queue was full."),
     TxRingFull => ("tx", "ring_full", "The port's transmit ring was full."),
 }
 
@@ -183,7 +192,6 @@ impl Counter {
 }
 
 /// One worker's counters. Written by that worker only; read by scrapes.
-#[derive(Default)]
 pub struct WorkerStats {
     pub port_rx_packets: [Counter; MAX_PORTS],
     pub port_rx_bytes: [Counter; MAX_PORTS],
@@ -208,6 +216,50 @@ pub struct WorkerStats {
     pub held: Counter,
     /// Neighbour entries in this worker's table (gauge).
     pub neighbors: Counter,
+    /// Per floating IP (by its stable slot): packets translated inbound and outbound.
+    pub fip_in: Box<[Counter]>,
+    pub fip_out: Box<[Counter]>,
+    pub nat_port_exhausted: Counter,
+    /// SNAT sessions in this worker's tables (gauge).
+    pub nat_sessions: Counter,
+    /// Packets handed to / taken from another worker (SNAT return traffic, copied).
+    pub handoff_out: Counter,
+    pub handoff_in: Counter,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        fn arr<const N: usize>() -> [Counter; N] {
+            std::array::from_fn(|_| Counter::default())
+        }
+        let boxed = || (0..MAX_FIPS).map(|_| Counter::default()).collect();
+        WorkerStats {
+            port_rx_packets: arr(),
+            port_rx_bytes: arr(),
+            port_tx_packets: arr(),
+            port_tx_bytes: arr(),
+            drops: arr(),
+            arp_replies: arr(),
+            arp_requests_sent: Counter::default(),
+            garp_sent: Counter::default(),
+            icmp_errors: arr(),
+            icmp_rate_limited: Counter::default(),
+            icmp_echo_replies: Counter::default(),
+            polls_busy: Counter::default(),
+            polls_idle: Counter::default(),
+            idle_sleeps: Counter::default(),
+            batch_packets: Counter::default(),
+            generated: Counter::default(),
+            held: Counter::default(),
+            neighbors: Counter::default(),
+            fip_in: boxed(),
+            fip_out: boxed(),
+            nat_port_exhausted: Counter::default(),
+            nat_sessions: Counter::default(),
+            handoff_out: Counter::default(),
+            handoff_in: Counter::default(),
+        }
+    }
 }
 
 impl WorkerStats {
@@ -279,10 +331,11 @@ pub fn escape_label(v: &str) -> String {
 }
 
 /// Render the Prometheus text exposition (format 0.0.4) from every worker's counters.
-/// `ports` names the ports in index order.
+/// `ports` names the ports in index order; `fips` gives each floating IP's counter slot.
 pub fn render(
     workers: &[std::sync::Arc<WorkerStats>],
     ports: &[String],
+    fips: &[(String, u16)],
     c: &ControlValues,
 ) -> String {
     let sum = |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
@@ -454,6 +507,48 @@ pub fn render(
             "worker_rx_packets_total",
             &[("worker", &i.to_string())],
             w.batch_packets.get(),
+        );
+    }
+
+    e.header("nat_sessions", "gauge", "SNAT sessions alive, all workers.");
+    e.sample("nat_sessions", &[], sum(&|w| w.nat_sessions.get()));
+    e.header(
+        "nat_port_exhausted_total",
+        "counter",
+        "New SNAT sessions refused because the worker's port block was exhausted.",
+    );
+    e.sample(
+        "nat_port_exhausted_total",
+        &[],
+        sum(&|w| w.nat_port_exhausted.get()),
+    );
+    e.header(
+        "nat_handoff_packets_total",
+        "counter",
+        "SNAT return packets copied to the worker owning their session, by direction.",
+    );
+    e.sample(
+        "nat_handoff_packets_total",
+        &[("direction", "out")],
+        sum(&|w| w.handoff_out.get()),
+    );
+    e.sample(
+        "nat_handoff_packets_total",
+        &[("direction", "in")],
+        sum(&|w| w.handoff_in.get()),
+    );
+    e.header("fip_packets_total", "counter", "Packets translated per floating IP: in (DNAT to the internal address) and out (SNAT to the floating IP).");
+    for (fip, slot) in fips {
+        let s = usize::from(*slot);
+        e.sample(
+            "fip_packets_total",
+            &[("fip", fip), ("direction", "in")],
+            sum(&|w| w.fip_in[s].get()),
+        );
+        e.sample(
+            "fip_packets_total",
+            &[("fip", fip), ("direction", "out")],
+            sum(&|w| w.fip_out[s].get()),
         );
     }
 

@@ -100,7 +100,7 @@ pub fn run(path: &Path) -> i32 {
         }
     }
 
-    let snap = match build_snapshot(&cfg, 1, &sysfs_mac) {
+    let snap = match build_snapshot(&cfg, 1, &sysfs_mac, None) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("vgate: {e}");

@@ -27,7 +27,20 @@ pub struct NeighborBus {
     pub to_control: ArrayQueue<NeighborUpdate>,
     /// Gratuitous ARPs the control thread wants sent; worker 0 sends them.
     pub garp: ArrayQueue<Announcement>,
+    /// SNAT return traffic for another worker's sessions, one queue per worker. Workers own
+    /// separate UMEMs, so a handed-off packet is copied.
+    pub handoff: Vec<ArrayQueue<HandoffPkt>>,
 }
+
+/// A packet handed to another worker (copied: each worker has its own frame pool).
+pub struct HandoffPkt {
+    pub rx_port: u8,
+    pub len: u16,
+    pub data: [u8; crate::io::MAX_FRAME_LEN],
+}
+
+/// Handoff queue depth per worker.
+pub const HANDOFF_QUEUE: usize = 256;
 
 impl NeighborBus {
     pub fn new(workers: usize) -> NeighborBus {
@@ -35,12 +48,23 @@ impl NeighborBus {
             to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
             to_control: ArrayQueue::new(16384),
             garp: ArrayQueue::new(1024),
+            handoff: if workers > 1 {
+                (0..workers)
+                    .map(|_| ArrayQueue::new(HANDOFF_QUEUE))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
 
 /// Empty polls in a row before an adaptive worker sleeps (a few tens of microseconds).
 const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
+
+/// Session slots examined per timer tick when reclaiming expired SNAT sessions: a million
+/// sessions are swept every few seconds without a pause in forwarding.
+const SESSION_SWEEP_PER_TICK: usize = 8192;
 
 /// How often timers (ARP retries) run.
 const TICK_NS: u64 = 10_000_000;
@@ -72,11 +96,14 @@ impl<P: Port> Worker<P> {
     ) -> Worker<P> {
         assert!(ports.len() <= MAX_PORTS, "at most {MAX_PORTS} ports");
         let n = ports.len();
+        let mut state = WorkerState::new(ncfg);
+        state.worker = id;
+        state.workers = bus.to_worker.len().max(1);
         Worker {
             id,
             ports,
             pool,
-            state: WorkerState::new(ncfg),
+            state,
             stats: Arc::new(WorkerStats::default()),
             tables,
             bus,
@@ -92,6 +119,7 @@ impl<P: Port> Worker<P> {
     /// received.
     pub fn poll_once(&mut self, now: u64) -> usize {
         let snap = self.tables.load();
+        self.state.sync_snat(&snap);
         let mut ctx = Ctx {
             snap: &snap,
             pool: &mut self.pool,
@@ -126,9 +154,58 @@ impl<P: Port> Worker<P> {
             pipeline::process(&mut ctx, &mut self.batch);
         }
 
+        // SNAT return traffic other workers received for our sessions.
+        if let Some(inbox) = self.bus.handoff.get(self.id) {
+            self.batch.clear();
+            while self.batch.len < MAX_BATCH {
+                let Some(h) = inbox.pop() else { break };
+                ctx.stats.handoff_in.add(1);
+                match ctx.pool.alloc_with(&h.data[..usize::from(h.len)]) {
+                    Some(d) => {
+                        let meta = pipeline::Meta {
+                            rx_port: h.rx_port,
+                            ..pipeline::Meta::default()
+                        };
+                        self.batch.push(d, meta, pipeline::Next::NatIn);
+                    }
+                    None => ctx.stats.count_drop(DropReason::RewriteNoFrames, 1),
+                }
+            }
+            if self.batch.len > 0 {
+                received += self.batch.len;
+                pipeline::process(&mut ctx, &mut self.batch);
+            }
+        }
+        // Return traffic of sessions owned by other workers: copy it to them.
+        if !ctx.state.handoff.is_empty() {
+            for (w, rx_port, d) in ctx.state.handoff.drain(..) {
+                match self.bus.handoff.get(usize::from(w)) {
+                    Some(q) if !q.is_full() => {
+                        let bytes = ctx.pool.bytes(&d);
+                        let mut h = HandoffPkt {
+                            rx_port,
+                            len: bytes.len() as u16,
+                            data: [0; crate::io::MAX_FRAME_LEN],
+                        };
+                        h.data[..bytes.len()].copy_from_slice(bytes);
+                        let _ = q.push(h);
+                        ctx.stats.handoff_out.add(1);
+                    }
+                    _ => ctx.stats.count_drop(DropReason::NatHandoffQueueFull, 1),
+                }
+                ctx.pool.free(d);
+            }
+        }
+
         if now >= self.next_tick {
             self.next_tick = now + TICK_NS;
             pipeline::tick(&mut ctx, &mut self.batch);
+            let mut sessions = 0;
+            for t in ctx.state.snat.iter_mut().flatten() {
+                t.expire(now, SESSION_SWEEP_PER_TICK);
+                sessions += t.len();
+            }
+            ctx.stats.nat_sessions.set(sessions as u64);
         }
 
         // One transmit burst per port.

@@ -6,7 +6,7 @@
 //! into every table, the subnet broadcast address as a non-forwarded /32 (RFC 2644).
 
 use super::config::Config;
-use crate::metrics::ArpKind;
+use crate::metrics::{ArpKind, MAX_FIPS};
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::IntMap;
@@ -19,10 +19,12 @@ use std::collections::HashMap;
 
 /// Build the snapshot for `cfg`. `iface_mac` supplies the MAC of an interface for ports that
 /// do not configure one.
+/// `prev`, the snapshot in service, keeps each floating IP's counter slot stable.
 pub fn build_snapshot(
     cfg: &Config,
     generation: u64,
     iface_mac: &dyn Fn(&str) -> Option<EthernetAddress>,
+    prev: Option<&Snapshot>,
 ) -> Result<Snapshot, String> {
     // Table names: "main" first, then in order of appearance.
     let mut table_names: Vec<String> = vec!["main".to_string()];
@@ -123,6 +125,20 @@ pub fn build_snapshot(
             snat: None,
         })
         .collect();
+    // The gateway is the router's address on a flat network: it speaks from it (ARP
+    // requests, ICMP errors) and, when the port has no MAC of its own configured and carries
+    // one network, sends from the gateway MAC the tenant hosts resolved.
+    for (ni, n) in networks.iter().enumerate() {
+        let Some(port) = n.port else { continue };
+        let p = &mut ports[port as usize];
+        if !p.addrs.iter().any(|(a, _)| *a == n.gateway) {
+            p.addrs.push((n.gateway, n.len));
+        }
+        let flat_here = networks.iter().filter(|m| m.port == Some(port)).count();
+        if cfg.ports[port as usize].mac.is_none() && flat_here == 1 {
+            p.mac = networks[ni].gateway_mac;
+        }
+    }
     let mut locals: Vec<(u32, u8)> = Vec::new();
     for (pi, p) in ports.iter().enumerate() {
         locals.extend(p.addrs.iter().map(|(a, _)| (*a, pi as u8)));
@@ -241,6 +257,27 @@ pub fn build_snapshot(
     let mut fips = Vec::with_capacity(cfg.floating_ips.len());
     let mut fip_by_external = IntMap::default();
     let mut fip_by_internal = IntMap::default();
+    if cfg.floating_ips.len() > MAX_FIPS {
+        return Err(format!(
+            "{} floating IPs configured; at most {MAX_FIPS} are supported",
+            cfg.floating_ips.len()
+        ));
+    }
+    // Slots: the previous one for the same external address, else the lowest free.
+    let kept = |ext: u32| {
+        prev.and_then(|p| {
+            p.fip_by_external
+                .get(&ext)
+                .map(|&i| p.fips[i as usize].slot)
+        })
+    };
+    let mut used = vec![false; MAX_FIPS];
+    for f in &cfg.floating_ips {
+        if let Some(s) = kept(f.external.to_bits()) {
+            used[s as usize] = true;
+        }
+    }
+    let mut next_free = 0usize;
     for f in &cfg.floating_ips {
         let ext = f.external.to_bits();
         let ext_port = ports
@@ -261,7 +298,18 @@ pub fn build_snapshot(
         }
         fip_by_external.insert(ext, fips.len() as u16);
         fip_by_internal.insert(f.internal.to_bits(), fips.len() as u16);
+        let slot = match kept(ext) {
+            Some(s) => s,
+            None => {
+                while used[next_free] {
+                    next_free += 1;
+                }
+                used[next_free] = true;
+                next_free as u16
+            }
+        };
         fips.push(FipEntry {
+            slot,
             external: ext,
             internal: f.internal.to_bits(),
             network: network as u16,

@@ -146,7 +146,7 @@ impl Control {
         let macs: Vec<(String, EthernetAddress)> =
             old.ports.iter().map(|p| (p.iface.clone(), p.mac)).collect();
         let lookup = |iface: &str| macs.iter().find(|(i, _)| i == iface).map(|(_, m)| *m);
-        match apply::build_snapshot(&cfg, generation, &lookup) {
+        match apply::build_snapshot(&cfg, generation, &lookup, Some(&old)) {
             Ok(snap) => {
                 let (announce, removed) = garp::fip_changes(Some(&old), &snap);
                 self.tables.store(Arc::new(snap));
@@ -190,14 +190,19 @@ impl Control {
     pub fn metrics_text(&self) -> String {
         self.collect_neighbors();
         let cv = self.control_values();
-        let ports: Vec<String> = self
-            .tables
-            .load()
-            .ports
+        let snap = self.tables.load();
+        let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
+        let fips: Vec<(String, u16)> = snap
+            .fips
             .iter()
-            .map(|p| p.name.clone())
+            .map(|f| {
+                (
+                    std::net::Ipv4Addr::from_bits(f.external).to_string(),
+                    f.slot,
+                )
+            })
             .collect();
-        crate::metrics::render(&self.workers, &ports, &cv)
+        crate::metrics::render(&self.workers, &ports, &fips, &cv)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::wire::ipv4::{self, class};
 /// Validate every IPv4 packet of `mask`; trim link-layer padding so later stages see
 /// exactly the datagram; then route it.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    let nat = ctx.snap.has_nat();
     for i in bits(mask) {
         let d = b.desc[i];
         let bytes = ctx.pool.bytes(&d);
@@ -21,7 +22,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     b.drop(i, DropReason::Ip4MartianDestination);
                 } else {
                     b.desc[i].len = (ETH + total) as u32;
-                    b.set_next(i, Next::Route);
+                    b.set_next(i, if nat { Next::NatIn } else { Next::Route });
                 }
             }
             Err(r) => b.drop(i, r),

@@ -18,12 +18,14 @@ pub mod icmp_error;
 pub mod ip4_input;
 pub mod l2_input;
 pub mod local;
+pub mod nat;
 pub mod rewrite;
 pub mod route;
 
 use crate::io::{Desc, FramePool};
 use crate::metrics::{DropReason, IcmpKind, WorkerStats};
 use crate::tables::Snapshot;
+use crate::tables::nat::SnatTable;
 use crate::tables::neighbor::{NeighborConfig, NeighborTable, TickOutput};
 
 /// Largest batch.
@@ -40,15 +42,21 @@ pub enum Next {
     Route,
     Rewrite,
     IcmpError,
+    /// Destination NAT (floating IPs) and SNAT return traffic, before routing.
+    NatIn,
+    /// Source NAT of tenant traffic, after routing.
+    NatOut,
     /// Transmit on `Meta::tx_port`.
     Tx,
     /// Free the frame and count `Meta::drop`.
     Drop,
     /// The frame now belongs to someone else (a hold queue); nothing more to do.
     Consumed,
+    /// SNAT return traffic for a session of worker `Meta::handoff_to`.
+    Handoff,
 }
 
-const NEXT_COUNT: usize = 10;
+const NEXT_COUNT: usize = 13;
 
 /// Per-packet metadata, VPP's `vnet_buffer` opaque.
 #[derive(Clone, Copy, Debug)]
@@ -65,6 +73,10 @@ pub struct Meta {
     pub icmp_mtu: u16,
     /// Neighbour to resolve on `tx_port` (the next hop, or the destination when on-link).
     pub nexthop: u32,
+    /// NAT already applied (a DNATed packet is not source-translated again).
+    pub nat_done: bool,
+    /// Worker that owns the SNAT session of a packet sent to `Next::Handoff`.
+    pub handoff_to: u8,
 }
 
 impl Default for Meta {
@@ -77,6 +89,8 @@ impl Default for Meta {
             icmp: IcmpKind::NetUnreachable,
             icmp_mtu: 0,
             nexthop: 0,
+            nat_done: false,
+            handoff_to: 0,
         }
     }
 }
@@ -285,6 +299,15 @@ pub struct WorkerState {
     pub tick: TickOutput,
     /// Neighbour learned here, to tell other workers and the control thread.
     pub learned: Vec<(u8, u32, crate::wire::EthernetAddress)>,
+    /// This worker's index and the number of workers (SNAT port blocks).
+    pub worker: usize,
+    pub workers: usize,
+    /// SNAT sessions per rule of the snapshot in service (None: rule not set up yet).
+    pub snat: Vec<Option<SnatTable>>,
+    /// Generation of the snapshot `snat` was synchronised with.
+    pub snat_generation: u64,
+    /// Packets to hand to other workers after this batch: (worker, rx port, frame).
+    pub handoff: Vec<(u8, u8, Desc)>,
 }
 
 /// Default ICMP error rate per worker: like Linux's `icmp_msgs_per_sec` / `icmp_msgs_burst`.
@@ -302,7 +325,34 @@ impl WorkerState {
                 failed: Vec::with_capacity(ncfg.max_unresolved * ncfg.hold_per_entry),
             },
             learned: Vec::with_capacity(256),
+            worker: 0,
+            workers: 1,
+            snat: Vec::new(),
+            snat_generation: 0,
+            handoff: Vec::with_capacity(MAX_BATCH),
         }
+    }
+
+    /// Follow a new snapshot's SNAT rules: keep the sessions of rules that did not change,
+    /// drop those of removed or changed rules at once (their translations stop now), set up
+    /// tables for new ones. Runs once per snapshot change, never per packet.
+    pub fn sync_snat(&mut self, snap: &Snapshot) {
+        if self.snat_generation == snap.generation && self.snat.len() == snap.snat.len() {
+            return;
+        }
+        let mut old: Vec<Option<SnatTable>> = std::mem::take(&mut self.snat);
+        self.snat = snap
+            .snat
+            .iter()
+            .map(|r| {
+                let kept = old
+                    .iter_mut()
+                    .find(|t| t.as_ref().is_some_and(|t| *t.params() == r.params))
+                    .and_then(Option::take);
+                Some(kept.unwrap_or_else(|| SnatTable::new(r.params, self.worker, self.workers)))
+            })
+            .collect();
+        self.snat_generation = snap.generation;
     }
 }
 
@@ -334,6 +384,10 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
         if m != 0 {
             ip4_input::run(ctx, b, m);
         }
+        let m = b.mask(Next::NatIn);
+        if m != 0 {
+            nat::run_in(ctx, b, m);
+        }
         let m = b.mask(Next::Local);
         if m != 0 {
             local::run(ctx, b, m);
@@ -350,6 +404,10 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
         // runs once over everything.
         if b.mask(Next::Route) != 0 {
             continue;
+        }
+        let m = b.mask(Next::NatOut);
+        if m != 0 {
+            nat::run_out(ctx, b, m);
         }
         let m = b.mask(Next::Rewrite);
         if m != 0 {
@@ -371,6 +429,8 @@ fn pending(b: &Batch) -> u64 {
         | b.mask(Next::Route)
         | b.mask(Next::Rewrite)
         | b.mask(Next::IcmpError)
+        | b.mask(Next::NatIn)
+        | b.mask(Next::NatOut)
 }
 
 /// Hand transmitted packets to their port queues, free and count dropped ones.
@@ -384,6 +444,11 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
     }
     for i in bits(b.mask(Next::Tx)) {
         ctx.tx.push(b.meta[i].tx_port, b.desc[i]);
+    }
+    for i in bits(b.mask(Next::Handoff)) {
+        ctx.state
+            .handoff
+            .push((b.meta[i].handoff_to, b.meta[i].rx_port, b.desc[i]));
     }
     let drops = b.mask(Next::Drop);
     if drops != 0 {

@@ -10,6 +10,7 @@ use crate::wire::ipv4;
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // Per-batch cache of the last lookup: most batches are one flow or one destination.
     let mut last: Option<(u16, u32, Option<NextHop>)> = None;
+    let nat = ctx.snap.has_nat();
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
@@ -36,7 +37,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 }
                 b.meta[i].tx_port = port;
                 b.meta[i].nexthop = if via == 0 { dst } else { via };
-                b.set_next(i, Next::Rewrite);
+                b.set_next(i, if nat { Next::NatOut } else { Next::Rewrite });
             }
             Some(NextHop::Local { .. }) if !m.local_origin => b.set_next(i, Next::Local),
             // vgate never sends to itself: an error about our own packet has nowhere to go.

@@ -173,6 +173,8 @@ pub struct FipEntry {
     pub ext_port: u8,
     /// The MAC answered in ARP: `floating_ip.mac` (distributed FIP) or the port MAC.
     pub mac: EthernetAddress,
+    /// Counter slot, stable across reloads for the same external address.
+    pub slot: u16,
 }
 
 /// A `[[snat]]` rule.
@@ -214,6 +216,12 @@ impl Snapshot {
             .iter()
             .position(|n| n.contains(ip))
             .map(|i| i as u16)
+    }
+
+    /// True when any floating IP or SNAT rule is configured (the NAT stages run at all).
+    #[inline]
+    pub fn has_nat(&self) -> bool {
+        !self.fips.is_empty() || !self.snat.is_empty()
     }
 
     /// True when `ip` is one of vgate's own addresses.

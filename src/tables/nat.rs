@@ -304,6 +304,13 @@ impl SnatTable {
         None
     }
 
+    /// The external port of a live session, without creating one (ICMP errors from inside).
+    pub fn lookup_outbound(&self, proto: Proto, ip: u32, port: u16, now: u64) -> Option<u16> {
+        let idx = *self.by_inside.get(&inside_key(proto, ip, port))?;
+        let s = &self.sessions[idx as usize];
+        (!self.expired(s, now)).then_some(s.ext_port)
+    }
+
     /// Translate a return packet to external port `ext_port`: the inside (ip, port), or None
     /// if there is no live session (endpoint-independent filtering: any remote may use a
     /// live mapping, RFC 4787 REQ-8).

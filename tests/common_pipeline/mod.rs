@@ -22,9 +22,12 @@ pub struct Harness {
 
 pub fn snapshot(toml: &str, generation: u64) -> Snapshot {
     let cfg = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("config: {e}"));
-    build_snapshot(&cfg, generation, &|_| {
-        Some(EthernetAddress([2, 0, 0, 0, 0, 0xee]))
-    })
+    build_snapshot(
+        &cfg,
+        generation,
+        &|_| Some(EthernetAddress([2, 0, 0, 0, 0, 0xee])),
+        None,
+    )
     .expect("snapshot")
 }
 
