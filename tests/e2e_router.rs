@@ -4,8 +4,7 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 use vgate::lab::{Lab, Role, RouterMode};
 
 /// The lab topology without a default route, so "no route" can be tested.
@@ -35,108 +34,6 @@ via = "203.0.113.1"
 port = "external"
 prefix = "203.0.113.128/25"
 "#;
-
-struct Vgate {
-    child: Option<Child>,
-    ns: String,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Vgate {
-    fn start(lab: &Lab, conf: &str) -> Vgate {
-        let dir = std::env::temp_dir().join(format!("vgate-e2e-{}", unique_prefix()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("vgate.toml");
-        std::fs::write(&path, conf).unwrap();
-        let ns = lab.ns(Role::Router);
-        let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_vgate"),
-            "run",
-            "--config",
-        ])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-        let child = cmd.spawn().expect("start vgate");
-        let v = Vgate {
-            child: Some(child),
-            ns: ns.clone(),
-            _dir: TempDir(dir),
-        };
-        assert!(
-            wait_until(Duration::from_secs(10), || http_get(
-                &ns,
-                "http://127.0.0.1:9477/api/v1/status"
-            )
-            .is_some_and(|r| r.status == 200)),
-            "vgate did not come up"
-        );
-        v
-    }
-
-    fn metrics(&self) -> String {
-        http_get(&self.ns, "http://127.0.0.1:9477/metrics")
-            .map(|r| r.body)
-            .unwrap_or_default()
-    }
-
-    fn metric(&self, sample: &str) -> u64 {
-        metric_value(&self.metrics(), sample)
-    }
-
-    /// SIGTERM and wait; returns the exit code.
-    fn stop(mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        // `ip netns exec` execs vgate, so the child pid is vgate itself.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        for _ in 0..100 {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Vgate {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-            for _ in 0..60 {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The value of one sample line (`name{labels}`) in an exposition; 0 if absent.
-fn metric_value(text: &str, sample: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn setup(conf: &str) -> Option<(Lab, Vgate)> {
     if !is_root() {

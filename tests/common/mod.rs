@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 use vgate::lab::{self, Lab, LabSpec, Role, RouterMode};
 
+mod vgate_proc;
+#[allow(unused_imports)]
+pub use vgate_proc::{Vgate, metric_value};
+
 /// Whether this process may create namespaces and veths.
 pub fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
