@@ -46,6 +46,8 @@ enum Cmd {
 enum ShowWhat {
     Routes,
     Neighbors,
+    Fips,
+    Sessions,
     Stats,
     Status,
 }
@@ -74,6 +76,8 @@ fn main() -> ExitCode {
             match what {
                 ShowWhat::Routes => "routes",
                 ShowWhat::Neighbors => "neighbors",
+                ShowWhat::Fips => "fips",
+                ShowWhat::Sessions => "sessions",
                 ShowWhat::Stats => "stats",
                 ShowWhat::Status => "status",
             },

@@ -87,6 +87,72 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 .unwrap_or_default();
             table(&["TABLE", "PREFIX", "KIND", "VIA", "PORT", "ORIGIN"], &rows)
         }
+        "fips" => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            [
+                                "external",
+                                "internal",
+                                "network",
+                                "port",
+                                "mac",
+                                "packets_in",
+                                "packets_out",
+                            ]
+                            .iter()
+                            .map(|k| s(&r[*k]))
+                            .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(
+                &[
+                    "EXTERNAL", "INTERNAL", "NETWORK", "PORT", "MAC", "IN", "OUT",
+                ],
+                &rows,
+            )
+        }
+        "sessions" => {
+            let rows: Vec<Vec<String>> = v["sessions"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            [
+                                "protocol",
+                                "inside",
+                                "external",
+                                "tcp_state",
+                                "idle_seconds",
+                                "network",
+                                "worker",
+                            ]
+                            .iter()
+                            .map(|k| s(&r[*k]))
+                            .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut out = table(
+                &[
+                    "PROTO", "INSIDE", "EXTERNAL", "STATE", "IDLE_S", "NETWORK", "WORKER",
+                ],
+                &rows,
+            );
+            if v["workers_answered"] != v["workers"] {
+                out += &format!(
+                    "({} of {} workers answered)\n",
+                    s(&v["workers_answered"]),
+                    s(&v["workers"])
+                );
+            }
+            out
+        }
         "neighbors" => {
             let rows: Vec<Vec<String>> = v
                 .as_array()

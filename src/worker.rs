@@ -15,7 +15,7 @@ use crate::wire::EthernetAddress;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// A neighbour learned by one worker: (port, ip, mac).
@@ -30,6 +30,20 @@ pub struct NeighborBus {
     /// SNAT return traffic for another worker's sessions, one queue per worker. Workers own
     /// separate UMEMs, so a handed-off packet is copied.
     pub handoff: Vec<ArrayQueue<HandoffPkt>>,
+    /// Session dumps for the API: the control thread bumps `session_request`; each worker
+    /// answers on its timer with up to [`SESSION_DUMP_MAX`] rows tagged with that number.
+    pub session_request: AtomicU64,
+    pub session_dumps: ArrayQueue<(u64, usize, Vec<SessionRow>)>,
+}
+
+/// Most sessions one worker reports per API request.
+pub const SESSION_DUMP_MAX: usize = 10_000;
+
+/// A session as `/api/v1/sessions` shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRow {
+    pub rule: u16,
+    pub view: crate::tables::nat::SessionView,
 }
 
 /// A packet handed to another worker (copied: each worker has its own frame pool).
@@ -48,6 +62,8 @@ impl NeighborBus {
             to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
             to_control: ArrayQueue::new(16384),
             garp: ArrayQueue::new(1024),
+            session_request: AtomicU64::new(0),
+            session_dumps: ArrayQueue::new(workers.max(1) * 4),
             handoff: if workers > 1 {
                 (0..workers)
                     .map(|_| ArrayQueue::new(HANDOFF_QUEUE))
@@ -82,6 +98,7 @@ pub struct Worker<P: Port> {
     rx_buf: [Desc; MAX_BATCH],
     batch_size: usize,
     next_tick: u64,
+    sessions_served: u64,
 }
 
 impl<P: Port> Worker<P> {
@@ -112,6 +129,7 @@ impl<P: Port> Worker<P> {
             rx_buf: [Desc::default(); MAX_BATCH],
             batch_size: batch_size.clamp(1, MAX_BATCH),
             next_tick: 0,
+            sessions_served: 0,
         }
     }
 
@@ -206,6 +224,23 @@ impl<P: Port> Worker<P> {
                 sessions += t.len();
             }
             ctx.stats.nat_sessions.set(sessions as u64);
+            let want = self.bus.session_request.load(Ordering::Acquire);
+            if want != self.sessions_served {
+                self.sessions_served = want;
+                let mut rows = Vec::new();
+                for (ri, t) in ctx.state.snat.iter().enumerate() {
+                    let Some(t) = t else { continue };
+                    rows.extend(
+                        t.sessions(now)
+                            .take(SESSION_DUMP_MAX - rows.len())
+                            .map(|view| SessionRow {
+                                rule: ri as u16,
+                                view,
+                            }),
+                    );
+                }
+                let _ = self.bus.session_dumps.force_push((want, self.id, rows));
+            }
         }
 
         // One transmit burst per port.

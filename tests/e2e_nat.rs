@@ -159,6 +159,11 @@ fn floating_ip_ping_tcp_arp_and_garp_move() {
         .metric("vgate_garp_sent_total")
         >= garps_before + 3));
     assert_eq!(vg.generation(), 2);
+    let api = http_get(&vg.ns, "http://127.0.0.1:9477/api/v1/fips").expect("API");
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(v[0]["external"], "203.0.113.10");
+    assert_eq!(v[0]["internal"], "10.10.1.2");
+    assert_eq!(v[0]["mac"], "fa:16:3e:aa:bb:02");
     assert_eq!(ping(&inet, "203.0.113.10", 2), (2, 2));
 }
 

@@ -133,6 +133,8 @@ fn route(
         (Method::Get, "/api/v1/status") => json_response(200, &status(control)),
         (Method::Get, "/api/v1/routes") => json_response(200, &routes(control)),
         (Method::Get, "/api/v1/neighbors") => json_response(200, &neighbors(control)),
+        (Method::Get, "/api/v1/fips") => json_response(200, &fips(control)),
+        (Method::Get, "/api/v1/sessions") => json_response(200, &sessions(control)),
         (Method::Get, "/api/v1/config") => {
             let st = control.lock();
             json_response(
@@ -147,7 +149,7 @@ fn route(
         (
             _,
             "/metrics" | "/api/v1/status" | "/api/v1/routes" | "/api/v1/neighbors"
-            | "/api/v1/config" | "/api/v1/reload",
+            | "/api/v1/config" | "/api/v1/reload" | "/api/v1/fips" | "/api/v1/sessions",
         ) => error(405, "method not allowed"),
         _ => error(404, "no such resource"),
     }
@@ -231,4 +233,73 @@ fn neighbors(control: &Control) -> Value {
             })
             .collect(),
     )
+}
+
+fn fips(control: &Control) -> Value {
+    let snap = control.tables.load();
+    let sum = |f: &dyn Fn(&crate::metrics::WorkerStats) -> u64| -> u64 {
+        control.workers.iter().map(|w| f(w)).sum()
+    };
+    Value::Array(
+        snap.fips
+            .iter()
+            .map(|f| {
+                let slot = usize::from(f.slot);
+                json!({
+                    "external": ip(f.external),
+                    "internal": ip(f.internal),
+                    "network": snap.networks[f.network as usize].name,
+                    "port": snap.ports[f.ext_port as usize].name,
+                    "mac": f.mac.to_string(),
+                    "packets_in": sum(&|w| w.fip_in[slot].get()),
+                    "packets_out": sum(&|w| w.fip_out[slot].get()),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Ask every worker for its SNAT sessions and wait (bounded) for the answers.
+fn sessions(control: &Control) -> Value {
+    let bus = &control.bus;
+    let want = bus
+        .session_request
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    let workers = control.workers.len();
+    let mut rows = Vec::new();
+    let mut answered = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while answered < workers && std::time::Instant::now() < deadline {
+        match bus.session_dumps.pop() {
+            Some((seq, worker, dump)) if seq == want => {
+                answered += 1;
+                rows.extend(dump.into_iter().map(|r| (worker, r)));
+            }
+            Some(_) => {} // an answer to an older request
+            None => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
+    let snap = control.tables.load();
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|(worker, r)| {
+            let rule = snap.snat.get(r.rule as usize);
+            json!({
+                "worker": worker,
+                "network": rule.map(|x| snap.networks[x.network as usize].name.clone()),
+                "protocol": r.view.proto.label(),
+                "inside": format!("{}:{}", ip(r.view.inside_ip), r.view.inside_port),
+                "external": format!("{}:{}", rule.map_or_else(String::new, |x| ip(x.params.external)), r.view.external_port),
+                "tcp_state": r.view.tcp_state.map(|t| format!("{t:?}").to_lowercase()),
+                "idle_seconds": r.view.idle_ns / 1_000_000_000,
+            })
+        })
+        .collect();
+    json!({
+        "workers_answered": answered,
+        "workers": workers,
+        "truncated_per_worker_at": crate::worker::SESSION_DUMP_MAX,
+        "sessions": list,
+    })
 }
