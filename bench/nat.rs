@@ -1,0 +1,244 @@
+//! NAT cost per packet on the in-memory backend, batch 64, one core: floating IP DNAT
+//! inbound, floating IP SNAT outbound, and SNAT (PAT) on existing sessions with 1,000,000
+//! sessions in the tables. Each iteration restores 64 template frames (a frame-sized copy per
+//! packet, included in the figure) and runs them through every stage.
+//! Run: `cargo bench --bench nat`.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::fmt::Write as _;
+use std::hint::black_box;
+use vgate::control::apply::build_snapshot;
+use vgate::control::config::Config;
+use vgate::io::{Desc, FramePool};
+use vgate::metrics::WorkerStats;
+use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
+use vgate::tables::Snapshot;
+use vgate::tables::nat::Proto;
+use vgate::tables::neighbor::NeighborConfig;
+use vgate::wire::EthernetAddress;
+
+const EXT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const GW_MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 1];
+const UPSTREAM: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const NETWORKS: u32 = 16;
+const SESSIONS_PER_NETWORK: u32 = 62_500;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// 16 flat tenant networks 10.N.0.0/16 on the internal port, each with SNAT to its own
+/// external address 203.0.113.(100+N), and 64 floating IPs 203.0.113.(10+k) -> 10.0.0.(10+k).
+fn config() -> Config {
+    let mut c = String::from(
+        r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+mac = "fa:16:3e:00:00:01"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+"#,
+    );
+    for n in 0..NETWORKS {
+        let _ = write!(
+            c,
+            "\n[[network]]\nname = \"t{n}\"\nport = \"internal\"\nsubnet = \"10.{n}.0.0/16\"\n\
+             gateway = \"10.{n}.0.1\"\ngateway_mac = \"fa:16:3e:00:00:01\"\n\
+             \n[[snat]]\nnetwork = \"t{n}\"\nexternal = \"203.0.113.{}\"\nports = \"1024-65535\"\n\
+             max_sessions = 100000\n",
+            100 + n
+        );
+    }
+    for k in 0..64 {
+        let _ = write!(
+            c,
+            "\n[[floating_ip]]\nexternal = \"203.0.113.{}\"\ninternal = \"10.0.0.{}\"\nnetwork = \"t0\"\n",
+            10 + k,
+            10 + k
+        );
+    }
+    Config::from_toml_str(&c).expect("bench config")
+}
+
+fn udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src.to_be_bytes(), dst.to_be_bytes(), 64)
+        .udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, &[0u8; 18]).unwrap();
+    out
+}
+
+fn ip(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
+
+struct Bench {
+    snap: Snapshot,
+    pool: FramePool,
+    state: WorkerState,
+    stats: WorkerStats,
+    tx: TxQueues,
+    batch: Box<Batch>,
+    descs: [Desc; MAX_BATCH],
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let snap = build_snapshot(&config(), 1, &|_| None, None).expect("snapshot");
+        let mut state = WorkerState::new(NeighborConfig::default());
+        state.sync_snat(&snap);
+        let mut released = Vec::new();
+        let mac = EthernetAddress(UPSTREAM);
+        state
+            .neighbors
+            .learn(0, ip([203, 0, 113, 1]), mac, 0, true, &mut released);
+        for k in 0..64u32 {
+            let vm = EthernetAddress([0xfa, 0x16, 0x3e, 1, 0, k as u8]);
+            state
+                .neighbors
+                .learn(1, ip([10, 0, 0, 10 + k as u8]), vm, 0, true, &mut released);
+        }
+        let mut pool = FramePool::new_heap(1024);
+        let mut descs = [Desc::default(); MAX_BATCH];
+        for d in descs.iter_mut() {
+            *d = pool.alloc().unwrap();
+        }
+        Bench {
+            snap,
+            pool,
+            state,
+            stats: WorkerStats::default(),
+            tx: TxQueues::new(2, 4 * MAX_BATCH),
+            batch: Box::default(),
+            descs,
+        }
+    }
+
+    fn run(&mut self, frames: &[Vec<u8>], port: u8) -> usize {
+        self.batch.reset_rx(MAX_BATCH, port);
+        for (i, f) in frames.iter().enumerate() {
+            let mut d = self.descs[i];
+            d.len = f.len() as u32;
+            self.pool.bytes_mut(&d).copy_from_slice(f);
+            self.batch.desc[i] = d;
+        }
+        let mut ctx = Ctx {
+            snap: &self.snap,
+            pool: &mut self.pool,
+            state: &mut self.state,
+            stats: &self.stats,
+            tx: &mut self.tx,
+            now: 1_000,
+        };
+        pipeline::process(&mut ctx, &mut self.batch);
+        let sent = self.tx.total();
+        for q in self.tx.per_port.iter_mut() {
+            q.clear();
+        }
+        sent
+    }
+}
+
+fn nat(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nat");
+    g.throughput(Throughput::Elements(MAX_BATCH as u64));
+
+    // Floating IP DNAT: the internet to 64 floating IPs.
+    let mut b = Bench::new();
+    let inbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
+        .map(|k| {
+            udp(
+                UPSTREAM,
+                EXT_MAC,
+                ip([198, 51, 100, 7]),
+                ip([203, 0, 113, 10 + k as u8]),
+                5000 + k as u16,
+                80,
+            )
+        })
+        .collect();
+    assert_eq!(b.run(&inbound, 0), MAX_BATCH);
+    g.bench_function("fip_dnat_in", |bn| {
+        bn.iter(|| black_box(b.run(&inbound, 0)))
+    });
+    assert_eq!(b.stats.total_drops(), 0);
+
+    // Floating IP SNAT: the VMs to the internet.
+    let outbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
+        .map(|k| {
+            udp(
+                GW_MAC,
+                GW_MAC,
+                ip([10, 0, 0, 10 + k as u8]),
+                ip([198, 51, 100, 7]),
+                80,
+                5000 + k as u16,
+            )
+        })
+        .collect();
+    assert_eq!(b.run(&outbound, 1), MAX_BATCH);
+    g.bench_function("fip_snat_out", |bn| {
+        bn.iter(|| black_box(b.run(&outbound, 1)))
+    });
+    assert_eq!(b.stats.total_drops(), 0);
+
+    // SNAT with 1,000,000 sessions; packets of random existing sessions.
+    let mut b = Bench::new();
+    let mut inside = Vec::with_capacity((NETWORKS * SESSIONS_PER_NETWORK) as usize);
+    for n in 0..NETWORKS {
+        let t = b.state.snat[n as usize].as_mut().unwrap();
+        for s in 0..SESSIONS_PER_NETWORK {
+            // 250 hosts x 250 ports per network.
+            let host = ip([10, n as u8, (s / 250) as u8, 2 + (s % 250) as u8]);
+            let port = 10_000 + (s % 250) as u16 + 250 * (s / 250 / 250) as u16;
+            t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
+            inside.push((host, port));
+        }
+    }
+    let total: usize = b.state.snat.iter().flatten().map(|t| t.len()).sum();
+    assert_eq!(total, 1_000_000);
+    let mut rng = Rng(7);
+    let sets: Vec<Vec<Vec<u8>>> = (0..64)
+        .map(|_| {
+            (0..MAX_BATCH)
+                .map(|_| {
+                    let (h, p) = inside[(rng.next() as usize) % inside.len()];
+                    udp(GW_MAC, GW_MAC, h, ip([198, 51, 100, 7]), p, 53)
+                })
+                .collect()
+        })
+        .collect();
+    let mut round = 0;
+    assert_eq!(b.run(&sets[0], 1), MAX_BATCH);
+    g.bench_function("snat_existing_1m_sessions", |bn| {
+        bn.iter(|| {
+            round += 1;
+            black_box(b.run(&sets[round % sets.len()], 1))
+        })
+    });
+    assert_eq!(
+        b.stats.total_drops(),
+        0,
+        "every packet hit an existing session"
+    );
+    g.finish();
+}
+
+criterion_group!(benches, nat);
+criterion_main!(benches);
