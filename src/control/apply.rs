@@ -351,12 +351,26 @@ pub fn build_snapshot(
         });
     }
 
+    let snat_by_external = snat
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.params.external, i as u16))
+        .collect();
+    let mut network_ranges: Vec<(u32, u32, u16)> = networks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.subnet, n.subnet | !mask(n.len), i as u16))
+        .collect();
+    network_ranges.sort_unstable();
+
     Ok(Snapshot {
         generation,
         ports,
         tables,
         nexthops,
         arp,
+        snat_by_external,
+        network_ranges,
         networks,
         fips,
         fip_by_external,

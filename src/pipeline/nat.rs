@@ -173,9 +173,10 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
 
         // SNAT return traffic.
-        let Some(ri) = snap.snat.iter().position(|r| r.params.external == dst) else {
+        let Some(&ri) = snap.snat_by_external.get(&dst) else {
             continue;
         };
+        let ri = usize::from(ri);
         let rule = &snap.snat[ri];
         let proto_num = ipv4::Packet::new_unchecked(&l3[..]).protocol();
         let hl = ipv4::Packet::new_unchecked(&l3[..]).header_len();

@@ -138,6 +138,10 @@ pub struct Snapshot {
     pub fip_by_internal: IntMap<u32, u16>,
     /// SNAT rules, indexed like `NetworkInfo::snat`.
     pub snat: Vec<SnatRule>,
+    /// SNAT rule index by external address.
+    pub snat_by_external: IntMap<u32, u16>,
+    /// Tenant networks sorted by subnet start, for a binary search (subnets never overlap).
+    pub network_ranges: Vec<(u32, u32, u16)>,
 }
 
 /// A tenant network as the dataplane sees it.
@@ -209,13 +213,17 @@ impl Snapshot {
             .map(|i| i as u16)
     }
 
-    /// The tenant network holding `ip`, whatever its attachment.
+    /// The tenant network holding `ip`, whatever its attachment: a binary search over the
+    /// non-overlapping subnets.
     #[inline]
     pub fn network_of(&self, ip: u32) -> Option<u16> {
-        self.networks
-            .iter()
-            .position(|n| n.contains(ip))
-            .map(|i| i as u16)
+        let r = &self.network_ranges;
+        let i = r.partition_point(|(start, _, _)| *start <= ip);
+        if i == 0 {
+            return None;
+        }
+        let (_, end, n) = r[i - 1];
+        (ip <= end).then_some(n)
     }
 
     /// True when any floating IP or SNAT rule is configured (the NAT stages run at all).
