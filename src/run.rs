@@ -81,6 +81,14 @@ pub fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    let missing = crate::control::unsupported(&cfg);
+    if !missing.is_empty() {
+        eprintln!("vgate: {} cannot be served:", path.display());
+        for e in &missing {
+            eprintln!("  {e}");
+        }
+        return 1;
+    }
     if let Err(e) = afxdp::raise_memlock() {
         log::warn!("could not raise RLIMIT_MEMLOCK: {e}");
     }

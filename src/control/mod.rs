@@ -136,7 +136,8 @@ impl Control {
     /// sockets or threads (ports, workers, dataplane settings) are refused, not half-applied.
     pub fn apply(&self, cfg: Config) -> Result<u64, ReloadError> {
         let mut st = self.lock();
-        let restart = restart_needed(&st.config, &cfg);
+        let mut restart = restart_needed(&st.config, &cfg);
+        restart.extend(unsupported(&cfg));
         if !restart.is_empty() {
             st.reloads_failed += 1;
             return Err(ReloadError(restart));
@@ -204,6 +205,23 @@ impl Control {
             .collect();
         crate::metrics::render(&self.workers, &ports, &fips, &cv)
     }
+}
+
+/// Parts of a valid configuration this version validates but cannot serve yet. `vgate run`
+/// and reloads refuse them rather than silently not forwarding.
+pub fn unsupported(cfg: &Config) -> Vec<String> {
+    let mut v = Vec::new();
+    if cfg.tunnel.is_some() || !cfg.chassis.is_empty() {
+        v.push("[tunnel]/[[chassis]]: the Geneve overlay is not served by this version yet".into());
+    }
+    for (i, n) in cfg.networks.iter().enumerate() {
+        if n.vni.is_some() {
+            v.push(format!(
+                "network[{i}].vni: Geneve tenant networks are not served by this version yet"
+            ));
+        }
+    }
+    v
 }
 
 /// Differences between two configs that a reload cannot apply.
