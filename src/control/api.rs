@@ -123,10 +123,38 @@ fn handle(mut req: Request, token: Option<&str>, control: &Control) {
 fn route(
     method: &Method,
     path: &str,
-    _body: &[u8],
+    body: &[u8],
     control: &Control,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
+    if let Some(ext) = path.strip_prefix("/api/v1/fips/") {
+        return match method {
+            Method::Delete => match ext.parse::<Ipv4Addr>() {
+                Ok(a) => match control.delete_fip(a) {
+                    Ok(Some(g)) => json_response(200, &json!({ "generation": g })),
+                    Ok(None) => error(404, "no such floating IP"),
+                    Err(e) => json_response(400, &json!({ "errors": e.0 })),
+                },
+                Err(_) => error(400, "the path must end with an IPv4 address"),
+            },
+            _ => error(405, "method not allowed"),
+        };
+    }
     match (method, path) {
+        (Method::Post, "/api/v1/fips") => {
+            match serde_json::from_slice::<super::config::FloatingIpCfg>(body) {
+                Ok(f) => match control.put_fip(f) {
+                    Ok((g, created)) => json_response(
+                        if created { 201 } else { 200 },
+                        &json!({ "generation": g, "created": created }),
+                    ),
+                    Err(e) => json_response(400, &json!({ "errors": e.0 })),
+                },
+                Err(e) => json_response(
+                    400,
+                    &json!({ "errors": [format!("body: {e} (expected {{\"external\", \"internal\", \"network\", optional \"mac\"}})")] }),
+                ),
+            }
+        }
         (Method::Get, "/metrics") => Response::from_string(control.metrics_text()).with_header(
             header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
         ),

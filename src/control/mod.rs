@@ -136,6 +136,48 @@ impl Control {
     /// sockets or threads (ports, workers, dataplane settings) are refused, not half-applied.
     pub fn apply(&self, cfg: Config) -> Result<u64, ReloadError> {
         let mut st = self.lock();
+        self.apply_locked(&mut st, cfg)
+    }
+
+    /// Add a floating IP or replace the one with the same external address, validating the
+    /// whole resulting configuration first. Returns (generation, created).
+    pub fn put_fip(&self, fip: config::FloatingIpCfg) -> Result<(u64, bool), ReloadError> {
+        let mut st = self.lock();
+        let mut cfg = st.config.clone();
+        let created = match cfg
+            .floating_ips
+            .iter_mut()
+            .find(|f| f.external == fip.external)
+        {
+            Some(f) => {
+                *f = fip;
+                false
+            }
+            None => {
+                cfg.floating_ips.push(fip);
+                true
+            }
+        };
+        if let Err(errs) = cfg.validate() {
+            st.reloads_failed += 1;
+            return Err(ReloadError(errs.0.iter().map(|e| e.to_string()).collect()));
+        }
+        self.apply_locked(&mut st, cfg).map(|g| (g, created))
+    }
+
+    /// Remove the floating IP with this external address. Ok(None) when there is none.
+    pub fn delete_fip(&self, external: std::net::Ipv4Addr) -> Result<Option<u64>, ReloadError> {
+        let mut st = self.lock();
+        let mut cfg = st.config.clone();
+        let before = cfg.floating_ips.len();
+        cfg.floating_ips.retain(|f| f.external != external);
+        if cfg.floating_ips.len() == before {
+            return Ok(None);
+        }
+        self.apply_locked(&mut st, cfg).map(Some)
+    }
+
+    fn apply_locked(&self, st: &mut ControlState, cfg: Config) -> Result<u64, ReloadError> {
         let mut restart = restart_needed(&st.config, &cfg);
         restart.extend(unsupported(&cfg));
         if !restart.is_empty() {

@@ -21,6 +21,15 @@ impl Drop for TempDir {
 
 impl Vgate {
     pub fn start(lab: &Lab, conf: &str) -> Vgate {
+        Self::start_inner(lab, conf, None)
+    }
+
+    /// Start with an API that requires `token`.
+    pub fn start_with_token(lab: &Lab, conf: &str, token: &str) -> Vgate {
+        Self::start_inner(lab, conf, Some(token))
+    }
+
+    fn start_inner(lab: &Lab, conf: &str, token: Option<&str>) -> Vgate {
         let dir = std::env::temp_dir().join(format!("vgate-e2e-{}", unique_prefix()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vgate.toml");
@@ -46,9 +55,12 @@ impl Vgate {
             _dir: TempDir(dir),
         };
         assert!(
-            wait_until(Duration::from_secs(10), || http_get(
+            wait_until(Duration::from_secs(10), || super::http(
                 &ns,
-                "http://127.0.0.1:9477/api/v1/status"
+                "GET",
+                "http://127.0.0.1:9477/api/v1/status",
+                None,
+                token
             )
             .is_some_and(|r| r.status == 200)),
             "vgate did not come up"
