@@ -67,10 +67,9 @@ fn setup(listen: &str, token: Option<&str>) -> Option<(Lab, Vgate, String)> {
     let lab = lab_up(RouterMode::Vgate);
     let vm_mac = lab.mac(Role::Client, &lab.client_iface()).unwrap();
     let c = conf(&vm_mac, listen, token);
-    let vg = if token.is_some() {
-        Vgate::start_with_token(&lab, &c, token.unwrap())
-    } else {
-        Vgate::start(&lab, &c)
+    let vg = match token {
+        Some(t) => Vgate::start_with_token(&lab, &c, t),
+        None => Vgate::start(&lab, &c),
     };
     Some((lab, vg, c))
 }
