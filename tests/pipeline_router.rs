@@ -552,3 +552,211 @@ fn books_balance() {
     assert_eq!(rx + s.generated.get(), tx + s.total_drops() + s.held.get());
     assert_eq!(h.frames_in_use() as u64, s.held.get());
 }
+
+const POLICY: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "backup"
+iface = "ext1"
+mac = "02:00:00:00:00:03"
+addresses = ["198.18.0.2/24"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+mac = "02:00:00:00:00:02"
+addresses = ["10.10.1.1/24"]
+route_table = "tenant"
+mtu = 1500
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[route]]
+table = "tenant"
+prefix = "0.0.0.0/0"
+via = "198.18.0.1"
+"#;
+
+#[test]
+fn policy_routing_by_input_port() {
+    let mut h = Harness::new(POLICY);
+    for (port, m, src, dst) in [
+        ("internal", CLIENT_MAC, "10.10.1.2", "10.10.1.1"),
+        ("external", UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"),
+        ("backup", "02:00:00:00:03:01", "198.18.0.1", "198.18.0.2"),
+    ] {
+        h.inject(port, &arp_request(m, src, dst));
+    }
+    h.run();
+    for p in ["internal", "external", "backup"] {
+        h.tx(p);
+    }
+    // From the internal port: table "tenant" -> default via 198.18.0.1 on "backup".
+    h.inject(
+        "internal",
+        &udp(CLIENT_MAC, INT_MAC, "10.10.1.2", "192.0.2.50", 64, 1, 2, 8),
+    );
+    // From the external port: table "main" -> default via 203.0.113.1.
+    h.inject(
+        "external",
+        &udp(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "203.0.113.1",
+            "192.0.2.50",
+            64,
+            1,
+            2,
+            8,
+        ),
+    );
+    h.run();
+    let b = h.tx("backup");
+    assert_eq!(b.len(), 1);
+    assert_eq!(&b[0][0..6], &mac("02:00:00:00:03:01"));
+    let e = h.tx("external");
+    assert_eq!(e.len(), 1);
+    assert_eq!(&e[0][0..6], &mac(UPSTREAM_MAC));
+    // Connected routes live in "main": the tenant table falls back to it.
+    h.inject(
+        "internal",
+        &udp(CLIENT_MAC, INT_MAC, "10.10.1.2", "203.0.113.1", 64, 1, 2, 8),
+    );
+    h.run();
+    let e = h.tx("external");
+    assert_eq!(
+        e.len(),
+        0,
+        "tenant's default route wins over main's connected route"
+    );
+    assert_eq!(h.tx("backup").len(), 1);
+}
+
+const SMALL_MTU: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+mtu = 1000
+
+[[port]]
+name = "internal"
+iface = "int0"
+mac = "02:00:00:00:00:02"
+addresses = ["10.10.1.1/24"]
+
+[[route]]
+prefix = "198.51.100.0/24"
+via = "203.0.113.1"
+"#;
+
+fn small_mtu() -> Harness {
+    let mut h = Harness::new(SMALL_MTU);
+    h.inject(
+        "internal",
+        &arp_request(CLIENT_MAC, "10.10.1.2", "10.10.1.1"),
+    );
+    h.inject(
+        "external",
+        &arp_request(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"),
+    );
+    h.run();
+    h.tx("internal");
+    h.tx("external");
+    h
+}
+
+#[test]
+fn df_packet_over_mtu_gets_frag_needed_with_the_mtu() {
+    let mut h = small_mtu();
+    let mut f = udp(
+        CLIENT_MAC,
+        INT_MAC,
+        "10.10.1.2",
+        "198.51.100.7",
+        64,
+        1,
+        2,
+        1400,
+    );
+    set_df(&mut f, true);
+    h.inject("internal", &f);
+    h.run();
+    assert!(h.tx("external").is_empty(), "nothing too big leaves");
+    let out = h.tx("internal");
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+        panic!()
+    };
+    match icmp.icmp_type() {
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu },
+        ) => assert_eq!(next_hop_mtu, 1000),
+        t => panic!("{t:?}"),
+    }
+    assert_eq!(
+        icmp.icmp_type().calc_checksum(icmp.payload()),
+        icmp.checksum()
+    );
+    // RFC 1812 4.3.2.3: the error datagram is at most 576 bytes.
+    assert_eq!(out[0].len(), 14 + 576);
+    assert_eq!(h.drops(DropReason::MtuFragNeeded), 1);
+    assert_eq!(h.stats().icmp_count(IcmpKind::FragNeeded), 1);
+}
+
+#[test]
+fn packet_without_df_is_fragmented_and_reassembles() {
+    let mut h = small_mtu();
+    let mut f = udp(
+        CLIENT_MAC,
+        INT_MAC,
+        "10.10.1.2",
+        "198.51.100.7",
+        64,
+        1,
+        2,
+        2400,
+    );
+    set_df(&mut f, false);
+    h.inject("internal", &f);
+    h.run();
+    let out = h.tx("external");
+    assert_eq!(
+        out.len(),
+        3,
+        "2428-byte datagram over MTU 1000: 3 fragments"
+    );
+    let mut data = vec![0u8; 2408];
+    let mut seen = 0;
+    for (k, frag) in out.iter().enumerate() {
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&frag[14..]).unwrap();
+        assert!(ip.total_len() <= 1000);
+        assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+        assert_eq!(ip.ttl(), 63);
+        assert_eq!(ip.more_fragments(), k < 2);
+        let off = usize::from(ip.fragments_offset().byte_offset());
+        let payload = &frag[14 + 20..14 + usize::from(ip.total_len())];
+        if k < 2 {
+            assert_eq!(payload.len() % 8, 0);
+        }
+        data[off..off + payload.len()].copy_from_slice(payload);
+        seen += payload.len();
+        assert_eq!(&frag[0..6], &mac(UPSTREAM_MAC));
+    }
+    assert_eq!(seen, 2408);
+    assert_eq!(
+        data,
+        f[14 + 20..],
+        "fragments reassemble to the original UDP datagram"
+    );
+    assert_eq!(h.stats().generated.get(), 2);
+}
