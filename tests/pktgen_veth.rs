@@ -482,6 +482,55 @@ fn loss_reordering_and_duplicates_are_counted_exactly() {
 }
 
 #[test]
+fn one_interface_sends_and_receives() {
+    require_root_and_af_xdp!();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // pktgen on a, a reflector on its peer b: one socket, one thread, both directions.
+    let ns = Netns::new("o");
+    let (a, b) = ns.veth("a", "b");
+    let stop = AtomicBool::new(false);
+    let ready = AtomicBool::new(false);
+    let (doc, relay) = std::thread::scope(|s| {
+        let relay = s.spawn(|| relay(&ns.name, &b, &b, &stop, &ready, |_| Verdict::Forward));
+        while !ready.load(Ordering::SeqCst) {
+            assert!(!relay.is_finished(), "reflector did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let doc = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ns.pktgen(&[
+                "--tx-iface",
+                &a,
+                "--dst-mac",
+                "02:00:00:00:00:99",
+                "--rate",
+                "20k",
+                "--count",
+                "5000",
+                "--imix",
+            ])
+        }));
+        stop.store(true, Ordering::SeqCst);
+        let counts = relay
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (doc.unwrap_or_else(|p| std::panic::resume_unwind(p)), counts)
+    });
+    let r = &doc["result"];
+    assert_eq!(doc["config"]["rx_iface"], a.as_str());
+    assert_eq!(doc["ports"]["tx"], doc["ports"]["rx"]);
+    assert_eq!(relay.forwarded, 5000);
+    assert_eq!(u(&r["tx"]["packets"]), 5000);
+    // 7:4:1 of 64, 594 and 1518 bytes over 5000 frames (416 full rounds of 12, then 8).
+    let round = 7 * 64 + 4 * 594 + 1518;
+    let tail: u64 = [64, 594, 64, 64, 594, 64, 1518, 64].iter().sum();
+    assert_eq!(u(&r["tx"]["bytes"]), 416 * round + tail);
+    let received = u(&r["rx"]["packets"]);
+    assert_eq!(received + u(&r["loss"]["packets"]), 5000);
+    assert!(received >= 4950, "{r}");
+    assert_eq!(u(&r["rx"]["duplicates"]), 0);
+}
+
+#[test]
 fn search_finds_the_rate_of_a_policer() {
     require_root_and_af_xdp!();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

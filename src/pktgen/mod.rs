@@ -680,6 +680,7 @@ fn run_search(g: &mut Generator, args: &PktgenArgs) -> Result<SearchReport, Stri
     };
     if show {
         match throughput {
+            _ if interrupted(g) => println!("throughput: search interrupted"),
             Some(r) => println!(
                 "throughput: {r} pps with loss <= {tolerance} % ({}-byte trials of {:.1} s)",
                 if args.imix {

@@ -1,4 +1,31 @@
 //! Results: the JSON document (`--json`) and the aligned tables printed otherwise.
+//!
+//! The document ([`Report`]):
+//!
+//! ```text
+//! { "mode": "run" | "search",
+//!   "config": { tx_iface, rx_iface, queue, sizes: [bytes with FCS...], imix, flows, vary,
+//!               src_mac, dst_mac, src_ip, dst_ip, src_port, dst_port, udp_checksum,
+//!               geneve_vni|null, outer_src|null, outer_dst|null, count|null,
+//!               duration_s|null, batch },
+//!   "ports": { "tx": "iface a queue 0, xdp native, copy mode (...)", "rx": "..." },
+//!   "result": Trial,                              (run mode)
+//!   "search": { loss_tolerance_pct, trial_duration_s, rate_min, rate_max, resolution,
+//!               trials: [Trial + "pass"], throughput_pps|null },   (search mode)
+//!   "interrupted": bool }
+//!
+//! Trial = { stream, rate_pps|null, rate_reached|null,
+//!   "tx": { packets, bytes, duration_s, pps, mbps, ring_full },
+//!   "rx": { packets (distinct), received (with duplicates), bytes, duration_s, pps, mbps,
+//!           duplicates, reordered, late, other_stream, foreign },
+//!   "loss": { packets, ratio },
+//!   "latency_ns": { samples, min, avg, p50, p90, p99, p999, max } | null,
+//!   "kernel": { rx_ring_full, rx_fill_ring_empty, rx_dropped, rx_invalid_descs } }
+//! ```
+//!
+//! Bytes count frames with their 4-byte FCS; `mbps` is the layer-2 rate. TX duration runs
+//! from the start of sending to the last burst, RX duration from the start of sending to the
+//! last probe received.
 
 use super::engine::{KernelDrops, RxReport, TxReport};
 use super::stats::LatencySummary;
