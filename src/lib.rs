@@ -9,6 +9,7 @@ pub mod io;
 pub mod lab;
 pub mod metrics;
 pub mod pipeline;
+pub mod pktgen;
 pub mod run;
 pub mod show;
 pub mod tables;

@@ -1,4 +1,4 @@
-//! The `vgate` command: run | check | show | lab.
+//! The `vgate` command: run | check | show | pktgen | lab.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -33,6 +33,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Generate traffic over AF_XDP and measure rate, loss, reordering and latency.
+    Pktgen(Box<vgate::pktgen::PktgenArgs>),
     /// Build the veth/netns demo topology on this machine and run traffic through vgate.
     Lab {
         action: LabAction,
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
             token.as_deref(),
             json,
         ),
+        Cmd::Pktgen(args) => vgate::pktgen::cli(*args),
         Cmd::Lab { action, config } => vgate::lab::cli(
             match action {
                 LabAction::Up => "up",
