@@ -170,7 +170,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when the header checksum verifies (RFC 1812 section 5.2.2).
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
+        let h = self.header();
+        match h.first_chunk::<HEADER_LEN>() {
+            // The folded sum of a valid header is 0xffff: its complement, the checksum, is 0.
+            Some(h20) if h.len() == HEADER_LEN => checksum::sum_header20(h20) == 0xffff,
+            _ => checksum::checksum(h) == 0,
+        }
     }
 
     /// The header bytes, options included.
@@ -248,7 +253,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recompute the header checksum from scratch.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let c = checksum::checksum(&self.buffer.as_ref()[..self.header_len()]);
+        let h = self.header();
+        let c = match h.first_chunk::<HEADER_LEN>() {
+            Some(h20) if h.len() == HEADER_LEN => !checksum::sum_header20(h20),
+            _ => checksum::checksum(h),
+        };
         self.set_checksum(c);
     }
 
