@@ -8,6 +8,7 @@ use crate::wire::ipv4::{self, class};
 /// Validate every IPv4 packet of `mask`; trim link-layer padding so later stages see
 /// exactly the datagram; then route it.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    let mut to_route = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
         let bytes = ctx.pool.bytes(&d);
@@ -21,12 +22,13 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     b.drop(i, DropReason::Ip4MartianDestination);
                 } else {
                     b.desc[i].len = (ETH + total) as u32;
-                    b.set_next(i, Next::Route);
+                    to_route |= 1 << i;
                 }
             }
             Err(r) => b.drop(i, r),
         }
     }
+    b.set_next_mask(Next::Ip4Input, to_route, Next::Route);
 }
 
 /// RFC 1812 section 5.2.2: length, version, header length, total length, checksum.

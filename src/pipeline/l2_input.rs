@@ -9,6 +9,7 @@ use crate::wire::ethernet::{self, EthernetAddress, ethertype};
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut rx_pkts = [0u64; MAX_PORTS];
     let mut rx_bytes = [0u64; MAX_PORTS];
+    let (mut to_ip4, mut to_arp) = (0u64, 0u64);
     for i in bits(mask) {
         let port = b.meta[i].rx_port as usize;
         let d = b.desc[i];
@@ -33,12 +34,14 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             }
         }
         match f.ethertype() {
-            ethertype::IPV4 => b.set_next(i, Next::Ip4Input),
-            ethertype::ARP => b.set_next(i, Next::Arp),
+            ethertype::IPV4 => to_ip4 |= 1 << i,
+            ethertype::ARP => to_arp |= 1 << i,
             ethertype::IPV6 => b.drop(i, DropReason::L2Ipv6),
             _ => b.drop(i, DropReason::L2UnknownEthertype),
         }
     }
+    b.set_next_mask(Next::L2Input, to_ip4, Next::Ip4Input);
+    b.set_next_mask(Next::L2Input, to_arp, Next::Arp);
     for p in 0..ctx.snap.ports.len().min(MAX_PORTS) {
         ctx.stats.port_rx_packets[p].add(rx_pkts[p]);
         ctx.stats.port_rx_bytes[p].add(rx_bytes[p]);

@@ -82,11 +82,13 @@ impl Default for Meta {
 }
 
 /// A batch: descriptors, metadata and one bitmask per [`Next`].
+///
+/// The masks are the only record of where a packet is: every packet of the batch has its
+/// bit in exactly one of them. Moving a whole mask of packets is two word operations.
 pub struct Batch {
     pub len: usize,
     pub desc: [Desc; MAX_BATCH],
     pub meta: [Meta; MAX_BATCH],
-    next: [Next; MAX_BATCH],
     masks: [u64; NEXT_COUNT],
 }
 
@@ -96,11 +98,24 @@ impl Default for Batch {
             len: 0,
             desc: [Desc::default(); MAX_BATCH],
             meta: [Meta::default(); MAX_BATCH],
-            next: [Next::L2Input; MAX_BATCH],
             masks: [0; NEXT_COUNT],
         }
     }
 }
+
+/// Every [`Next`], indexed by its value.
+const NEXT_ALL: [Next; NEXT_COUNT] = [
+    Next::L2Input,
+    Next::Arp,
+    Next::Ip4Input,
+    Next::Local,
+    Next::Route,
+    Next::Rewrite,
+    Next::IcmpError,
+    Next::Tx,
+    Next::Drop,
+    Next::Consumed,
+];
 
 impl Batch {
     /// Start a batch of `n` received packets, all entering at `l2_input` from `port`.
@@ -109,13 +124,10 @@ impl Batch {
         self.len = n;
         self.masks = [0; NEXT_COUNT];
         self.masks[Next::L2Input as usize] = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        for i in 0..n {
-            self.next[i] = Next::L2Input;
-            self.meta[i] = Meta {
-                rx_port: port,
-                ..Meta::default()
-            };
-        }
+        self.meta[..n].fill(Meta {
+            rx_port: port,
+            ..Meta::default()
+        });
     }
 
     /// Append one packet entering at `next` (used for packets the worker injects).
@@ -127,7 +139,6 @@ impl Batch {
         self.len += 1;
         self.desc[i] = desc;
         self.meta[i] = meta;
-        self.next[i] = next;
         self.masks[next as usize] |= 1 << i;
         true
     }
@@ -143,31 +154,34 @@ impl Batch {
         self.masks[n as usize]
     }
 
+    /// Where packet `i` goes next; [`Next::Consumed`] for a slot that holds no packet.
     #[inline]
     pub fn next(&self, i: usize) -> Next {
-        self.next[i]
+        let bit = 1u64 << i;
+        NEXT_ALL
+            .into_iter()
+            .find(|n| self.masks[*n as usize] & bit != 0)
+            .unwrap_or(Next::Consumed)
     }
 
     /// Send packet `i` to `n`.
-    #[inline]
+    ///
+    /// Out of line on purpose: stages call it only off their fast path (drops, errors), and
+    /// inlined it makes the compiler carry all the masks in registers through the stage loop.
+    #[inline(never)]
     pub fn set_next(&mut self, i: usize, n: Next) {
         let bit = 1u64 << i;
-        self.masks[self.next[i] as usize] &= !bit;
+        for m in self.masks.iter_mut() {
+            *m &= !bit;
+        }
         self.masks[n as usize] |= bit;
-        self.next[i] = n;
     }
 
-    /// Move every packet of `mask` (all currently at one stage) to `n` at once.
+    /// Move every packet of `mask` (all currently at `from`) to `n` at once.
     #[inline]
     pub fn set_next_mask(&mut self, from: Next, mask: u64, n: Next) {
         self.masks[from as usize] &= !mask;
         self.masks[n as usize] |= mask;
-        let mut m = mask;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            self.next[i] = n;
-        }
     }
 
     /// Drop packet `i` for `reason`.
@@ -188,18 +202,37 @@ impl Batch {
     }
 }
 
-/// Iterate the set bits of a mask, lowest first.
-#[inline]
-pub fn bits(mut m: u64) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if m == 0 {
-            None
-        } else {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            Some(i)
+/// The set bits of a mask, lowest first.
+#[derive(Clone, Copy, Debug)]
+pub struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
         }
-    })
+        // Masked to 0..64 so indexing a batch array needs no bounds check.
+        let i = (self.0.trailing_zeros() & 63) as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.count_ones() as usize;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Bits {}
+
+/// Iterate the set bits of a mask, lowest first.
+#[inline(always)]
+pub fn bits(m: u64) -> Bits {
+    Bits(m)
 }
 
 /// Packets ready to leave, per port. Capacity is reserved up front; nothing allocates while

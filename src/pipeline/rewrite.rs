@@ -12,6 +12,7 @@ use crate::wire::ipv4;
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // Per-batch cache of the last resolved next hop.
     let mut last: Option<(u8, u32, EthernetAddress)> = None;
+    let mut to_tx = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
@@ -69,9 +70,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             b.set_next(i, Next::Consumed);
             fragment(ctx, port, d);
         } else {
-            b.set_next(i, Next::Tx);
+            to_tx |= 1 << i;
         }
     }
+    b.set_next_mask(Next::Rewrite, to_tx, Next::Tx);
 }
 
 #[inline]

@@ -10,6 +10,7 @@ use crate::wire::ipv4;
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // Per-batch cache of the last lookup: most batches are one flow or one destination.
     let mut last: Option<(u16, u32, Option<NextHop>)> = None;
+    let (mut to_rewrite, mut to_local) = (0u64, 0u64);
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
@@ -36,9 +37,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 }
                 b.meta[i].tx_port = port;
                 b.meta[i].nexthop = if via == 0 { dst } else { via };
-                b.set_next(i, Next::Rewrite);
+                to_rewrite |= 1 << i;
             }
-            Some(NextHop::Local { .. }) if !m.local_origin => b.set_next(i, Next::Local),
+            Some(NextHop::Local { .. }) if !m.local_origin => to_local |= 1 << i,
             // vgate never sends to itself: an error about our own packet has nowhere to go.
             Some(NextHop::Local { .. }) => b.drop(i, DropReason::RouteNoRoute),
             Some(NextHop::Broadcast) => b.drop(i, DropReason::RouteDirectedBroadcast),
@@ -46,4 +47,6 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             None => b.icmp_error(i, DropReason::RouteNoRoute, IcmpKind::NetUnreachable, 0),
         }
     }
+    b.set_next_mask(Next::Route, to_rewrite, Next::Rewrite);
+    b.set_next_mask(Next::Route, to_local, Next::Local);
 }
