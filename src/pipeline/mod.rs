@@ -415,8 +415,20 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         b.meta[i].drop = DropReason::IcmpNotAllowed;
         b.set_next(i, Next::Drop);
     }
-    for i in bits(b.mask(Next::Tx)) {
-        ctx.tx.push(b.meta[i].tx_port, b.desc[i]);
+    // One pass per transmit port (usually one), appending in packet order.
+    let mut tx = b.mask(Next::Tx);
+    while tx != 0 {
+        let port = b.meta[tx.trailing_zeros() as usize].tx_port;
+        let q = &mut ctx.tx.per_port[port as usize];
+        let mut other = 0;
+        for i in bits(tx) {
+            if b.meta[i].tx_port == port {
+                q.push(b.desc[i]);
+            } else {
+                other |= 1 << i;
+            }
+        }
+        tx = other;
     }
     let drops = b.mask(Next::Drop);
     if drops != 0 {

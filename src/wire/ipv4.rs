@@ -266,9 +266,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
+        // TTL and protocol form one 16-bit word of the checksum.
         let old = get_u16(b, field::TTL);
-        b[field::TTL] -= 1;
-        let new = get_u16(b, field::TTL);
+        debug_assert!(old >= 0x100, "TTL 0 cannot be decremented");
+        let new = old.wrapping_sub(0x100);
+        set_u16(b, field::TTL, new);
         let c = checksum::update16(get_u16(b, field::CHECKSUM), old, new);
         set_u16(b, field::CHECKSUM, c);
     }
