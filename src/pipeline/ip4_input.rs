@@ -27,11 +27,12 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
             if total >= ipv4::HEADER_LEN
                 && total <= d.len as usize - ETH
-                && checksum::sum_header20(h) == 0xffff
-                && !class::is_martian_source(src)
-                && !class::is_martian_destination(dst)
+                && checksum::header20_ok(h)
+                && !(class::is_martian_source(src) | class::is_martian_destination(dst))
             {
                 b.desc[i].len = (ETH + total) as u32;
+                b.meta[i].dst = dst;
+                b.meta[i].ttl = h[8];
                 to_route |= bit;
                 continue;
             }
@@ -40,8 +41,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     }
     for i in bits(slow) {
         match check_slow(ctx, b, i) {
-            Ok(total) => {
+            Ok((total, dst, ttl)) => {
                 b.desc[i].len = (ETH + total) as u32;
+                b.meta[i].dst = dst;
+                b.meta[i].ttl = ttl;
                 to_route |= 1 << i;
             }
             Err(r) => b.drop(i, r),
@@ -50,9 +53,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     b.set_next_mask(Next::Ip4Input, to_route, Next::Route);
 }
 
-/// Every check for packet `i`, in order: the datagram's total length, or why it is dropped.
+/// Every check for packet `i`, in order: the datagram's total length, destination and TTL,
+/// or why it is dropped.
 #[inline(never)]
-fn check_slow(ctx: &Ctx, b: &Batch, i: usize) -> Result<usize, DropReason> {
+fn check_slow(ctx: &Ctx, b: &Batch, i: usize) -> Result<(usize, u32, u8), DropReason> {
     let l3 = &ctx.pool.bytes(&b.desc[i])[ETH..];
     let total = check(l3)?;
     let ip = ipv4::Packet::new_unchecked(l3);
@@ -61,7 +65,7 @@ fn check_slow(ctx: &Ctx, b: &Batch, i: usize) -> Result<usize, DropReason> {
     } else if class::is_martian_destination(ip.dst_u32()) {
         Err(DropReason::Ip4MartianDestination)
     } else {
-        Ok(total)
+        Ok((total, ip.dst_u32(), ip.ttl()))
     }
 }
 
@@ -79,7 +83,7 @@ pub fn check(l3: &[u8]) -> Result<usize, DropReason> {
             Err(DropReason::Ip4BadHeaderLength)
         } else if total > l3.len() {
             Err(DropReason::Ip4TooShort)
-        } else if checksum::sum_header20(h) != 0xffff {
+        } else if !checksum::header20_ok(h) {
             Err(DropReason::Ip4BadChecksum)
         } else {
             Ok(total)

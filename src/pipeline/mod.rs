@@ -65,6 +65,11 @@ pub struct Meta {
     pub icmp_mtu: u16,
     /// Neighbour to resolve on `tx_port` (the next hop, or the destination when on-link).
     pub nexthop: u32,
+    /// IPv4 destination and TTL of the packet as the stage that sends it to route left it
+    /// (ip4_input, local, icmp_error), so route reads no packet bytes. A stage that rewrites
+    /// either in the packet before route must update them here too.
+    pub dst: u32,
+    pub ttl: u8,
 }
 
 impl Default for Meta {
@@ -77,6 +82,8 @@ impl Default for Meta {
             icmp: IcmpKind::NetUnreachable,
             icmp_mtu: 0,
             nexthop: 0,
+            dst: 0,
+            ttl: 0,
         }
     }
 }
@@ -417,17 +424,19 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
     }
     // One pass per transmit port (usually one), appending in packet order.
     let mut tx = b.mask(Next::Tx);
+    let mut out = [Desc::default(); MAX_BATCH];
     while tx != 0 {
-        let port = b.meta[tx.trailing_zeros() as usize].tx_port;
-        let q = &mut ctx.tx.per_port[port as usize];
-        let mut other = 0;
+        let port = b.meta[tx.trailing_zeros() as usize & (MAX_BATCH - 1)].tx_port;
+        let (mut n, mut other) = (0, 0);
         for i in bits(tx) {
             if b.meta[i].tx_port == port {
-                q.push(b.desc[i]);
+                out[n & (MAX_BATCH - 1)] = b.desc[i];
+                n += 1;
             } else {
                 other |= 1 << i;
             }
         }
+        ctx.tx.per_port[port as usize].extend_from_slice(&out[..n.min(MAX_BATCH)]);
         tx = other;
     }
     let drops = b.mask(Next::Drop);

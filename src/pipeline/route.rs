@@ -4,8 +4,6 @@
 use super::{Batch, Ctx, MAX_BATCH, Meta, Next, bits};
 use crate::metrics::{DropReason, IcmpKind};
 use crate::tables::{MAIN_TABLE, NextHop, Snapshot};
-use crate::wire::ethernet::HEADER_LEN as ETH;
-use crate::wire::ipv4;
 
 /// The table a packet is looked up in: vgate's own packets use "main", others the table of
 /// the port they arrived on.
@@ -18,68 +16,46 @@ fn table_of(snap: &Snapshot, m: &Meta) -> u16 {
     }
 }
 
+/// Route every packet of `mask` by `Meta::dst` and `Meta::ttl`.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    // Gather destinations and TTLs, then look them all up at once: with a large table every
-    // lookup is a cache miss, and a batch of independent loads overlaps them.
+    if mask == 0 {
+        return;
+    }
+    // Gather the destinations, then look them all up at once: with a large table every
+    // lookup is a cache miss, and a batch of independent loads overlaps them. Usually the
+    // whole batch uses one table (one receiving port); otherwise look up one by one.
+    let first = b.meta[mask.trailing_zeros() as usize & (MAX_BATCH - 1)];
     let mut dst = [0u32; MAX_BATCH];
-    let mut ttl = [0u8; MAX_BATCH];
     let mut n = 0;
-    let mut short = 0u64;
-    let mut table = None;
     let mut one_table = true;
-    // The last receiving port and its table: a burst comes from one port.
-    let mut port_table: Option<(u8, u16)> = None;
     for i in bits(mask) {
         let m = &b.meta[i];
-        // Every packet here has a full IPv4 header: ip4_input checked it, or vgate built it.
-        let Some(h) = ctx
-            .pool
-            .bytes(&b.desc[i])
-            .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
-        else {
-            short |= 1 << i;
-            continue;
-        };
-        let t = match port_table {
-            _ if m.local_origin => MAIN_TABLE,
-            Some((p, t)) if p == m.rx_port => t,
-            _ => {
-                let t = table_of(ctx.snap, m);
-                port_table = Some((m.rx_port, t));
-                t
-            }
-        };
-        one_table &= *table.get_or_insert(t) == t;
-        let k = n & (MAX_BATCH - 1);
-        dst[k] = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-        ttl[k] = h[ETH + 8];
+        one_table &= m.local_origin == first.local_origin && m.rx_port == first.rx_port;
+        dst[n & (MAX_BATCH - 1)] = m.dst;
         n += 1;
     }
-    for i in bits(short) {
-        b.drop(i, DropReason::Ip4TooShort);
-    }
-    let mask = mask & !short;
     let n = n.min(MAX_BATCH);
-
-    let mut nh = [None; MAX_BATCH];
-    match table {
-        Some(t) if one_table => ctx.snap.lookup_batch(t, &dst[..n], &mut nh[..n]),
-        _ => {
-            for (k, i) in bits(mask).enumerate() {
-                let k = k & (MAX_BATCH - 1);
-                nh[k] = ctx.snap.lookup(table_of(ctx.snap, &b.meta[i]), dst[k]);
-            }
+    let mut hop = [None; MAX_BATCH];
+    if one_table {
+        ctx.snap
+            .lookup_batch(table_of(ctx.snap, &first), &dst[..n], &mut hop[..n]);
+    } else {
+        for (k, i) in bits(mask).enumerate() {
+            let k = k & (MAX_BATCH - 1);
+            let table = table_of(ctx.snap, &b.meta[i]);
+            ctx.snap
+                .lookup_batch(table, &dst[k..k + 1], &mut hop[k..k + 1]);
         }
     }
 
     let (mut to_rewrite, mut to_local) = (0u64, 0u64);
     for (k, i) in bits(mask).enumerate() {
-        let k = k & (MAX_BATCH - 1);
         let m = &mut b.meta[i];
-        match nh[k] {
-            Some(NextHop::Forward { port, via }) if m.local_origin || ttl[k] > 1 => {
+        let nh = hop[k & (MAX_BATCH - 1)].map(|h| ctx.snap.nexthops[h as usize]);
+        match nh {
+            Some(NextHop::Forward { port, via }) if m.local_origin || m.ttl > 1 => {
                 m.tx_port = port;
-                m.nexthop = if via == 0 { dst[k] } else { via };
+                m.nexthop = if via == 0 { m.dst } else { via };
                 to_rewrite |= 1 << i;
             }
             Some(NextHop::Forward { .. }) => {

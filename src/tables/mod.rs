@@ -143,27 +143,22 @@ impl Snapshot {
         }
     }
 
-    /// [`Snapshot::lookup`] of many destinations in one table: `out[k]` is the lookup of
-    /// `dsts[k]` for `k < min(dsts.len(), out.len())`; the rest of `out` is left as it is.
-    /// The table loads of a whole batch are issued together ([`Lpm::lookup_batch`]), so
-    /// their cache misses overlap instead of queueing one after another.
+    /// [`Snapshot::lookup`] of many destinations in one table, as indices into `nexthops`:
+    /// `out[k]` is the next hop index of `dsts[k]` for `k < min(dsts.len(), out.len())`; the
+    /// rest of `out` is left as it is. The table loads of a whole batch are issued together
+    /// ([`Lpm::lookup_batch`]), so their cache misses overlap instead of queueing one after
+    /// another.
     #[inline]
-    pub fn lookup_batch(&self, table: u16, dsts: &[u32], out: &mut [Option<NextHop>]) {
-        const CHUNK: usize = 64;
-        let lpm = &self.tables[table as usize].lpm;
+    pub fn lookup_batch(&self, table: u16, dsts: &[u32], out: &mut [Option<u32>]) {
         let n = dsts.len().min(out.len());
-        for (dsts, out) in dsts[..n].chunks(CHUNK).zip(out[..n].chunks_mut(CHUNK)) {
-            let mut values = [None; CHUNK];
-            lpm.lookup_batch(dsts, &mut values);
-            for ((o, v), &dst) in out.iter_mut().zip(&values).zip(dsts) {
-                *o = match *v {
-                    Some(i) => Some(self.nexthops[i as usize]),
-                    None if table != MAIN_TABLE => self.tables[MAIN_TABLE as usize]
-                        .lpm
-                        .lookup(dst)
-                        .map(|i| self.nexthops[i as usize]),
-                    None => None,
-                };
+        let (dsts, out) = (&dsts[..n], &mut out[..n]);
+        self.tables[table as usize].lpm.lookup_batch(dsts, out);
+        if table != MAIN_TABLE {
+            let main = &self.tables[MAIN_TABLE as usize].lpm;
+            for (o, &dst) in out.iter_mut().zip(dsts) {
+                if o.is_none() {
+                    *o = main.lookup(dst);
+                }
             }
         }
     }

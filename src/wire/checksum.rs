@@ -31,17 +31,40 @@ pub fn fold(acc: u32) -> u16 {
 /// 16-bit words, so no byte is shuffled before the sum.
 #[inline]
 pub fn sum_header20(h: &[u8; 20]) -> u16 {
+    u16::from_be(fold64(sum_words20(h)))
+}
+
+/// True when the checksum of a 20-byte IPv4 header without options verifies: the same as
+/// `checksum(h) == 0` (RFC 1071 section 4.1, RFC 1812 section 5.2.2).
+///
+/// The folded sum is 0xffff exactly when the unfolded sum is a non-zero multiple of 0xffff:
+/// end-around carry keeps the sum's value modulo 0xffff and is zero only for all-zero
+/// data. Native-order words change the sum by a factor of 2^8 modulo 0xffff, which is
+/// invertible, so divisibility does not depend on byte order.
+#[inline]
+pub fn header20_ok(h: &[u8; 20]) -> bool {
+    let acc = sum_words20(h);
+    acc != 0 && acc.is_multiple_of(0xffff)
+}
+
+/// Sum of the five native-order 32-bit words of a 20-byte header: below 2^35.
+#[inline(always)]
+fn sum_words20(h: &[u8; 20]) -> u64 {
     let (words, _) = h.as_chunks::<4>();
-    let mut acc = 0u64;
-    for w in words {
-        acc += u64::from(u32::from_ne_bytes(*w));
-    }
-    // At most 5 * (2^32 - 1) < 2^35: fold to 32 bits, then to 16 as `fold` does.
+    words
+        .iter()
+        .map(|w| u64::from(u32::from_ne_bytes(*w)))
+        .sum()
+}
+
+/// Fold a sum of at most 35 bits to 16 bits with end-around carry, as `fold` does.
+#[inline(always)]
+fn fold64(acc: u64) -> u16 {
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
     let acc = (acc & 0xffff) + (acc >> 16);
     let acc = (acc & 0xffff) + (acc >> 16);
     let acc = (acc & 0xffff) + (acc >> 16);
-    u16::from_be(acc as u16)
+    acc as u16
 }
 
 /// The checksum of `data`: the inverted folded sum.
@@ -109,6 +132,15 @@ mod tests {
         }
         for h in &cases {
             assert_eq!(sum_header20(h), fold(sum(h, 0)), "{h:02x?}");
+            assert_eq!(header20_ok(h), checksum(h) == 0, "{h:02x?}");
+        }
+        // Valid headers: fill in the checksum of each case and check again.
+        for h in &mut cases {
+            h[10] = 0;
+            h[11] = 0;
+            let c = checksum(h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            assert!(header20_ok(h), "{h:02x?}");
         }
     }
 

@@ -172,8 +172,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn verify_checksum(&self) -> bool {
         let h = self.header();
         match h.first_chunk::<HEADER_LEN>() {
-            // The folded sum of a valid header is 0xffff: its complement, the checksum, is 0.
-            Some(h20) if h.len() == HEADER_LEN => checksum::sum_header20(h20) == 0xffff,
+            Some(h20) if h.len() == HEADER_LEN => checksum::header20_ok(h20),
             _ => checksum::checksum(h) == 0,
         }
     }
