@@ -9,9 +9,8 @@ use crate::wire::ipv4::{self, class};
 /// Validate every IPv4 packet of `mask`; trim link-layer padding so later stages see
 /// exactly the datagram; then route it.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    let (mut to_route, mut slow) = (0u64, 0u64);
+    let mut slow = 0u64;
     for i in bits(mask) {
-        let bit = 1u64 << i;
         let d = b.desc[i];
         // Fast path: a valid header without options from and to ordinary addresses. Anything
         // else goes through the full checks of `check_slow`, which name the drop reason.
@@ -23,22 +22,21 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             && h[0] == 0x45
         {
             let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
             if total >= ipv4::HEADER_LEN
                 && total <= d.len as usize - ETH
                 && checksum::header20_ok(h)
-                && !(class::is_martian_source(src) | class::is_martian_destination(dst))
+                && !(martian(h[12]) | martian(h[16]))
             {
                 b.desc[i].len = (ETH + total) as u32;
-                b.meta[i].dst = dst;
+                b.meta[i].dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
                 b.meta[i].ttl = h[8];
-                to_route |= bit;
                 continue;
             }
         }
-        slow |= bit;
+        slow |= 1 << i;
     }
+    // What the fast path did not set aside is checked and trimmed.
+    let mut to_route = mask & !slow;
     for i in bits(slow) {
         match check_slow(ctx, b, i) {
             Ok((total, dst, ttl)) => {
@@ -51,6 +49,13 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
     }
     b.set_next_mask(Next::Ip4Input, to_route, Next::Route);
+}
+
+/// [`class::is_martian_source`] (and `_destination`, the same classes) by the first octet:
+/// 0, 127, or 224 and above.
+#[inline(always)]
+fn martian(first_octet: u8) -> bool {
+    (first_octet.wrapping_sub(1) >= 223) | (first_octet == 127)
 }
 
 /// Every check for packet `i`, in order: the datagram's total length, destination and TTL,
@@ -114,4 +119,20 @@ pub fn check(l3: &[u8]) -> Result<usize, DropReason> {
         return Err(DropReason::Ip4BadChecksum);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn martian_by_first_octet_matches_address_classes() {
+        for t in 0..=255u8 {
+            for rest in [0u32, 1, 0x00ff_ffff] {
+                let a = (u32::from(t) << 24) | rest;
+                assert_eq!(martian(t), class::is_martian_source(a), "{a:#010x}");
+                assert_eq!(martian(t), class::is_martian_destination(a), "{a:#010x}");
+            }
+        }
+    }
 }

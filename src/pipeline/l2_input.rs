@@ -19,37 +19,53 @@ fn mac_bits(m: EthernetAddress) -> u64 {
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut rx_pkts = [0u64; MAX_PORTS];
     let mut rx_bytes = [0u64; MAX_PORTS];
-    let (mut to_ip4, mut to_arp, mut slow) = (0u64, 0u64, 0u64);
-    // The MAC of the last port seen: a burst comes from one port.
-    let mut mac_port = usize::MAX;
-    let mut port_mac = 0u64;
+    let (mut to_arp, mut slow) = (0u64, 0u64);
+    // A burst comes from one port: count packets and bytes of the current run of one port in
+    // registers and keep that port's MAC at hand.
+    let mut run_port = usize::MAX;
+    let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
+    let (mut port_mac, mut port_bcast) = (0u64, 0u64);
     for i in bits(mask) {
-        let bit = 1u64 << i;
         let port = b.meta[i].rx_port as usize;
         let d = b.desc[i];
-        rx_pkts[port] += 1;
-        rx_bytes[port] += u64::from(d.len);
+        if port != run_port {
+            if run_port != usize::MAX {
+                rx_pkts[run_port] += run_pkts;
+                rx_bytes[run_port] += run_bytes;
+            }
+            (run_port, run_pkts, run_bytes) = (port, 0, 0);
+            // No such port: nothing matches, and `classify` fails on it as it always did.
+            (port_mac, port_bcast) = match ctx.snap.ports.get(port) {
+                Some(p) => (mac_bits(p.mac), MAC_BITS),
+                None => (u64::MAX, u64::MAX),
+            };
+        }
+        run_pkts += 1;
+        run_bytes += u64::from(d.len);
         // Fast path: IPv4 or ARP to the port MAC or broadcast. Everything else, including
         // runts, goes through the full checks of `classify`.
         let Some(h) = ctx.pool.bytes(&d).first_chunk::<{ ethernet::HEADER_LEN }>() else {
-            slow |= bit;
+            slow |= 1 << i;
             continue;
         };
-        if port != mac_port {
-            port_mac = mac_bits(ctx.snap.ports[port].mac);
-            mac_port = port;
-        }
         let dst = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS;
-        if dst == port_mac || dst == MAC_BITS {
-            match u16::from_be_bytes([h[12], h[13]]) {
-                ethertype::IPV4 => to_ip4 |= bit,
-                ethertype::ARP => to_arp |= bit,
-                _ => slow |= bit,
-            }
+        let ethertype = u16::from_be_bytes([h[12], h[13]]);
+        let for_us = dst == port_mac || dst == port_bcast;
+        if for_us && ethertype == ethertype::IPV4 {
+            continue;
+        }
+        if for_us && ethertype == ethertype::ARP {
+            to_arp |= 1 << i;
         } else {
-            slow |= bit;
+            slow |= 1 << i;
         }
     }
+    if run_port != usize::MAX {
+        rx_pkts[run_port] += run_pkts;
+        rx_bytes[run_port] += run_bytes;
+    }
+    // What the fast path did not set aside is IPv4 for us.
+    let mut to_ip4 = mask & !(to_arp | slow);
     for i in bits(slow) {
         match classify(ctx, b, i) {
             Ok(Next::Arp) => to_arp |= 1 << i,

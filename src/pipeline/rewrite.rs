@@ -29,13 +29,13 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         mtu: 0,
         mac: EthernetAddress::ZERO,
     };
-    let mut to_tx = 0u64;
+    let mut not_tx = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
-        // Fast path: a forwarded packet within the MTU of a known port, to the next hop
-        // resolved last. Everything else goes through `rewrite_one`, in order, since
-        // resolution has side effects (hold queues, ARP requests).
+        // Fast path: a forwarded packet within the MTU, to the next hop resolved last.
+        // Everything else goes through `rewrite_one`, in order, since resolution has side
+        // effects (hold queues, ARP requests).
         if c.hop == Some((m.tx_port, m.nexthop))
             && !m.local_origin
             && let Some(f) = ctx
@@ -48,15 +48,14 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             if ip.total_len() <= c.hop_mtu {
                 ip.decrement_ttl();
                 eth.copy_from_slice(&c.eth);
-                to_tx |= 1 << i;
                 continue;
             }
         }
-        if rewrite_one(ctx, b, i, &mut c) {
-            to_tx |= 1 << i;
+        if !rewrite_one(ctx, b, i, &mut c) {
+            not_tx |= 1 << i;
         }
     }
-    b.set_next_mask(Next::Rewrite, to_tx, Next::Tx);
+    b.set_next_mask(Next::Rewrite, mask & !not_tx, Next::Tx);
 }
 
 /// The whole of rewrite for packet `i`. True when it is ready to transmit as it is;

@@ -48,16 +48,20 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
     }
 
-    let (mut to_rewrite, mut to_local) = (0u64, 0u64);
+    // Packets that do not go on to rewrite; all others do.
+    let (mut other, mut to_local) = (0u64, 0u64);
     for (k, i) in bits(mask).enumerate() {
         let m = &mut b.meta[i];
         let nh = hop[k & (MAX_BATCH - 1)].map(|h| ctx.snap.nexthops[h as usize]);
+        if let Some(NextHop::Forward { port, via }) = nh
+            && (m.local_origin || m.ttl > 1)
+        {
+            m.tx_port = port;
+            m.nexthop = if via == 0 { m.dst } else { via };
+            continue;
+        }
+        other |= 1 << i;
         match nh {
-            Some(NextHop::Forward { port, via }) if m.local_origin || m.ttl > 1 => {
-                m.tx_port = port;
-                m.nexthop = if via == 0 { m.dst } else { via };
-                to_rewrite |= 1 << i;
-            }
             Some(NextHop::Forward { .. }) => {
                 b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0)
             }
@@ -69,6 +73,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             None => b.icmp_error(i, DropReason::RouteNoRoute, IcmpKind::NetUnreachable, 0),
         }
     }
+    let to_rewrite = mask & !other;
     b.set_next_mask(Next::Route, to_rewrite, Next::Rewrite);
     b.set_next_mask(Next::Route, to_local, Next::Local);
 }

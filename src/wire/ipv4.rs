@@ -265,12 +265,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
-        // TTL and protocol form one 16-bit word of the checksum.
-        let old = get_u16(b, field::TTL);
-        debug_assert!(old >= 0x100, "TTL 0 cannot be decremented");
-        let new = old.wrapping_sub(0x100);
-        set_u16(b, field::TTL, new);
-        let c = checksum::update16(get_u16(b, field::CHECKSUM), old, new);
+        let ttl = b[field::TTL];
+        debug_assert!(ttl > 0, "TTL 0 cannot be decremented");
+        b[field::TTL] = ttl.wrapping_sub(1);
+        // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m the TTL/protocol word: whatever
+        // the protocol, ~m + m' is 0xfeff (0x1feff when a TTL of 0 wraps to 255).
+        let delta = if ttl == 0 { 0x1_feff } else { 0xfeff };
+        let c = !checksum::fold(u32::from(!get_u16(b, field::CHECKSUM)) + delta);
         set_u16(b, field::CHECKSUM, c);
     }
 
@@ -471,6 +472,35 @@ mod tests {
         let (h, _) = etherparse::Ipv4Header::from_slice(&buf).unwrap();
         assert_eq!(h.header_checksum, h.calc_header_checksum());
         assert_eq!(h.time_to_live, 63);
+    }
+
+    #[test]
+    fn ttl_decrement_matches_rfc1624_update_for_every_ttl_and_checksum() {
+        let mut buf = packet();
+        for ttl in 1..=255u8 {
+            for proto in [1u8, 6, 17, 0xff] {
+                for csum in (0..=0xffffu32)
+                    .step_by(251)
+                    .chain([0, 0xffff, 0xfeff, 0x0100])
+                {
+                    let csum = csum as u16;
+                    let mut p = Packet::new_unchecked(&mut buf[..]);
+                    p.set_ttl(ttl);
+                    p.set_protocol(proto);
+                    p.set_checksum(csum);
+                    p.decrement_ttl();
+                    let old = u16::from_be_bytes([ttl, proto]);
+                    let new = u16::from_be_bytes([ttl - 1, proto]);
+                    assert_eq!(p.ttl(), ttl - 1);
+                    assert_eq!(p.protocol(), proto);
+                    assert_eq!(
+                        p.checksum(),
+                        checksum::update16(csum, old, new),
+                        "ttl {ttl} proto {proto} checksum {csum:#06x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
