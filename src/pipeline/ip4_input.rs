@@ -28,7 +28,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 && !(martian(h[12]) | martian(h[16]))
             {
                 b.desc[i].len = (ETH + total) as u32;
-                b.meta[i].dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+                b.dst[i] = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
                 b.meta[i].ttl = h[8];
                 continue;
             }
@@ -41,7 +41,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         match check_slow(ctx, b, i) {
             Ok((total, dst, ttl)) => {
                 b.desc[i].len = (ETH + total) as u32;
-                b.meta[i].dst = dst;
+                b.dst[i] = dst;
                 b.meta[i].ttl = ttl;
                 to_route |= 1 << i;
             }

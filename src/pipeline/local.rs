@@ -47,7 +47,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 icmp::Packet::new_unchecked(&mut buf[ETH + hl..ETH + total])
                     .echo_request_to_reply();
                 b.meta[i].local_origin = true;
-                b.meta[i].dst = src;
+                b.dst[i] = src;
                 b.meta[i].ttl = DEFAULT_TTL;
                 b.set_next(i, Next::Route);
                 replies += 1;

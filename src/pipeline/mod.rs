@@ -65,10 +65,9 @@ pub struct Meta {
     pub icmp_mtu: u16,
     /// Neighbour to resolve on `tx_port` (the next hop, or the destination when on-link).
     pub nexthop: u32,
-    /// IPv4 destination and TTL of the packet as the stage that sends it to route left it
-    /// (ip4_input, local, icmp_error), so route reads no packet bytes. A stage that rewrites
-    /// either in the packet before route must update them here too.
-    pub dst: u32,
+    /// TTL of the packet as the stage that sends it to route left it (ip4_input, local,
+    /// icmp_error), so route reads no packet bytes; see also [`Batch::dst`]. A stage that
+    /// changes it in the packet before route must update it here too.
     pub ttl: u8,
 }
 
@@ -82,7 +81,6 @@ impl Default for Meta {
             icmp: IcmpKind::NetUnreachable,
             icmp_mtu: 0,
             nexthop: 0,
-            dst: 0,
             ttl: 0,
         }
     }
@@ -96,6 +94,11 @@ pub struct Batch {
     pub len: usize,
     pub desc: [Desc; MAX_BATCH],
     pub meta: [Meta; MAX_BATCH],
+    /// IPv4 destination of each packet as the stage that sends it to route left it
+    /// (ip4_input, local, icmp_error), so route reads no packet bytes and looks up the batch
+    /// straight from this array. A stage that changes the destination in the packet before
+    /// route must update it here too.
+    pub dst: [u32; MAX_BATCH],
     masks: [u64; NEXT_COUNT],
 }
 
@@ -105,6 +108,7 @@ impl Default for Batch {
             len: 0,
             desc: [Desc::default(); MAX_BATCH],
             meta: [Meta::default(); MAX_BATCH],
+            dst: [0; MAX_BATCH],
             masks: [0; NEXT_COUNT],
         }
     }
@@ -422,22 +426,26 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         b.meta[i].drop = DropReason::IcmpNotAllowed;
         b.set_next(i, Next::Drop);
     }
-    // One pass per transmit port (usually one), appending in packet order.
-    let mut tx = b.mask(Next::Tx);
-    let mut out = [Desc::default(); MAX_BATCH];
-    while tx != 0 {
-        let port = b.meta[tx.trailing_zeros() as usize & (MAX_BATCH - 1)].tx_port;
-        let (mut n, mut other) = (0, 0);
-        for i in bits(tx) {
-            if b.meta[i].tx_port == port {
-                out[n & (MAX_BATCH - 1)] = b.desc[i];
-                n += 1;
-            } else {
-                other |= 1 << i;
-            }
+    let tx = b.mask(Next::Tx);
+    let n = b.len.min(MAX_BATCH);
+    let dense = if n == MAX_BATCH {
+        u64::MAX
+    } else {
+        (1 << n) - 1
+    };
+    if tx == dense && n > 0 {
+        // The whole batch leaves: usually all on one port, a single copy.
+        let port = b.meta[0].tx_port;
+        if b.meta[..n]
+            .iter()
+            .fold(true, |one, m| one & (m.tx_port == port))
+        {
+            ctx.tx.per_port[port as usize].extend_from_slice(&b.desc[..n]);
+        } else {
+            append_tx(ctx, b, tx);
         }
-        ctx.tx.per_port[port as usize].extend_from_slice(&out[..n.min(MAX_BATCH)]);
-        tx = other;
+    } else {
+        append_tx(ctx, b, tx);
     }
     let drops = b.mask(Next::Drop);
     if drops != 0 {
@@ -457,6 +465,25 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         ctx.stats.count_drop(last, n);
     }
     b.clear();
+}
+
+/// Append the packets of `tx` to their ports' queues: one pass per port, in packet order.
+fn append_tx(ctx: &mut Ctx, b: &Batch, mut tx: u64) {
+    let mut out = [Desc::default(); MAX_BATCH];
+    while tx != 0 {
+        let port = b.meta[tx.trailing_zeros() as usize & (MAX_BATCH - 1)].tx_port;
+        let (mut n, mut other) = (0, 0);
+        for i in bits(tx) {
+            if b.meta[i].tx_port == port {
+                out[n & (MAX_BATCH - 1)] = b.desc[i];
+                n += 1;
+            } else {
+                other |= 1 << i;
+            }
+        }
+        ctx.tx.per_port[port as usize].extend_from_slice(&out[..n.min(MAX_BATCH)]);
+        tx = other;
+    }
 }
 
 /// Timer work for a worker: ARP retries and resolution failures. Failed held packets become
