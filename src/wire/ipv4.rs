@@ -269,9 +269,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         debug_assert!(ttl > 0, "TTL 0 cannot be decremented");
         b[field::TTL] = ttl.wrapping_sub(1);
         // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m the TTL/protocol word: whatever
-        // the protocol, ~m + m' is 0xfeff (0x1feff when a TTL of 0 wraps to 255).
-        let delta = if ttl == 0 { 0x1_feff } else { 0xfeff };
-        let c = !checksum::fold(u32::from(!get_u16(b, field::CHECKSUM)) + delta);
+        // the protocol, ~m + m' is 0xfeff, and ~HC + 0xfeff <= 0x1fefe needs one fold only.
+        // (A TTL of 0 wraps to 255: ~m + m' is 0x1feff, folded in full.)
+        let hc = u32::from(!get_u16(b, field::CHECKSUM));
+        let c = if ttl == 0 {
+            !checksum::fold(hc + 0x1_feff)
+        } else {
+            let acc = hc + 0xfeff;
+            !(((acc & 0xffff) + (acc >> 16)) as u16)
+        };
         set_u16(b, field::CHECKSUM, c);
     }
 
