@@ -50,8 +50,10 @@ pub enum Next {
 
 const NEXT_COUNT: usize = 10;
 
-/// Per-packet metadata, VPP's `vnet_buffer` opaque.
+/// Per-packet metadata, VPP's `vnet_buffer` opaque. Aligned to 16 bytes so one vector
+/// store writes it and one load reads it.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(16))]
 pub struct Meta {
     pub rx_port: u8,
     pub tx_port: u8,

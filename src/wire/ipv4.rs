@@ -372,7 +372,7 @@ pub mod class {
     /// 0.0.0.0/8 ("this network"), 127.0.0.0/8, 224.0.0.0/4 multicast, 240.0.0.0/4 reserved
     /// and 255.255.255.255 are never valid sources of forwarded packets.
     #[inline]
-    pub fn is_martian_source(a: u32) -> bool {
+    pub const fn is_martian_source(a: u32) -> bool {
         let top = a >> 24;
         top == 0 || top == 127 || top >= 224
     }
@@ -380,7 +380,7 @@ pub mod class {
     /// Destinations vgate never routes: "this network", loopback, multicast, reserved,
     /// limited broadcast.
     #[inline]
-    pub fn is_martian_destination(a: u32) -> bool {
+    pub const fn is_martian_destination(a: u32) -> bool {
         let top = a >> 24;
         top == 0 || top == 127 || top >= 224
     }
