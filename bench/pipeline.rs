@@ -1,8 +1,15 @@
 //! Pipeline cost per packet on the in-memory backend, batch 64, one core.
 //!
-//! Each iteration restores 64 template frames into their pool frames (a 64-byte copy per
-//! packet, included in the figure), runs the batch through every stage, and returns the
-//! transmitted frames to the pool. Run: `cargo bench --bench pipeline`.
+//! Each iteration restores 64 template frames into their pool frames (a fixed-size copy per
+//! packet, included in the figure), runs the batch through every stage, and hands the
+//! transmitted frames back for the next round. Run: `cargo bench --bench pipeline`.
+//!
+//! * `forward/*`: UDP from the internal port to random destinations over 10 or 100,000
+//!   routes, all via one upstream router (l2_input, ip4_input, route, rewrite).
+//! * `local/arp_reply`: ARP requests for the router's address from 64 on-link hosts,
+//!   answered in place (l2_input, arp).
+//! * `local/echo_reply`: ICMP echo requests to the router's address from 64 on-link hosts,
+//!   answered in place (l2_input, ip4_input, route, local, route, rewrite).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -30,9 +37,16 @@ mac = "02:00:00:00:00:02"
 addresses = ["10.10.1.1/24"]
 "#;
 
+const EXTERNAL: u8 = 0;
+const INTERNAL: u8 = 1;
 const CLIENT: [u8; 6] = [2, 0, 0, 0, 1, 2];
 const INT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const INT_ADDR: [u8; 4] = [10, 10, 1, 1];
 const UPSTREAM: EthernetAddress = EthernetAddress([2, 0, 0, 0, 2, 1]);
+
+/// Frame sizes: minimum Ethernet frame without FCS, and a default `ping` (56 data bytes).
+const MIN_FRAME: usize = 60;
+const PING_FRAME: usize = 14 + 20 + 8 + 56;
 
 struct Rng(u64);
 impl Rng {
@@ -44,7 +58,7 @@ impl Rng {
     }
 }
 
-/// `n` distinct /24 routes (plus /16s for variety), all via the upstream router.
+/// `n` distinct /24 routes, all via the upstream router.
 fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
     let mut cfg = Config::from_toml_str(BASE).expect("config");
     let mut rng = Rng(0x9e3779b97f4a7c15);
@@ -77,93 +91,187 @@ fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
     )
 }
 
-fn udp_frame(dst: u32) -> Vec<u8> {
+fn frame<const N: usize>(v: Vec<u8>) -> [u8; N] {
+    v.try_into()
+        .unwrap_or_else(|v: Vec<u8>| panic!("template is {} bytes, not {N}", v.len()))
+}
+
+fn udp_frame(dst: u32) -> [u8; MIN_FRAME] {
     let b = etherparse::PacketBuilder::ethernet2(CLIENT, INT_MAC)
         .ipv4([10, 10, 1, 2], dst.to_be_bytes(), 64)
         .udp(4000, 5000);
-    let payload = [0u8; 18]; // 64-byte frame without FCS
+    let payload = [0u8; 18]; // 60-byte frame
     let mut out = Vec::new();
     b.write(&mut out, &payload).unwrap();
-    out
+    frame(out)
+}
+
+/// On-link host `k` of the internal network: its address and MAC.
+fn host(k: usize) -> ([u8; 4], [u8; 6]) {
+    ([10, 10, 1, 2 + k as u8], [2, 0, 0, 0, 1, 2 + k as u8])
+}
+
+/// ARP request from host `k` for the router's internal address, padded to 60 bytes.
+fn arp_request(k: usize) -> [u8; MIN_FRAME] {
+    let (ip, mac) = host(k);
+    let mut f = Vec::with_capacity(MIN_FRAME);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&INT_ADDR);
+    f.resize(MIN_FRAME, 0);
+    frame(f)
+}
+
+/// ICMP echo request from host `k` to the router's internal address.
+fn echo_request(k: usize, seq: u16) -> [u8; PING_FRAME] {
+    let (ip, mac) = host(k);
+    let b = etherparse::PacketBuilder::ethernet2(mac, INT_MAC)
+        .ipv4(ip, INT_ADDR, 64)
+        .icmpv4_echo_request(0x1234, seq);
+    let payload: Vec<u8> = (0..56).map(|i| i as u8).collect();
+    let mut out = Vec::new();
+    b.write(&mut out, &payload).unwrap();
+    frame(out)
+}
+
+/// A worker's state on the mem backend, with one batch of frames allocated.
+struct Rig {
+    snap: Snapshot,
+    pool: FramePool,
+    state: WorkerState,
+    stats: WorkerStats,
+    tx: TxQueues,
+    batch: Box<Batch>,
+    descs: [Desc; MAX_BATCH],
+}
+
+impl Rig {
+    fn new(snap: Snapshot) -> Rig {
+        let mut pool = FramePool::new_heap(1024);
+        let mut descs = [Desc::default(); MAX_BATCH];
+        for d in descs.iter_mut() {
+            *d = pool.alloc().unwrap();
+        }
+        Rig {
+            snap,
+            pool,
+            state: WorkerState::new(NeighborConfig::default()),
+            stats: WorkerStats::default(),
+            tx: TxQueues::new(2, 4 * MAX_BATCH),
+            batch: Box::<Batch>::default(),
+            descs,
+        }
+    }
+
+    fn learn(&mut self, port: u8, ip: [u8; 4], mac: EthernetAddress) {
+        let mut released = Vec::new();
+        self.state
+            .neighbors
+            .learn(port, u32::from_be_bytes(ip), mac, 0, true, &mut released);
+    }
+
+    /// Restore `frames` into the batch, run it, and return how many left on `tx_port`.
+    #[inline(always)]
+    fn round<const N: usize>(&mut self, frames: &[[u8; N]; MAX_BATCH], rx_port: u8) -> usize {
+        self.batch.reset_rx(MAX_BATCH, rx_port);
+        for (i, f) in frames.iter().enumerate() {
+            let mut d = self.descs[i];
+            d.len = N as u32;
+            self.pool.bytes_mut(&d).copy_from_slice(f);
+            self.batch.desc[i] = d;
+        }
+        let mut ctx = Ctx {
+            snap: &self.snap,
+            pool: &mut self.pool,
+            state: &mut self.state,
+            stats: &self.stats,
+            tx: &mut self.tx,
+            now: 1_000,
+        };
+        pipeline::process(&mut ctx, &mut self.batch);
+        // The frames stay allocated: "transmit" is handing them back for the next round.
+        let sent = self.tx.per_port.iter().map(Vec::len).sum();
+        for q in self.tx.per_port.iter_mut() {
+            q.clear();
+        }
+        sent
+    }
+
+    /// Benchmark rounds over `sets` (one set of 64 frames per round, in turn); every packet
+    /// must come out and none be dropped.
+    fn bench<const N: usize>(
+        &mut self,
+        c: &mut Criterion,
+        group: &str,
+        name: &str,
+        sets: &[[[u8; N]; MAX_BATCH]],
+        rx_port: u8,
+    ) {
+        assert_eq!(self.round(&sets[0], rx_port), MAX_BATCH, "{group}/{name}");
+        let mut k = 0usize;
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(MAX_BATCH as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let sent = self.round(&sets[k % sets.len()], rx_port);
+                k += 1;
+                black_box(sent)
+            })
+        });
+        g.finish();
+        assert_eq!(
+            self.stats.total_drops(),
+            0,
+            "{group}/{name}: benchmark traffic must all be answered or forwarded"
+        );
+    }
 }
 
 fn bench_forward(c: &mut Criterion, name: &str, nroutes: usize) {
     let (snap, prefixes) = snapshot(nroutes);
-    let mut pool = FramePool::new_heap(1024);
-    let mut state = WorkerState::new(NeighborConfig::default());
-    let mut released = Vec::new();
-    state.neighbors.learn(
-        0,
-        u32::from(Ipv4Addr::new(203, 0, 113, 1)),
-        UPSTREAM,
-        0,
-        true,
-        &mut released,
-    );
-    let stats = WorkerStats::default();
-    let mut tx = TxQueues::new(2, 4 * MAX_BATCH);
-    let mut batch = Box::<Batch>::default();
-
-    // 64 frames per batch, destinations spread at random over the routes.
+    let mut rig = Rig::new(snap);
+    rig.learn(EXTERNAL, [203, 0, 113, 1], UPSTREAM);
+    // 64 batches of 64 frames, destinations spread at random over the routes.
     let mut rng = Rng(42);
-    let templates: Vec<Vec<Vec<u8>>> = (0..64)
+    let sets: Vec<[[u8; MIN_FRAME]; MAX_BATCH]> = (0..64)
         .map(|_| {
-            (0..MAX_BATCH)
-                .map(|_| {
-                    let p = prefixes[(rng.next() as usize) % prefixes.len()];
-                    udp_frame(p | (1 + (rng.next() as u32 % 254)))
-                })
-                .collect()
+            std::array::from_fn(|_| {
+                let p = prefixes[(rng.next() as usize) % prefixes.len()];
+                udp_frame(p | (1 + (rng.next() as u32 % 254)))
+            })
         })
         .collect();
-    let mut descs = [Desc::default(); MAX_BATCH];
-    for d in descs.iter_mut() {
-        *d = pool.alloc().unwrap();
-    }
-    let mut round = 0usize;
-
-    let mut g = c.benchmark_group("forward");
-    g.throughput(Throughput::Elements(MAX_BATCH as u64));
-    g.bench_function(name, |b| {
-        b.iter(|| {
-            let t = &templates[round % templates.len()];
-            round += 1;
-            batch.reset_rx(MAX_BATCH, 1);
-            for i in 0..MAX_BATCH {
-                let mut d = descs[i];
-                d.len = t[i].len() as u32;
-                pool.bytes_mut(&d).copy_from_slice(&t[i]);
-                batch.desc[i] = d;
-            }
-            let mut ctx = Ctx {
-                snap: &snap,
-                pool: &mut pool,
-                state: &mut state,
-                stats: &stats,
-                tx: &mut tx,
-                now: 1_000,
-            };
-            pipeline::process(&mut ctx, &mut batch);
-            // The frames stay allocated: "transmit" is handing them back for the next round.
-            let sent = tx.per_port[0].len();
-            black_box(sent);
-            for q in tx.per_port.iter_mut() {
-                q.clear();
-            }
-        })
-    });
-    g.finish();
-    assert_eq!(
-        stats.total_drops(),
-        0,
-        "benchmark traffic must all be forwarded"
-    );
+    rig.bench(c, "forward", name, &sets, INTERNAL);
 }
 
-fn forwarding(c: &mut Criterion) {
+fn bench_arp_reply(c: &mut Criterion) {
+    let (snap, _) = snapshot(10);
+    let mut rig = Rig::new(snap);
+    let sets = [std::array::from_fn(arp_request)];
+    rig.bench(c, "local", "arp_reply", &sets, INTERNAL);
+}
+
+fn bench_echo_reply(c: &mut Criterion) {
+    let (snap, _) = snapshot(10);
+    let mut rig = Rig::new(snap);
+    for k in 0..MAX_BATCH {
+        let (ip, mac) = host(k);
+        rig.learn(INTERNAL, ip, EthernetAddress(mac));
+    }
+    let sets = [std::array::from_fn(|k| echo_request(k, 1))];
+    rig.bench(c, "local", "echo_reply", &sets, INTERNAL);
+}
+
+fn benches(c: &mut Criterion) {
     bench_forward(c, "10_routes", 10);
     bench_forward(c, "100k_routes", 100_000);
+    bench_arp_reply(c);
+    bench_echo_reply(c);
 }
 
-criterion_group!(benches, forwarding);
-criterion_main!(benches);
+criterion_group!(pipeline_benches, benches);
+criterion_main!(pipeline_benches);

@@ -44,7 +44,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 
         // Learn (RFC 826): update an existing entry; create one when the sender is talking
         // to us and is on-link of this port.
-        let to_us = answers.answer(tpa, pinfo.mac).is_some();
+        // The snapshot does not change under us: one lookup serves both uses.
+        let answer = answers.answer(tpa, pinfo.mac);
+        let to_us = answer.is_some();
         let mut learned = false;
         if spa != 0 {
             // An announcement (RFC 5227 section 3, sender == target) only refreshes what we
@@ -56,7 +58,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         match op {
             Operation::Request => {
                 // Never answer a host asking about its own address (a GARP).
-                match answers.answer(tpa, pinfo.mac).filter(|_| spa != tpa) {
+                match answer.filter(|_| spa != tpa) {
                     Some((mac, kind)) => {
                         let buf = ctx.pool.bytes_mut(&d);
                         let mut f = ethernet::Frame::new_unchecked(&mut buf[..]);

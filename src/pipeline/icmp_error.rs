@@ -74,6 +74,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.icmp_errors[m.icmp as usize].add(1);
         b.desc[i] = nd;
         b.meta[i].local_origin = true;
+        b.dst[i] = src;
+        b.meta[i].ttl = super::local::DEFAULT_TTL;
         b.set_next(i, Next::Route);
     }
 }

@@ -47,6 +47,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 icmp::Packet::new_unchecked(&mut buf[ETH + hl..ETH + total])
                     .echo_request_to_reply();
                 b.meta[i].local_origin = true;
+                b.dst[i] = src;
+                b.meta[i].ttl = DEFAULT_TTL;
                 b.set_next(i, Next::Route);
                 replies += 1;
             }

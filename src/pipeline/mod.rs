@@ -58,8 +58,10 @@ pub enum Next {
 
 const NEXT_COUNT: usize = 13;
 
-/// Per-packet metadata, VPP's `vnet_buffer` opaque.
+/// Per-packet metadata, VPP's `vnet_buffer` opaque. Aligned to 16 bytes so one vector
+/// store writes it and one load reads it.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(16))]
 pub struct Meta {
     pub rx_port: u8,
     pub tx_port: u8,
@@ -77,6 +79,10 @@ pub struct Meta {
     pub nat_done: bool,
     /// Worker that owns the SNAT session of a packet sent to `Next::Handoff`.
     pub handoff_to: u8,
+    /// TTL of the packet as the stage that sends it to route left it (ip4_input, local,
+    /// icmp_error), so route reads no packet bytes; see also [`Batch::dst`]. A stage that
+    /// changes it in the packet before route must update it here too.
+    pub ttl: u8,
 }
 
 impl Default for Meta {
@@ -91,16 +97,24 @@ impl Default for Meta {
             nexthop: 0,
             nat_done: false,
             handoff_to: 0,
+            ttl: 0,
         }
     }
 }
 
 /// A batch: descriptors, metadata and one bitmask per [`Next`].
+///
+/// The masks are the only record of where a packet is: every packet of the batch has its
+/// bit in exactly one of them. Moving a whole mask of packets is two word operations.
 pub struct Batch {
     pub len: usize,
     pub desc: [Desc; MAX_BATCH],
     pub meta: [Meta; MAX_BATCH],
-    next: [Next; MAX_BATCH],
+    /// IPv4 destination of each packet as the stage that sends it to route left it
+    /// (ip4_input, local, icmp_error), so route reads no packet bytes and looks up the batch
+    /// straight from this array. A stage that changes the destination in the packet before
+    /// route must update it here too.
+    pub dst: [u32; MAX_BATCH],
     masks: [u64; NEXT_COUNT],
 }
 
@@ -110,11 +124,28 @@ impl Default for Batch {
             len: 0,
             desc: [Desc::default(); MAX_BATCH],
             meta: [Meta::default(); MAX_BATCH],
-            next: [Next::L2Input; MAX_BATCH],
+            dst: [0; MAX_BATCH],
             masks: [0; NEXT_COUNT],
         }
     }
 }
+
+/// Every [`Next`], indexed by its value.
+const NEXT_ALL: [Next; NEXT_COUNT] = [
+    Next::L2Input,
+    Next::Arp,
+    Next::Ip4Input,
+    Next::Local,
+    Next::Route,
+    Next::Rewrite,
+    Next::IcmpError,
+    Next::NatIn,
+    Next::NatOut,
+    Next::Tx,
+    Next::Drop,
+    Next::Consumed,
+    Next::Handoff,
+];
 
 impl Batch {
     /// Start a batch of `n` received packets, all entering at `l2_input` from `port`.
@@ -123,13 +154,10 @@ impl Batch {
         self.len = n;
         self.masks = [0; NEXT_COUNT];
         self.masks[Next::L2Input as usize] = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        for i in 0..n {
-            self.next[i] = Next::L2Input;
-            self.meta[i] = Meta {
-                rx_port: port,
-                ..Meta::default()
-            };
-        }
+        self.meta[..n].fill(Meta {
+            rx_port: port,
+            ..Meta::default()
+        });
     }
 
     /// Append one packet entering at `next` (used for packets the worker injects).
@@ -141,7 +169,6 @@ impl Batch {
         self.len += 1;
         self.desc[i] = desc;
         self.meta[i] = meta;
-        self.next[i] = next;
         self.masks[next as usize] |= 1 << i;
         true
     }
@@ -157,31 +184,34 @@ impl Batch {
         self.masks[n as usize]
     }
 
+    /// Where packet `i` goes next; [`Next::Consumed`] for a slot that holds no packet.
     #[inline]
     pub fn next(&self, i: usize) -> Next {
-        self.next[i]
+        let bit = 1u64 << i;
+        NEXT_ALL
+            .into_iter()
+            .find(|n| self.masks[*n as usize] & bit != 0)
+            .unwrap_or(Next::Consumed)
     }
 
     /// Send packet `i` to `n`.
-    #[inline]
+    ///
+    /// Out of line on purpose: stages call it only off their fast path (drops, errors), and
+    /// inlined it makes the compiler carry all the masks in registers through the stage loop.
+    #[inline(never)]
     pub fn set_next(&mut self, i: usize, n: Next) {
         let bit = 1u64 << i;
-        self.masks[self.next[i] as usize] &= !bit;
+        for m in self.masks.iter_mut() {
+            *m &= !bit;
+        }
         self.masks[n as usize] |= bit;
-        self.next[i] = n;
     }
 
-    /// Move every packet of `mask` (all currently at one stage) to `n` at once.
+    /// Move every packet of `mask` (all currently at `from`) to `n` at once.
     #[inline]
     pub fn set_next_mask(&mut self, from: Next, mask: u64, n: Next) {
         self.masks[from as usize] &= !mask;
         self.masks[n as usize] |= mask;
-        let mut m = mask;
-        while m != 0 {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            self.next[i] = n;
-        }
     }
 
     /// Drop packet `i` for `reason`.
@@ -202,18 +232,37 @@ impl Batch {
     }
 }
 
-/// Iterate the set bits of a mask, lowest first.
-#[inline]
-pub fn bits(mut m: u64) -> impl Iterator<Item = usize> {
-    std::iter::from_fn(move || {
-        if m == 0 {
-            None
-        } else {
-            let i = m.trailing_zeros() as usize;
-            m &= m - 1;
-            Some(i)
+/// The set bits of a mask, lowest first.
+#[derive(Clone, Copy, Debug)]
+pub struct Bits(u64);
+
+impl Iterator for Bits {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
         }
-    })
+        // Masked to 0..64 so indexing a batch array needs no bounds check.
+        let i = (self.0.trailing_zeros() & 63) as usize;
+        self.0 &= self.0 - 1;
+        Some(i)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.count_ones() as usize;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Bits {}
+
+/// Iterate the set bits of a mask, lowest first.
+#[inline(always)]
+pub fn bits(m: u64) -> Bits {
+    Bits(m)
 }
 
 /// Packets ready to leave, per port. Capacity is reserved up front; nothing allocates while
@@ -442,8 +491,26 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         b.meta[i].drop = DropReason::IcmpNotAllowed;
         b.set_next(i, Next::Drop);
     }
-    for i in bits(b.mask(Next::Tx)) {
-        ctx.tx.push(b.meta[i].tx_port, b.desc[i]);
+    let tx = b.mask(Next::Tx);
+    let n = b.len.min(MAX_BATCH);
+    let dense = if n == MAX_BATCH {
+        u64::MAX
+    } else {
+        (1 << n) - 1
+    };
+    if tx == dense && n > 0 {
+        // The whole batch leaves: usually all on one port, a single copy.
+        let port = b.meta[0].tx_port;
+        if b.meta[..n]
+            .iter()
+            .fold(true, |one, m| one & (m.tx_port == port))
+        {
+            ctx.tx.per_port[port as usize].extend_from_slice(&b.desc[..n]);
+        } else {
+            append_tx(ctx, b, tx);
+        }
+    } else {
+        append_tx(ctx, b, tx);
     }
     for i in bits(b.mask(Next::Handoff)) {
         ctx.state
@@ -468,6 +535,25 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         ctx.stats.count_drop(last, n);
     }
     b.clear();
+}
+
+/// Append the packets of `tx` to their ports' queues: one pass per port, in packet order.
+fn append_tx(ctx: &mut Ctx, b: &Batch, mut tx: u64) {
+    let mut out = [Desc::default(); MAX_BATCH];
+    while tx != 0 {
+        let port = b.meta[tx.trailing_zeros() as usize & (MAX_BATCH - 1)].tx_port;
+        let (mut n, mut other) = (0, 0);
+        for i in bits(tx) {
+            if b.meta[i].tx_port == port {
+                out[n & (MAX_BATCH - 1)] = b.desc[i];
+                n += 1;
+            } else {
+                other |= 1 << i;
+            }
+        }
+        ctx.tx.per_port[port as usize].extend_from_slice(&out[..n.min(MAX_BATCH)]);
+        tx = other;
+    }
 }
 
 /// Timer work for a worker: ARP retries and resolution failures. Failed held packets become

@@ -160,13 +160,21 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         b.set_next(i, Next::Route);
         let d = b.desc[i];
         let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
-        let dst = ipv4::Packet::new_unchecked(&l3[..]).dst_u32();
+        let (dst, ttl) = {
+            let ip = ipv4::Packet::new_unchecked(&l3[..]);
+            (ip.dst_u32(), ip.ttl())
+        };
+        // Route reads the destination and TTL from the batch (packets handed over by another
+        // worker enter here without them).
+        b.dst[i] = dst;
+        b.meta[i].ttl = ttl;
 
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
         if let Some(&fi) = snap.fip_by_external.get(&dst) {
             let f = snap.fips[fi as usize];
             rewrite_addr(l3, Side::Dst, f.internal);
             translate_quote(l3, Side::Src, f.internal, None);
+            b.dst[i] = f.internal;
             b.meta[i].nat_done = true;
             ctx.stats.fip_in[f.slot as usize].add(1);
             continue;
@@ -252,6 +260,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         };
         rewrite_addr(l3, Side::Dst, in_ip);
+        b.dst[i] = in_ip;
         if err {
             translate_quote(l3, Side::Src, in_ip, Some(in_port));
         } else {

@@ -9,68 +9,119 @@ use crate::tables::neighbor::Resolve;
 use crate::wire::ethernet::{self, EthernetAddress, HEADER_LEN as ETH, ethertype};
 use crate::wire::ipv4;
 
+/// The last next hop resolved in a batch, the Ethernet header it gives and the MTU of its
+/// port; the MTU and MAC of the last transmit port seen.
+struct Cache {
+    hop: Option<(u8, u32)>,
+    eth: [u8; ETH],
+    hop_mtu: u16,
+    port: Option<u8>,
+    mtu: u16,
+    mac: EthernetAddress,
+}
+
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    // Per-batch cache of the last resolved next hop.
-    let mut last: Option<(u8, u32, EthernetAddress)> = None;
+    let mut c = Cache {
+        hop: None,
+        eth: [0; ETH],
+        hop_mtu: 0,
+        port: None,
+        mtu: 0,
+        mac: EthernetAddress::ZERO,
+    };
+    let mut not_tx = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
-        let port = m.tx_port;
-        let mtu = ctx.snap.ports[port as usize].mtu;
+        // Fast path: a forwarded packet within the MTU, to the next hop resolved last.
+        // Everything else goes through `rewrite_one`, in order, since resolution has side
+        // effects (hold queues, ARP requests).
+        if c.hop == Some((m.tx_port, m.nexthop))
+            && !m.local_origin
+            && let Some(f) = ctx
+                .pool
+                .bytes_mut(&d)
+                .first_chunk_mut::<{ ETH + ipv4::HEADER_LEN }>()
         {
-            let buf = ctx.pool.bytes_mut(&d);
-            let mut ip = ipv4::Packet::new_unchecked(&mut buf[ETH..]);
-            if ip.total_len() > mtu && ip.dont_frag() && !m.local_origin {
-                b.icmp_error(i, DropReason::MtuFragNeeded, IcmpKind::FragNeeded, mtu);
+            let (eth, l3) = f.split_at_mut(ETH);
+            let mut ip = ipv4::Packet::new_unchecked(l3);
+            if ip.total_len() <= c.hop_mtu {
+                ip.decrement_ttl();
+                eth.copy_from_slice(&c.eth);
                 continue;
             }
-            if !m.local_origin {
-                ip.decrement_ttl();
+        }
+        if !rewrite_one(ctx, b, i, &mut c) {
+            not_tx |= 1 << i;
+        }
+    }
+    b.set_next_mask(Next::Rewrite, mask & !not_tx, Next::Tx);
+}
+
+/// The whole of rewrite for packet `i`. True when it is ready to transmit as it is;
+/// otherwise it was sent elsewhere (ICMP error, hold queue, fragments, drop).
+#[inline(never)]
+fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
+    let d = b.desc[i];
+    let m = b.meta[i];
+    let port = m.tx_port;
+    if c.port != Some(port) {
+        let p = &ctx.snap.ports[port as usize];
+        (c.mtu, c.mac) = (p.mtu, p.mac);
+        c.port = Some(port);
+    }
+    let mtu = c.mtu;
+    {
+        let buf = ctx.pool.bytes_mut(&d);
+        let mut ip = ipv4::Packet::new_unchecked(&mut buf[ETH..]);
+        if ip.total_len() > mtu && ip.dont_frag() && !m.local_origin {
+            b.icmp_error(i, DropReason::MtuFragNeeded, IcmpKind::FragNeeded, mtu);
+            return false;
+        }
+        if !m.local_origin {
+            ip.decrement_ttl();
+        }
+    }
+    if c.hop == Some((port, m.nexthop)) {
+        ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);
+    } else {
+        let mac = match ctx.state.neighbors.resolve(port, m.nexthop, d, ctx.now) {
+            Resolve::Hit(mac) => mac,
+            Resolve::HitProbe(mac) => {
+                super::arp::send_request(ctx, port, m.nexthop);
+                mac
             }
-        }
-        let mac = match last {
-            Some((p, a, mac)) if p == port && a == m.nexthop => mac,
-            _ => match ctx.state.neighbors.resolve(port, m.nexthop, d, ctx.now) {
-                Resolve::Hit(mac) => {
-                    last = Some((port, m.nexthop, mac));
-                    mac
-                }
-                Resolve::HitProbe(mac) => {
+            Resolve::Held { request } => {
+                if request {
                     super::arp::send_request(ctx, port, m.nexthop);
-                    last = Some((port, m.nexthop, mac));
-                    mac
+                    ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
                 }
-                Resolve::Held { request } => {
-                    if request {
-                        super::arp::send_request(ctx, port, m.nexthop);
-                        ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
-                    }
-                    ctx.stats.held.set(ctx.state.neighbors.held() as u64);
-                    b.set_next(i, Next::Consumed);
-                    continue;
-                }
-                Resolve::QueueFull => {
-                    b.drop(i, DropReason::RewriteNeighborQueueFull);
-                    continue;
-                }
-                Resolve::TableFull => {
-                    b.drop(i, DropReason::RewriteNeighborTableFull);
-                    continue;
-                }
-            },
+                ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+                b.set_next(i, Next::Consumed);
+                return false;
+            }
+            Resolve::QueueFull => {
+                b.drop(i, DropReason::RewriteNeighborQueueFull);
+                return false;
+            }
+            Resolve::TableFull => {
+                b.drop(i, DropReason::RewriteNeighborTableFull);
+                return false;
+            }
         };
-        let total = {
-            let buf = ctx.pool.bytes_mut(&d);
-            set_macs(buf, mac, ctx.snap.ports[port as usize].mac);
-            ipv4::Packet::new_unchecked(&buf[ETH..]).total_len()
-        };
-        if total > mtu {
-            // Only packets without DF (or our own) get here: fragment on output.
-            b.set_next(i, Next::Consumed);
-            fragment(ctx, port, d);
-        } else {
-            b.set_next(i, Next::Tx);
-        }
+        c.hop = Some((port, m.nexthop));
+        c.hop_mtu = mtu;
+        set_macs(&mut c.eth, mac, c.mac);
+        ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);
+    }
+    let total = ipv4::Packet::new_unchecked(&ctx.pool.bytes(&d)[ETH..]).total_len();
+    if total > mtu {
+        // Only packets without DF (or our own) get here: fragment on output.
+        b.set_next(i, Next::Consumed);
+        fragment(ctx, port, d);
+        false
+    } else {
+        true
     }
 }
 

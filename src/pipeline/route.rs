@@ -1,50 +1,183 @@
 //! Route lookup: longest-prefix match in the receiving port's table (policy routing), then
 //! "main"; TTL check for forwarded packets (RFC 1812 section 5.3.1).
 
-use super::{Batch, Ctx, Next, bits};
+use super::{Batch, Ctx, MAX_BATCH, Meta, Next, bits};
 use crate::metrics::{DropReason, IcmpKind};
-use crate::tables::{MAIN_TABLE, NextHop};
-use crate::wire::ethernet::HEADER_LEN as ETH;
-use crate::wire::ipv4;
+use crate::tables::{MAIN_TABLE, NextHop, Snapshot};
 
+/// The table a packet is looked up in: vgate's own packets use "main", others the table of
+/// the port they arrived on.
+#[inline(always)]
+fn table_of(snap: &Snapshot, m: &Meta) -> u16 {
+    if m.local_origin {
+        MAIN_TABLE
+    } else {
+        snap.ports[m.rx_port as usize].table
+    }
+}
+
+/// Route every packet of `mask` by [`Batch::dst`] and `Meta::ttl`.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    // Per-batch cache of the last lookup: most batches are one flow or one destination.
-    let mut last: Option<(u16, u32, Option<NextHop>)> = None;
-    let nat = ctx.snap.has_nat();
+    if mask == 0 {
+        return;
+    }
+    // Look the whole batch up at once in the table of its first packet: with a large table
+    // every lookup is a cache miss, and a batch of independent loads overlaps them. Usually
+    // every packet uses that table (one receiving port); any other is looked up again.
+    let first = b.meta[mask.trailing_zeros() as usize & (MAX_BATCH - 1)];
+    let table = table_of(ctx.snap, &first);
+    let n = (u64::BITS - mask.leading_zeros()) as usize;
+    let mut hop = [None; MAX_BATCH];
+    ctx.snap.lookup_batch(table, &b.dst[..n], &mut hop[..n]);
+    // Packets that do not go on to rewrite; all others do.
+    let (mut other, mut to_local) = (0u64, 0u64);
     for i in bits(mask) {
-        let d = b.desc[i];
-        let m = b.meta[i];
-        let ip = ipv4::Packet::new_unchecked(&ctx.pool.bytes(&d)[ETH..]);
-        let (dst, ttl) = (ip.dst_u32(), ip.ttl());
-        let table = if m.local_origin {
-            MAIN_TABLE
-        } else {
-            ctx.snap.ports[m.rx_port as usize].table
-        };
-        let nh = match last {
-            Some((t, a, nh)) if t == table && a == dst => nh,
-            _ => {
-                let nh = ctx.snap.lookup(table, dst);
-                last = Some((table, dst, nh));
-                nh
+        let m = &mut b.meta[i];
+        let mut h = hop[i];
+        if (m.local_origin, m.rx_port) != (first.local_origin, first.rx_port) {
+            let t = table_of(ctx.snap, m);
+            if t != table {
+                ctx.snap.lookup_batch(
+                    t,
+                    std::slice::from_ref(&b.dst[i]),
+                    std::slice::from_mut(&mut h),
+                );
             }
-        };
+        }
+        let nh = h.map(|h| ctx.snap.nexthops[h as usize]);
+        if let Some(NextHop::Forward { port, via }) = nh
+            && (m.local_origin || m.ttl > 1)
+        {
+            m.tx_port = port;
+            m.nexthop = if via == 0 { b.dst[i] } else { via };
+            continue;
+        }
+        other |= 1 << i;
         match nh {
-            Some(NextHop::Forward { port, via }) => {
-                if !m.local_origin && ttl <= 1 {
-                    b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0);
-                    continue;
-                }
-                b.meta[i].tx_port = port;
-                b.meta[i].nexthop = if via == 0 { dst } else { via };
-                b.set_next(i, if nat { Next::NatOut } else { Next::Rewrite });
+            Some(NextHop::Forward { .. }) => {
+                b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0)
             }
-            Some(NextHop::Local { .. }) if !m.local_origin => b.set_next(i, Next::Local),
+            Some(NextHop::Local { .. }) if !m.local_origin => to_local |= 1 << i,
             // vgate never sends to itself: an error about our own packet has nowhere to go.
             Some(NextHop::Local { .. }) => b.drop(i, DropReason::RouteNoRoute),
             Some(NextHop::Broadcast) => b.drop(i, DropReason::RouteDirectedBroadcast),
             None if m.local_origin => b.drop(i, DropReason::RouteNoRoute),
             None => b.icmp_error(i, DropReason::RouteNoRoute, IcmpKind::NetUnreachable, 0),
+        }
+    }
+    let to_rewrite = mask & !other;
+    let next = if ctx.snap.has_nat() {
+        Next::NatOut
+    } else {
+        Next::Rewrite
+    };
+    b.set_next_mask(Next::Route, to_rewrite, next);
+    b.set_next_mask(Next::Route, to_local, Next::Local);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::apply::build_snapshot;
+    use crate::control::config::Config;
+    use crate::io::{Desc, FramePool};
+    use crate::metrics::WorkerStats;
+    use crate::pipeline::{TxQueues, WorkerState};
+    use crate::tables::neighbor::NeighborConfig;
+
+    const CONF: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "dmz"
+iface = "dmz0"
+mac = "02:00:00:00:00:03"
+addresses = ["192.168.5.1/24"]
+route_table = "dmz"
+
+[[route]]
+prefix = "198.51.100.0/24"
+via = "203.0.113.1"
+
+[[route]]
+table = "dmz"
+prefix = "198.51.100.0/25"
+via = "192.168.5.7"
+"#;
+
+    fn ip(s: &str) -> u32 {
+        s.parse::<std::net::Ipv4Addr>().unwrap().to_bits()
+    }
+
+    /// Packets of one pass from different ports and origins each use their own table, as
+    /// `Snapshot::lookup` resolves it, whichever packet comes first.
+    #[test]
+    fn mixed_tables_in_one_batch() {
+        let cfg = Config::from_toml_str(CONF).unwrap();
+        let snap = build_snapshot(&cfg, 1, &|_| None, None).unwrap();
+        let (ext, dmz) = (0u8, 1u8);
+        let cases = [
+            (dmz, false, "198.51.100.5", dmz, "192.168.5.7"),
+            (ext, false, "198.51.100.5", ext, "203.0.113.1"),
+            (dmz, false, "198.51.100.100", dmz, "192.168.5.7"),
+            (dmz, true, "198.51.100.5", ext, "203.0.113.1"),
+            (dmz, false, "198.51.100.200", ext, "203.0.113.1"),
+            (ext, true, "198.51.100.6", ext, "203.0.113.1"),
+        ];
+        for rotate in 0..cases.len() {
+            let mut b = Batch::default();
+            for k in 0..cases.len() {
+                let (rx_port, local_origin, dst, ..) = cases[(k + rotate) % cases.len()];
+                let meta = Meta {
+                    rx_port,
+                    local_origin,
+                    ttl: 64,
+                    ..Meta::default()
+                };
+                assert!(b.push(Desc::default(), meta, Next::Route));
+                b.dst[k] = ip(dst);
+            }
+            let mut pool = FramePool::new_heap(1);
+            let mut state = WorkerState::new(NeighborConfig::default());
+            let stats = WorkerStats::default();
+            let mut tx = TxQueues::new(2, 8);
+            let mut ctx = Ctx {
+                snap: &snap,
+                pool: &mut pool,
+                state: &mut state,
+                stats: &stats,
+                tx: &mut tx,
+                now: 0,
+            };
+            let mask = b.mask(Next::Route);
+            run(&mut ctx, &mut b, mask);
+            assert_eq!(b.mask(Next::Rewrite), mask, "rotation {rotate}");
+            for k in 0..cases.len() {
+                let (rx_port, local_origin, dst, tx_port, nexthop) =
+                    cases[(k + rotate) % cases.len()];
+                let table = if local_origin {
+                    MAIN_TABLE
+                } else {
+                    snap.ports[rx_port as usize].table
+                };
+                assert_eq!(
+                    snap.lookup(table, ip(dst)),
+                    Some(NextHop::Forward {
+                        port: tx_port,
+                        via: ip(nexthop)
+                    })
+                );
+                let m = &b.meta[k];
+                assert_eq!(
+                    (m.tx_port, m.nexthop),
+                    (tx_port, ip(nexthop)),
+                    "rotation {rotate}, packet {k} to {dst}"
+                );
+            }
         }
     }
 }

@@ -232,6 +232,26 @@ impl Snapshot {
         !self.fips.is_empty() || !self.snat.is_empty()
     }
 
+    /// [`Snapshot::lookup`] of many destinations in one table, as indices into `nexthops`:
+    /// `out[k]` is the next hop index of `dsts[k]` for `k < min(dsts.len(), out.len())`; the
+    /// rest of `out` is left as it is. The table loads of a whole batch are issued together
+    /// ([`Lpm::lookup_batch`]), so their cache misses overlap instead of queueing one after
+    /// another.
+    #[inline]
+    pub fn lookup_batch(&self, table: u16, dsts: &[u32], out: &mut [Option<u32>]) {
+        let n = dsts.len().min(out.len());
+        let (dsts, out) = (&dsts[..n], &mut out[..n]);
+        self.tables[table as usize].lpm.lookup_batch(dsts, out);
+        if table != MAIN_TABLE {
+            let main = &self.tables[MAIN_TABLE as usize].lpm;
+            for (o, &dst) in out.iter_mut().zip(dsts) {
+                if o.is_none() {
+                    *o = main.lookup(dst);
+                }
+            }
+        }
+    }
+
     /// True when `ip` is one of vgate's own addresses.
     pub fn is_local(&self, ip: u32) -> bool {
         self.ports

@@ -170,7 +170,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when the header checksum verifies (RFC 1812 section 5.2.2).
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        checksum::checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
+        let h = self.header();
+        match h.first_chunk::<HEADER_LEN>() {
+            Some(h20) if h.len() == HEADER_LEN => checksum::header20_ok(h20),
+            _ => checksum::checksum(h) == 0,
+        }
     }
 
     /// The header bytes, options included.
@@ -248,7 +252,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Recompute the header checksum from scratch.
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
-        let c = checksum::checksum(&self.buffer.as_ref()[..self.header_len()]);
+        let h = self.header();
+        let c = match h.first_chunk::<HEADER_LEN>() {
+            Some(h20) if h.len() == HEADER_LEN => !checksum::sum_header20(h20),
+            _ => checksum::checksum(h),
+        };
         self.set_checksum(c);
     }
 
@@ -257,10 +265,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
-        let old = get_u16(b, field::TTL);
-        b[field::TTL] -= 1;
-        let new = get_u16(b, field::TTL);
-        let c = checksum::update16(get_u16(b, field::CHECKSUM), old, new);
+        let ttl = b[field::TTL];
+        debug_assert!(ttl > 0, "TTL 0 cannot be decremented");
+        b[field::TTL] = ttl.wrapping_sub(1);
+        // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), with m the TTL/protocol word: whatever
+        // the protocol, ~m + m' is 0xfeff, and ~HC + 0xfeff <= 0x1fefe needs one fold only.
+        // (A TTL of 0 wraps to 255: ~m + m' is 0x1feff, folded in full.)
+        let hc = u32::from(!get_u16(b, field::CHECKSUM));
+        let c = if ttl == 0 {
+            !checksum::fold(hc + 0x1_feff)
+        } else {
+            let acc = hc + 0xfeff;
+            !(((acc & 0xffff) + (acc >> 16)) as u16)
+        };
         set_u16(b, field::CHECKSUM, c);
     }
 
@@ -355,7 +372,7 @@ pub mod class {
     /// 0.0.0.0/8 ("this network"), 127.0.0.0/8, 224.0.0.0/4 multicast, 240.0.0.0/4 reserved
     /// and 255.255.255.255 are never valid sources of forwarded packets.
     #[inline]
-    pub fn is_martian_source(a: u32) -> bool {
+    pub const fn is_martian_source(a: u32) -> bool {
         let top = a >> 24;
         top == 0 || top == 127 || top >= 224
     }
@@ -363,7 +380,7 @@ pub mod class {
     /// Destinations vgate never routes: "this network", loopback, multicast, reserved,
     /// limited broadcast.
     #[inline]
-    pub fn is_martian_destination(a: u32) -> bool {
+    pub const fn is_martian_destination(a: u32) -> bool {
         let top = a >> 24;
         top == 0 || top == 127 || top >= 224
     }
@@ -461,6 +478,35 @@ mod tests {
         let (h, _) = etherparse::Ipv4Header::from_slice(&buf).unwrap();
         assert_eq!(h.header_checksum, h.calc_header_checksum());
         assert_eq!(h.time_to_live, 63);
+    }
+
+    #[test]
+    fn ttl_decrement_matches_rfc1624_update_for_every_ttl_and_checksum() {
+        let mut buf = packet();
+        for ttl in 1..=255u8 {
+            for proto in [1u8, 6, 17, 0xff] {
+                for csum in (0..=0xffffu32)
+                    .step_by(251)
+                    .chain([0, 0xffff, 0xfeff, 0x0100])
+                {
+                    let csum = csum as u16;
+                    let mut p = Packet::new_unchecked(&mut buf[..]);
+                    p.set_ttl(ttl);
+                    p.set_protocol(proto);
+                    p.set_checksum(csum);
+                    p.decrement_ttl();
+                    let old = u16::from_be_bytes([ttl, proto]);
+                    let new = u16::from_be_bytes([ttl - 1, proto]);
+                    assert_eq!(p.ttl(), ttl - 1);
+                    assert_eq!(p.protocol(), proto);
+                    assert_eq!(
+                        p.checksum(),
+                        checksum::update16(csum, old, new),
+                        "ttl {ttl} proto {proto} checksum {csum:#06x}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -47,22 +47,25 @@ pub type Result<T> = core::result::Result<T, Error>;
 pub use ethernet::EthernetAddress;
 pub use ipv4::Ipv4Address;
 
-#[inline]
+// One range check per field (the slice), not one per byte.
+#[inline(always)]
 pub(crate) fn get_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
+    let w = &b[at..at + 2];
+    u16::from_be_bytes([w[0], w[1]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn set_u16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    let w = &b[at..at + 4];
+    u32::from_be_bytes([w[0], w[1], w[2], w[3]])
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn set_u32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
