@@ -62,8 +62,20 @@ enum LabAction {
 }
 
 fn main() -> ExitCode {
+    // One logfmt line per event (ts, level, target, msg): greppable and parseable by log
+    // shippers; the level filter follows RUST_LOG (default info).
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
+        .format(|buf, rec| {
+            use std::io::Write;
+            writeln!(
+                buf,
+                "ts={} level={} target={} msg={:?}",
+                buf.timestamp_millis(),
+                rec.level().as_str().to_lowercase(),
+                rec.target(),
+                rec.args().to_string()
+            )
+        })
         .init();
     let cli = Cli::parse();
     let code = match cli.cmd {
