@@ -522,3 +522,62 @@ fn garp_moves_a_virtual_endpoint() {
     assert_eq!(dst, ip("192.0.2.12"));
     assert_eq!(&inner[..6], &mac("fa:16:3e:00:01:50"));
 }
+
+#[test]
+fn gateway_answers_echo_through_the_tunnel() {
+    let mut h = ready();
+    let ping = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "10.1.0.1", 64, 3, 9, 16);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &ping),
+    );
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1);
+    let (dst, _, vni, inner) = decode(&out[0], C1_MAC);
+    assert_eq!((dst, vni), (ip("192.0.2.11"), VNI));
+    assert_eq!(&inner[..6], &mac(VM_MAC));
+    assert_eq!(&inner[6..12], &mac(GW_MAC));
+    let p = parse(&inner);
+    let (Some(NetSlice::Ipv4(v4)), Some(TransportSlice::Icmpv4(i))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_eq!(v4.header().source(), ip("10.1.0.1"));
+    assert_eq!(v4.header().destination(), ip("10.1.0.5"));
+    assert_eq!(v4.header().ttl(), 64, "vgate's own reply: not decremented");
+    assert_eq!(i.type_u8(), 0, "echo reply");
+    assert_inner_checksums(&inner);
+    assert_eq!(h.stats().geneve_decap.get(), 1);
+    assert_eq!(h.stats().geneve_encap.get(), 1);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn geneve_config_errors_are_clear() {
+    use vgate::control::apply::build_snapshot;
+    use vgate::control::config::Config;
+    // Whichever refuses it first: config validation or the snapshot build.
+    let build = |toml: &str| match Config::from_toml_str(toml) {
+        Ok(cfg) => build_snapshot(&cfg, 1, &|_| None, None).err(),
+        Err(e) => Some(format!("{e:?}")),
+    };
+    let no_tunnel = CONF.replace("[tunnel]\nlocal = \"192.0.2.1\"\n", "");
+    assert!(
+        build(&no_tunnel).is_some_and(|e| e.contains("needs a [tunnel] section")),
+        "{:?}",
+        build(&no_tunnel)
+    );
+    let bad_local = CONF.replace("local = \"192.0.2.1\"", "local = \"192.0.2.77\"");
+    assert!(
+        build(&bad_local).is_some_and(|e| e.contains("tunnel") && e.contains("192.0.2.77")),
+        "{:?}",
+        build(&bad_local)
+    );
+    let bad_chassis = CONF.replacen("chassis = \"compute-1\"", "chassis = \"nowhere\"", 1);
+    assert!(
+        build(&bad_chassis).is_some_and(|e| e.contains("nowhere")),
+        "{:?}",
+        build(&bad_chassis)
+    );
+    assert_eq!(build(CONF), None);
+}

@@ -92,6 +92,9 @@ pub struct Meta {
     pub vni_net: u8,
 }
 
+// One vector register: the tunnel fields must fit the bytes the others leave free.
+const _: () = assert!(std::mem::size_of::<Meta>() == 16);
+
 impl Default for Meta {
     fn default() -> Self {
         Meta {
