@@ -59,12 +59,13 @@ fn encap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> bool {
     };
     let net = &snap.networks[ep.network as usize];
     let vni = net.vni.unwrap_or(0);
-    let chassis = ctx
-        .state
-        .virtual_chassis
-        .get(&dst)
-        .copied()
-        .or(ep.chassis.map(|c| snap.chassis[c as usize].address));
+    // A virtual endpoint is where its last gratuitous ARP came from, else where configured.
+    let moved = if ep.is_virtual {
+        ctx.state.virtual_chassis.get(&dst).copied()
+    } else {
+        None
+    };
+    let chassis = moved.or(ep.chassis.map(|c| snap.chassis[c as usize].address));
     let Some(chassis) = chassis else {
         b.drop(i, DropReason::GeneveNoEndpoint);
         return false;

@@ -393,7 +393,12 @@ impl WorkerState {
             snat: Vec::new(),
             snat_generation: 0,
             handoff: Vec::with_capacity(MAX_BATCH),
-            virtual_chassis: Default::default(),
+            // Keyed by configured virtual endpoints only: bounded, and sized up front so
+            // a gratuitous ARP does not allocate.
+            virtual_chassis: crate::tables::neighbor::IntMap::with_capacity_and_hasher(
+                256,
+                Default::default(),
+            ),
         }
     }
 
