@@ -84,6 +84,14 @@ drop_reasons! {
     NatUnsupportedProtocol => ("nat", "unsupported_protocol", "Tenant packet for SNAT that is not TCP, UDP or ICMP echo (PAT needs a port or identifier)."),
     NatFragment => ("nat", "fragment", "Non-first fragment of a tenant packet for SNAT: it carries no port and vgate does not reassemble."),
     NatHandoffQueueFull => ("nat", "handoff_queue_full", "SNAT return packet for a session of another worker, whose handoff queue was full."),
+    GeneveUnknownChassis => ("geneve", "unknown_chassis", "Geneve packet from an underlay address that is no configured chassis."),
+    GeneveMalformed => ("geneve", "malformed", "Geneve packet that is truncated, has a bad option list, a UDP length that does not fit, or carries no Ethernet frame (RFC 8926 3.4)."),
+    GeneveBadVersion => ("geneve", "bad_version", "Geneve version other than 0 (RFC 8926 3.4)."),
+    GeneveCriticalOption => ("geneve", "critical_option", "Geneve packet with a critical option vgate does not understand (RFC 8926 3.5)."),
+    GeneveUnknownVni => ("geneve", "unknown_vni", "Geneve packet whose VNI is no configured tenant network."),
+    GeneveSpoofedSource => ("geneve", "spoofed_source", "Inner IPv4 source outside the subnet of the tenant network the VNI names."),
+    GeneveNoEndpoint => ("geneve", "no_endpoint", "Packet routed to a Geneve network for an address that is no configured endpoint."),
+    GeneveNoUnderlayRoute => ("geneve", "no_underlay_route", "No underlay route to the endpoint's chassis, or no headroom for the outer headers."),
     TxRingFull => ("tx", "ring_full", "The port's transmit ring was full."),
 }
 
@@ -225,6 +233,9 @@ pub struct WorkerStats {
     /// Packets handed to / taken from another worker (SNAT return traffic, copied).
     pub handoff_out: Counter,
     pub handoff_in: Counter,
+    /// Packets sent into and received from Geneve tunnels (RFC 8926).
+    pub geneve_encap: Counter,
+    pub geneve_decap: Counter,
 }
 
 impl Default for WorkerStats {
@@ -258,6 +269,8 @@ impl Default for WorkerStats {
             nat_sessions: Counter::default(),
             handoff_out: Counter::default(),
             handoff_in: Counter::default(),
+            geneve_encap: Counter::default(),
+            geneve_decap: Counter::default(),
         }
     }
 }
@@ -459,6 +472,26 @@ pub fn render(
         "icmp_echo_replies_total",
         &[],
         sum(&|w| w.icmp_echo_replies.get()),
+    );
+    e.header(
+        "geneve_encap_packets_total",
+        "counter",
+        "Packets encapsulated in Geneve toward a chassis (RFC 8926).",
+    );
+    e.sample(
+        "geneve_encap_packets_total",
+        &[],
+        sum(&|w| w.geneve_encap.get()),
+    );
+    e.header(
+        "geneve_decap_packets_total",
+        "counter",
+        "Geneve packets from a chassis decapsulated (RFC 8926).",
+    );
+    e.sample(
+        "geneve_decap_packets_total",
+        &[],
+        sum(&|w| w.geneve_decap.get()),
     );
     e.header(
         "generated_packets_total",

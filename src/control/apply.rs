@@ -11,8 +11,8 @@ use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::IntMap;
 use crate::tables::{
-    FipEntry, MAIN_TABLE, NetworkInfo, NextHop, PortArp, PortInfo, RouteInfo, RouteTable, Snapshot,
-    SnatRule, mask,
+    ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, PortArp, PortInfo,
+    RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
 };
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
@@ -162,6 +162,49 @@ pub fn build_snapshot(
             locals.push((n.gateway, port));
         }
     }
+    // Geneve networks: the subnet is reached through the tunnel (a route value naming the
+    // network, see `TUNNEL_HOP_BASE`); the gateway is vgate's, on the port that holds the
+    // tunnel's local address.
+    let tunnel = match &cfg.tunnel {
+        Some(t) => {
+            let local = t.local.to_bits();
+            let port = ports
+                .iter()
+                .position(|p| p.addrs.iter().any(|(a, _)| *a == local))
+                .ok_or_else(|| format!("tunnel.local {}: not an address of any port", t.local))?;
+            Some((
+                TunnelInfo {
+                    local,
+                    udp_port: t.udp_port,
+                    udp_checksum: t.udp_checksum,
+                },
+                port as u8,
+            ))
+        }
+        None => None,
+    };
+    let mut tunnel_routes: Vec<(u32, u8, u32)> = Vec::new();
+    let mut network_by_vni = IntMap::default();
+    for (ni, n) in networks.iter().enumerate() {
+        let Some(vni) = n.vni else { continue };
+        let Some((_, tport)) = tunnel else {
+            return Err(format!(
+                "network {}: a Geneve network (vni) needs a [tunnel] section",
+                n.name
+            ));
+        };
+        if vni >= 1 << 24 {
+            return Err(format!(
+                "network {}: vni {vni} does not fit 24 bits",
+                n.name
+            ));
+        }
+        if network_by_vni.insert(vni, ni as u16).is_some() {
+            return Err(format!("network {}: vni {vni} used twice", n.name));
+        }
+        tunnel_routes.push((n.subnet, n.len, TUNNEL_HOP_BASE + ni as u32));
+        locals.push((n.gateway, tport));
+    }
     for r in &cfg.routes {
         let t = table_names.iter().position(|n| *n == r.table).unwrap_or(0);
         let port = match &r.port {
@@ -211,6 +254,19 @@ pub fn build_snapshot(
         for r in &shown {
             b.insert(r.prefix, r.len, nh(r.nexthop))
                 .map_err(|e| format!("table {name}: {e}"))?;
+        }
+        if tables.is_empty() {
+            // "main": the Geneve subnets, below any more specific route (the gateway's /32).
+            for &(prefix, len, v) in &tunnel_routes {
+                if shown.iter().any(|r| (r.prefix, r.len) == (prefix, len)) {
+                    return Err(format!(
+                        "table {name}: route {}/{len} hides a Geneve network",
+                        std::net::Ipv4Addr::from_bits(prefix)
+                    ));
+                }
+                b.insert(prefix, len, v)
+                    .map_err(|e| format!("table {name}: {e}"))?;
+            }
         }
         let lpm = b.build().map_err(|e| format!("table {name}: {e}"))?;
         tables.push(RouteTable {
@@ -363,6 +419,52 @@ pub fn build_snapshot(
         .collect();
     network_ranges.sort_unstable();
 
+    let chassis: Vec<ChassisInfo> = cfg
+        .chassis
+        .iter()
+        .map(|c| ChassisInfo {
+            name: c.name.clone(),
+            address: c.address.to_bits(),
+        })
+        .collect();
+    let mut chassis_by_addr = IntMap::default();
+    for (i, c) in chassis.iter().enumerate() {
+        if chassis_by_addr.insert(c.address, i as u16).is_some() {
+            return Err(format!("chassis {}: address used twice", c.name));
+        }
+    }
+    let mut endpoints = Vec::with_capacity(cfg.endpoints.len());
+    let mut endpoint_by_ip = IntMap::default();
+    for e in &cfg.endpoints {
+        let network = cfg
+            .network_index(&e.network)
+            .ok_or_else(|| format!("endpoint {}: unknown network {}", e.ip, e.network))?;
+        let chassis = match (&e.chassis, networks[network].vni) {
+            (Some(name), Some(_)) => Some(
+                chassis
+                    .iter()
+                    .position(|c| c.name == *name)
+                    .ok_or_else(|| format!("endpoint {}: unknown chassis {name}", e.ip))?
+                    as u16,
+            ),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "endpoint {}: on Geneve network {} it needs a chassis",
+                    e.ip, e.network
+                ));
+            }
+            (_, None) => None,
+        };
+        endpoint_by_ip.insert(e.ip.to_bits(), endpoints.len() as u16);
+        endpoints.push(EndpointInfo {
+            ip: e.ip.to_bits(),
+            mac: EthernetAddress(e.mac.0),
+            network: network as u16,
+            chassis,
+            is_virtual: e.r#virtual,
+        });
+    }
+
     Ok(Snapshot {
         generation,
         ports,
@@ -376,6 +478,12 @@ pub fn build_snapshot(
         fip_by_external,
         fip_by_internal,
         snat,
+        tunnel: tunnel.map(|(t, _)| t),
+        chassis,
+        chassis_by_addr,
+        network_by_vni,
+        endpoints,
+        endpoint_by_ip,
     })
 }
 

@@ -253,15 +253,8 @@ impl Control {
 /// and reloads refuse them rather than silently not forwarding.
 pub fn unsupported(cfg: &Config) -> Vec<String> {
     let mut v = Vec::new();
-    if cfg.tunnel.is_some() || !cfg.chassis.is_empty() {
-        v.push("[tunnel]/[[chassis]]: the Geneve overlay is not served by this version yet".into());
-    }
-    for (i, n) in cfg.networks.iter().enumerate() {
-        if n.vni.is_some() {
-            v.push(format!(
-                "network[{i}].vni: Geneve tenant networks are not served by this version yet"
-            ));
-        }
+    if cfg.tunnel.as_ref().is_some_and(|t| t.udp_port == 0) {
+        v.push("tunnel.udp_port: 0 is no UDP port a chassis can send to".into());
     }
     v
 }

@@ -20,6 +20,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // on the frame is a new, vgate-originated packet.
         ctx.stats.count_drop(m.drop, 1);
         ctx.stats.generated.add(1);
+        // A new packet: NAT looks at it afresh (the quote of an error about a DNATed packet
+        // names the floating IP again).
+        b.meta[i].nat_done = false;
         let d = b.desc[i];
         let (src, allowed) = {
             let l3 = &ctx.pool.bytes(&d)[ETH..];

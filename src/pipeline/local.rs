@@ -52,6 +52,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 b.set_next(i, Next::Route);
                 replies += 1;
             }
+            ipv4::protocol::UDP if super::geneve_decap::is_tunnel(ctx.snap, &buf[ETH..]) => {
+                super::geneve_decap::decap(ctx, b, i)
+            }
             ipv4::protocol::UDP | ipv4::protocol::TCP => b.icmp_error(
                 i,
                 DropReason::Ip4LocalUnsupported,

@@ -14,6 +14,8 @@
 //! ```
 
 pub mod arp;
+pub mod geneve_decap;
+pub mod geneve_encap;
 pub mod icmp_error;
 pub mod ip4_input;
 pub mod l2_input;
@@ -54,9 +56,11 @@ pub enum Next {
     Consumed,
     /// SNAT return traffic for a session of worker `Meta::handoff_to`.
     Handoff,
+    /// Routed to a Geneve network: encapsulate toward the endpoint's chassis.
+    Encap,
 }
 
-const NEXT_COUNT: usize = 13;
+const NEXT_COUNT: usize = 14;
 
 /// Per-packet metadata, VPP's `vnet_buffer` opaque. Aligned to 16 bytes so one vector
 /// store writes it and one load reads it.
@@ -83,7 +87,13 @@ pub struct Meta {
     /// icmp_error), so route reads no packet bytes; see also [`Batch::dst`]. A stage that
     /// changes it in the packet before route must update it here too.
     pub ttl: u8,
+    /// Tenant network (index + 1) a decapsulated Geneve packet arrived in; 0 for packets
+    /// that did not come through a tunnel (or from a network beyond index 254).
+    pub vni_net: u8,
 }
+
+// One vector register: the tunnel fields must fit the bytes the others leave free.
+const _: () = assert!(std::mem::size_of::<Meta>() == 16);
 
 impl Default for Meta {
     fn default() -> Self {
@@ -98,6 +108,7 @@ impl Default for Meta {
             nat_done: false,
             handoff_to: 0,
             ttl: 0,
+            vni_net: 0,
         }
     }
 }
@@ -145,6 +156,7 @@ const NEXT_ALL: [Next; NEXT_COUNT] = [
     Next::Drop,
     Next::Consumed,
     Next::Handoff,
+    Next::Encap,
 ];
 
 impl Batch {
@@ -357,6 +369,8 @@ pub struct WorkerState {
     pub snat_generation: u64,
     /// Packets to hand to other workers after this batch: (worker, rx port, frame).
     pub handoff: Vec<(u8, u8, Desc)>,
+    /// Virtual endpoints moved by a gratuitous ARP through a tunnel: IP -> chassis address.
+    pub virtual_chassis: crate::tables::neighbor::IntMap<u32, u32>,
 }
 
 /// Default ICMP error rate per worker: like Linux's `icmp_msgs_per_sec` / `icmp_msgs_burst`.
@@ -379,6 +393,12 @@ impl WorkerState {
             snat: Vec::new(),
             snat_generation: 0,
             handoff: Vec::with_capacity(MAX_BATCH),
+            // Keyed by configured virtual endpoints only: bounded, and sized up front so
+            // a gratuitous ARP does not allocate.
+            virtual_chassis: crate::tables::neighbor::IntMap::with_capacity_and_hasher(
+                256,
+                Default::default(),
+            ),
         }
     }
 
@@ -458,6 +478,10 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
         if m != 0 {
             nat::run_out(ctx, b, m);
         }
+        let m = b.mask(Next::Encap);
+        if m != 0 {
+            geneve_encap::run(ctx, b, m);
+        }
         let m = b.mask(Next::Rewrite);
         if m != 0 {
             rewrite::run(ctx, b, m);
@@ -480,6 +504,7 @@ fn pending(b: &Batch) -> u64 {
         | b.mask(Next::IcmpError)
         | b.mask(Next::NatIn)
         | b.mask(Next::NatOut)
+        | b.mask(Next::Encap)
 }
 
 /// Hand transmitted packets to their port queues, free and count dropped ones.

@@ -154,6 +154,21 @@ pub fn output(ctx: &mut Ctx, port: u8, d: Desc, mac: EthernetAddress) {
 /// datagram is dropped (a partial datagram is useless to the receiver).
 pub fn fragment(ctx: &mut Ctx, port: u8, d: Desc) {
     let mtu = ctx.snap.ports[port as usize].mtu as usize;
+    let mut out = [Desc::default(); MAX_FRAGMENTS];
+    if let Some(n) = split(ctx, d, mtu, &mut out) {
+        for f in &out[..n] {
+            ctx.tx.push(port, *f);
+        }
+    }
+}
+
+/// Most fragments [`split`] makes of one datagram.
+pub const MAX_FRAGMENTS: usize = 65;
+
+/// [`fragment`]'s splitting for an IP MTU of `mtu`: the fragments, first (`d` itself) to
+/// last, in `out`; their number, or None when frames ran out (the datagram is dropped and
+/// counted). Fragments beyond the first count as generated.
+pub fn split(ctx: &mut Ctx, d: Desc, mtu: usize, out: &mut [Desc; MAX_FRAGMENTS]) -> Option<usize> {
     let (hl, total, more, base_off, opts_copied) = {
         let buf = ctx.pool.bytes(&d);
         let ip = ipv4::Packet::new_unchecked(&buf[ETH..]);
@@ -181,11 +196,13 @@ pub fn fragment(ctx: &mut Ctx, port: u8, d: Desc) {
         let len = rest_data.min(payload - pos);
         let last = pos + len >= payload;
         let Some(mut f) = ctx.pool.alloc() else {
-            return abandon(ctx, d, &extra[..nextra]);
+            abandon(ctx, d, &extra[..nextra]);
+            return None;
         };
         if nextra == extra.len() {
             ctx.pool.free(f);
-            return abandon(ctx, d, &extra[..nextra]);
+            abandon(ctx, d, &extra[..nextra]);
+            return None;
         }
         f.len = (ETH + hl2 + len) as u32;
         // Copy Ethernet + the fixed header, then the copied options, then this data chunk.
@@ -222,11 +239,10 @@ pub fn fragment(ctx: &mut Ctx, port: u8, d: Desc) {
     }
     let mut first = d;
     first.len = (ETH + hl + first_data) as u32;
-    ctx.tx.push(port, first);
-    for f in &extra[..nextra] {
-        ctx.tx.push(port, *f);
-    }
+    out[0] = first;
+    out[1..=nextra].copy_from_slice(&extra[..nextra]);
     ctx.stats.generated.add(nextra as u64);
+    Some(nextra + 1)
 }
 
 fn abandon(ctx: &mut Ctx, d: Desc, extra: &[Desc]) {

@@ -30,7 +30,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut hop = [None; MAX_BATCH];
     ctx.snap.lookup_batch(table, &b.dst[..n], &mut hop[..n]);
     // Packets that do not go on to rewrite; all others do.
-    let (mut other, mut to_local) = (0u64, 0u64);
+    let (mut other, mut to_local, mut to_encap) = (0u64, 0u64, 0u64);
     for i in bits(mask) {
         let m = &mut b.meta[i];
         let mut h = hop[i];
@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 );
             }
         }
-        let nh = h.map(|h| ctx.snap.nexthops[h as usize]);
+        let nh = h.and_then(|h| ctx.snap.nexthops.get(h as usize).copied());
         if let Some(NextHop::Forward { port, via }) = nh
             && (m.local_origin || m.ttl > 1)
         {
@@ -53,6 +53,16 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         }
         other |= 1 << i;
+        if nh.is_none()
+            && let Some(_net) = h.and_then(|h| ctx.snap.tunnel_network(h))
+        {
+            if m.local_origin || m.ttl > 1 {
+                to_encap |= 1 << i;
+            } else {
+                b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0);
+            }
+            continue;
+        }
         match nh {
             Some(NextHop::Forward { .. }) => {
                 b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0)
@@ -73,6 +83,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     };
     b.set_next_mask(Next::Route, to_rewrite, next);
     b.set_next_mask(Next::Route, to_local, Next::Local);
+    // Tunnel traffic is never source-translated (its destination is a tenant network).
+    b.set_next_mask(Next::Route, to_encap, Next::Encap);
 }
 
 #[cfg(test)]

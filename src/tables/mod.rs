@@ -142,6 +142,52 @@ pub struct Snapshot {
     pub snat_by_external: IntMap<u32, u16>,
     /// Tenant networks sorted by subnet start, for a binary search (subnets never overlap).
     pub network_ranges: Vec<(u32, u32, u16)>,
+    /// The Geneve underlay endpoint (`[tunnel]`), when Geneve networks are served.
+    pub tunnel: Option<TunnelInfo>,
+    /// `[[chassis]]`, in configuration order.
+    pub chassis: Vec<ChassisInfo>,
+    /// Chassis index by underlay address.
+    pub chassis_by_addr: IntMap<u32, u16>,
+    /// Geneve network index by VNI.
+    pub network_by_vni: IntMap<u32, u16>,
+    /// `[[endpoint]]`s of every network.
+    pub endpoints: Vec<EndpointInfo>,
+    /// Endpoint index by IP (tenant subnets never overlap).
+    pub endpoint_by_ip: IntMap<u32, u16>,
+}
+
+/// Route values (LPM payloads) from this one up name a Geneve network (value - base)
+/// instead of an index into [`Snapshot::nexthops`]: the subnet of a Geneve network is
+/// reached through the tunnel, not out of a port.
+pub const TUNNEL_HOP_BASE: u32 = 1 << 24;
+
+/// `[tunnel]`: vgate's end of the Geneve underlay (RFC 8926).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelInfo {
+    /// Outer source address; one of the port addresses.
+    pub local: u32,
+    pub udp_port: u16,
+    /// Compute the outer UDP checksum (RFC 8926 section 3.3 allows zero over IPv4).
+    pub udp_checksum: bool,
+}
+
+/// A `[[chassis]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChassisInfo {
+    pub name: String,
+    pub address: u32,
+}
+
+/// An `[[endpoint]]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndpointInfo {
+    pub ip: u32,
+    pub mac: EthernetAddress,
+    pub network: u16,
+    /// Index into [`Snapshot::chassis`] for an endpoint of a Geneve network.
+    pub chassis: Option<u16>,
+    /// A VIP whose chassis follows gratuitous ARPs (OVN virtual port).
+    pub is_virtual: bool,
 }
 
 /// A tenant network as the dataplane sees it.
@@ -191,17 +237,25 @@ pub struct SnatRule {
 impl Snapshot {
     /// Route lookup: the port's table first, then "main" when that table has no match (the
     /// Linux `ip rule iif DEV lookup T` followed by the default `lookup main` rule).
+    /// A Geneve network's subnet has no [`NextHop`] (None): see [`Snapshot::tunnel_network`].
     #[inline]
     pub fn lookup(&self, table: u16, dst: u32) -> Option<NextHop> {
         let t = &self.tables[table as usize];
-        match t.lpm.lookup(dst) {
-            Some(i) => Some(self.nexthops[i as usize]),
-            None if table != MAIN_TABLE => self.tables[MAIN_TABLE as usize]
-                .lpm
-                .lookup(dst)
-                .map(|i| self.nexthops[i as usize]),
+        let i = match t.lpm.lookup(dst) {
+            Some(i) => Some(i),
+            None if table != MAIN_TABLE => self.tables[MAIN_TABLE as usize].lpm.lookup(dst),
             None => None,
-        }
+        };
+        i.and_then(|i| self.nexthops.get(i as usize).copied())
+    }
+
+    /// The Geneve network a route value (from [`Snapshot::lookup_batch`]) names, if it
+    /// names one rather than a [`NextHop`].
+    #[inline]
+    pub fn tunnel_network(&self, hop: u32) -> Option<u16> {
+        hop.checked_sub(TUNNEL_HOP_BASE)
+            .filter(|n| (*n as usize) < self.networks.len())
+            .map(|n| n as u16)
     }
 
     /// The tenant network holding `ip` that is reachable through port `port` (flat networks).

@@ -1,0 +1,192 @@
+//! Geneve decapsulation (RFC 8926): UDP to `tunnel.local`:`udp_port` from a configured
+//! chassis. The outer headers are stripped in place and the inner Ethernet frame enters the
+//! tenant side: ARP for the network's gateway or endpoints is answered back through the
+//! tunnel to the sending chassis, IPv4 to the gateway MAC is routed like traffic from a flat
+//! network (NAT applies).
+
+use super::{Batch, Ctx, Next};
+use crate::metrics::{ArpKind, DropReason};
+use crate::tables::Snapshot;
+use crate::wire::arp::{self, Operation};
+use crate::wire::ethernet::{self, EthernetAddress, HEADER_LEN as ETH, ethertype};
+use crate::wire::geneve::{self, PROTO_ETHERNET};
+use crate::wire::{ipv4, udp};
+
+/// True when the IPv4 packet `l3` (not a fragment, protocol UDP) is addressed to the tunnel
+/// endpoint: decapsulate it with [`decap`] instead of answering it as local traffic.
+#[inline]
+pub fn is_tunnel(snap: &Snapshot, l3: &[u8]) -> bool {
+    let Some(t) = snap.tunnel else {
+        return false;
+    };
+    let ip = ipv4::Packet::new_unchecked(l3);
+    let hl = ip.header_len();
+    ip.dst_u32() == t.local
+        && l3.len() >= hl + udp::HEADER_LEN
+        && u16::from_be_bytes([l3[hl + 2], l3[hl + 3]]) == t.udp_port
+}
+
+/// Decapsulate packet `i` (a datagram for which [`is_tunnel`] holds) and send the inner
+/// frame on, or drop it with its reason.
+pub fn decap(ctx: &mut Ctx, b: &mut Batch, i: usize) {
+    match decap_one(ctx, b, i) {
+        Ok(()) => ctx.stats.geneve_decap.add(1),
+        Err(r) => b.drop(i, r),
+    }
+}
+
+/// Everything of [`decap`] but the counting.
+fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
+    let snap = ctx.snap;
+    let d = b.desc[i];
+    let bytes = ctx.pool.bytes(&d);
+    let ip = ipv4::Packet::new_unchecked(&bytes[ETH..]);
+    let (src, dst, hl, total) = (
+        ip.src_u32(),
+        ip.dst_u32(),
+        ip.header_len(),
+        usize::from(ip.total_len()),
+    );
+    let Some(&ci) = snap.chassis_by_addr.get(&src) else {
+        return Err(DropReason::GeneveUnknownChassis);
+    };
+    let chassis = snap.chassis[ci as usize].address;
+    let l4 = &bytes[ETH + hl..ETH + total];
+    let u = udp::Packet::new_checked(l4).map_err(|_| DropReason::GeneveMalformed)?;
+    // RFC 8926 section 3.3: a non-zero checksum is verified like any UDP checksum.
+    if u.checksum() != 0 && !u.verify_checksum(src.to_be_bytes(), dst.to_be_bytes()) {
+        return Err(DropReason::GeneveMalformed);
+    }
+    let g = geneve::Packet::new_unchecked(u.payload());
+    if u.payload().len() >= geneve::HEADER_LEN && g.version() != 0 {
+        return Err(DropReason::GeneveBadVersion);
+    }
+    let g = geneve::Packet::new_checked(u.payload()).map_err(|_| DropReason::GeneveMalformed)?;
+    // RFC 8926 section 3.5: vgate understands no option, so any critical one drops it.
+    match g.has_unknown_critical(|_, _| false) {
+        Ok(false) => {}
+        Ok(true) => return Err(DropReason::GeneveCriticalOption),
+        Err(_) => return Err(DropReason::GeneveMalformed),
+    }
+    if g.protocol() != PROTO_ETHERNET {
+        return Err(DropReason::GeneveMalformed);
+    }
+    let Some(&ni) = snap.network_by_vni.get(&g.vni()) else {
+        return Err(DropReason::GeneveUnknownVni);
+    };
+    let inner_at = ETH + hl + udp::HEADER_LEN + g.header_len();
+    let inner_len = g.payload().len();
+    if inner_len < ETH {
+        return Err(DropReason::GeneveMalformed);
+    }
+    let mut d = d;
+    d.pull_front(inner_at);
+    d.len = inner_len as u32;
+    b.desc[i] = d;
+    b.meta[i].vni_net = u8::try_from(ni + 1).unwrap_or(0);
+    let net = &snap.networks[ni as usize];
+    let inner = ctx.pool.bytes(&d);
+    let f = ethernet::Frame::new_unchecked(inner);
+    match f.ethertype() {
+        ethertype::ARP => arp_in(ctx, b, i, ni, chassis),
+        ethertype::IPV4 => {
+            let to = f.dst_addr();
+            if to != net.gateway_mac {
+                return Err(if to.is_multicast() && !to.is_broadcast() {
+                    DropReason::L2Multicast
+                } else {
+                    DropReason::L2NotForUs
+                });
+            }
+            // The source must belong to the network the VNI names; shorter packets are left
+            // to ip4_input, which drops them.
+            if let Some(s) = inner.get(ETH + 12..ETH + 16) {
+                let s = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
+                if !net.contains(s) {
+                    return Err(DropReason::GeneveSpoofedSource);
+                }
+            }
+            b.set_next(i, Next::Ip4Input);
+            Ok(())
+        }
+        ethertype::IPV6 => Err(DropReason::L2Ipv6),
+        _ => Err(DropReason::L2UnknownEthertype),
+    }
+}
+
+/// Inner ARP of network `ni` from `chassis`: requests for the gateway or an endpoint of
+/// the network are answered (RFC 826) back through the tunnel; a gratuitous ARP (RFC 5227
+/// section 3) for a virtual endpoint moves it to `chassis`.
+fn arp_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ni: u16, chassis: u32) -> Result<(), DropReason> {
+    let snap = ctx.snap;
+    let net = &snap.networks[ni as usize];
+    let mut d = b.desc[i];
+    let bytes = ctx.pool.bytes(&d);
+    let p = arp::Packet::new_checked(&bytes[ETH..]).map_err(|_| DropReason::ArpMalformed)?;
+    let op = p
+        .operation()
+        .filter(|_| p.is_ethernet_ipv4())
+        .ok_or(DropReason::ArpMalformed)?;
+    let (sha, spa, tpa) = (p.sender_hw(), p.sender_ip(), p.target_ip());
+    if !sha.is_unicast() {
+        return Err(DropReason::ArpMalformed);
+    }
+    let endpoint = |ip: u32| {
+        snap.endpoint_by_ip
+            .get(&ip)
+            .map(|&e| snap.endpoints[e as usize])
+            .filter(|e| e.network == ni)
+    };
+    if spa == net.gateway && sha != net.gateway_mac {
+        return Err(DropReason::ArpSpoofed);
+    }
+    if spa == tpa {
+        return match endpoint(spa) {
+            Some(e) if e.is_virtual => {
+                // Per worker: a move seen by one worker is not yet shared with the others.
+                ctx.state.virtual_chassis.insert(spa, chassis);
+                Err(DropReason::ArpLearned)
+            }
+            _ => Err(DropReason::ArpIgnored),
+        };
+    }
+    if op != Operation::Request {
+        // Tenant neighbours are configured endpoints; replies teach nothing.
+        return Err(DropReason::ArpIgnored);
+    }
+    let (mac, kind): (EthernetAddress, ArpKind) = if tpa == net.gateway {
+        (net.gateway_mac, ArpKind::Router)
+    } else if let Some(e) = endpoint(tpa) {
+        (e.mac, ArpKind::Endpoint)
+    } else {
+        return Err(DropReason::ArpNotOurs);
+    };
+    let Some(tunnel) = snap.tunnel else {
+        return Err(DropReason::GeneveNoUnderlayRoute);
+    };
+    let Some((port, nexthop, _)) = super::geneve_encap::underlay(ctx, chassis) else {
+        return Err(DropReason::GeneveNoUnderlayRoute);
+    };
+    {
+        let buf = ctx.pool.bytes_mut(&d);
+        let mut f = ethernet::Frame::new_unchecked(&mut buf[..]);
+        f.set_dst_addr(sha);
+        f.set_src_addr(mac);
+        arp::Packet::new_unchecked(&mut buf[ETH..]).make_reply(mac);
+    }
+    // A reply is exactly header + ARP.
+    d.len = (ETH + arp::PACKET_LEN) as u32;
+    let vni = net.vni.unwrap_or(0);
+    if !super::geneve_encap::encapsulate(ctx, &mut d, &tunnel, vni, chassis) {
+        return Err(DropReason::GeneveNoUnderlayRoute);
+    }
+    b.desc[i] = d;
+    let m = &mut b.meta[i];
+    m.tx_port = port;
+    m.nexthop = nexthop;
+    m.local_origin = true;
+    b.set_next(i, Next::Rewrite);
+    ctx.stats.arp_replies[kind as usize].add(1);
+    ctx.stats.geneve_encap.add(1);
+    Ok(())
+}

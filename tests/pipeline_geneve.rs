@@ -1,0 +1,583 @@
+//! Geneve tenant networks on the in-memory backend (RFC 8926): decapsulation into NAT,
+//! encapsulation toward the endpoint's chassis, ARP through the tunnel, drops, tenant MTU.
+
+mod common_pipeline;
+use common_pipeline::*;
+use etherparse::{NetSlice, TransportSlice};
+use vgate::metrics::{ArpKind, DropReason};
+use vgate::wire::geneve;
+
+const CONF: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+
+[[port]]
+name = "underlay"
+iface = "und0"
+mac = "02:00:00:00:00:02"
+addresses = ["192.0.2.1/24"]
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[tunnel]
+local = "192.0.2.1"
+
+[[chassis]]
+name = "compute-1"
+address = "192.0.2.11"
+
+[[chassis]]
+name = "compute-2"
+address = "192.0.2.12"
+
+[[network]]
+name = "tenant-g"
+vni = 4097
+subnet = "10.1.0.0/24"
+gateway = "10.1.0.1"
+gateway_mac = "fa:16:3e:00:01:01"
+
+[[endpoint]]
+network = "tenant-g"
+ip = "10.1.0.5"
+mac = "fa:16:3e:00:01:05"
+chassis = "compute-1"
+
+[[endpoint]]
+network = "tenant-g"
+ip = "10.1.0.50"
+mac = "fa:16:3e:00:01:50"
+chassis = "compute-1"
+virtual = true
+
+[[floating_ip]]
+external = "203.0.113.10"
+internal = "10.1.0.5"
+network = "tenant-g"
+"#;
+
+const EXT_MAC: &str = "02:00:00:00:00:01";
+const UND_MAC: &str = "02:00:00:00:00:02";
+const GW_MAC: &str = "fa:16:3e:00:01:01";
+const VM_MAC: &str = "fa:16:3e:00:01:05";
+const UPSTREAM_MAC: &str = "02:00:00:00:02:01";
+const C1_MAC: &str = "02:00:00:00:0c:01";
+const C2_MAC: &str = "02:00:00:00:0c:02";
+const VNI: u32 = 4097;
+
+fn ready_with(conf: &str) -> Harness {
+    let mut h = Harness::new(conf);
+    h.inject(
+        "external",
+        &arp_request(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"),
+    );
+    h.inject("underlay", &arp_request(C1_MAC, "192.0.2.11", "192.0.2.1"));
+    h.inject("underlay", &arp_request(C2_MAC, "192.0.2.12", "192.0.2.1"));
+    h.run();
+    assert_eq!(h.tx("external").len(), 1);
+    assert_eq!(h.tx("underlay").len(), 2);
+    h
+}
+
+fn ready() -> Harness {
+    ready_with(CONF)
+}
+
+/// Outer Ethernet + IPv4 + UDP + Geneve around `inner`, from chassis `src`.
+fn encap(
+    src_mac: &str,
+    src: &str,
+    vni: u32,
+    options: &[u8],
+    critical: bool,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut g = vec![0u8; geneve::HEADER_LEN + options.len()];
+    {
+        let mut p = geneve::Packet::new_unchecked(&mut g[..]);
+        geneve::Repr {
+            vni,
+            protocol: geneve::PROTO_ETHERNET,
+            oam: false,
+            critical,
+            options_len: options.len(),
+        }
+        .emit(&mut p);
+    }
+    g[geneve::HEADER_LEN..].copy_from_slice(options);
+    g.extend_from_slice(inner);
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(UND_MAC))
+        .ipv4(ip(src), ip("192.0.2.1"), 64)
+        .udp(50123, 6081);
+    let mut out = Vec::new();
+    b.write(&mut out, &g).unwrap();
+    out
+}
+
+/// A Geneve frame vgate sent, checked: outer headers and checksums by etherparse and
+/// wire::geneve. Returns (outer dst IP, UDP source port, VNI, inner frame).
+fn decode(f: &[u8], underlay_dst_mac: &str) -> ([u8; 4], u16, u32, Vec<u8>) {
+    assert_eq!(&f[..6], &mac(underlay_dst_mac), "outer dst MAC");
+    assert_eq!(&f[6..12], &mac(UND_MAC), "outer src MAC");
+    let p = parse(f);
+    let Some(NetSlice::Ipv4(v4)) = &p.net else {
+        panic!("outer not IPv4")
+    };
+    let h = v4.header();
+    assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+    assert_eq!(h.source(), ip("192.0.2.1"));
+    assert_eq!(h.ttl(), 64);
+    assert!(h.dont_fragment());
+    let Some(TransportSlice::Udp(u)) = &p.transport else {
+        panic!("outer not UDP")
+    };
+    assert_eq!(u.destination_port(), 6081);
+    assert!(u.source_port() >= 49152);
+    assert_eq!(usize::from(u.length()), f.len() - 14 - 20);
+    let g = geneve::Packet::new_checked(u.payload()).expect("Geneve header");
+    assert_eq!(g.version(), 0);
+    assert_eq!(g.protocol(), geneve::PROTO_ETHERNET);
+    assert_eq!(g.opt_len_bytes(), 0);
+    let inner = g.payload().to_vec();
+    assert_eq!(u.source_port(), geneve::flow_entropy_port(&inner));
+    (h.destination(), u.source_port(), g.vni(), inner)
+}
+
+fn assert_inner_checksums(f: &[u8]) {
+    let p = parse(f);
+    let Some(NetSlice::Ipv4(v4)) = &p.net else {
+        panic!("inner not IPv4")
+    };
+    let h = v4.header();
+    assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+    if let Some(TransportSlice::Icmpv4(i)) = &p.transport {
+        assert_eq!(i.icmp_type().calc_checksum(i.payload()), i.checksum());
+    }
+}
+
+#[test]
+fn decap_echo_to_fip_vm_leaves_translated() {
+    let mut h = ready();
+    let inner = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "198.51.100.7", 64, 7, 1, 32);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &inner),
+    );
+    h.run();
+    let out = h.tx("external");
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    assert_eq!(&f[..6], &mac(UPSTREAM_MAC));
+    assert_eq!(&f[6..12], &mac(EXT_MAC));
+    let p = parse(f);
+    let Some(NetSlice::Ipv4(v4)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(v4.header().source(), ip("203.0.113.10"));
+    assert_eq!(v4.header().destination(), ip("198.51.100.7"));
+    assert_eq!(v4.header().ttl(), 63);
+    assert_eq!(f.len(), inner.len());
+    assert_inner_checksums(f);
+    assert_eq!(h.stats().geneve_decap.get(), 1);
+    assert!(h.tx("underlay").is_empty());
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn inbound_fip_traffic_is_encapsulated_to_the_chassis() {
+    let mut h = ready();
+    let pkt = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        60,
+        9,
+        3,
+        100,
+    );
+    h.inject("external", &pkt);
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1, "one encapsulated packet");
+    assert_eq!(out[0].len(), pkt.len() + 50);
+    let (dst, _, vni, inner) = decode(&out[0], C1_MAC);
+    assert_eq!(dst, ip("192.0.2.11"));
+    assert_eq!(vni, VNI);
+    assert_eq!(&inner[..6], &mac(VM_MAC));
+    assert_eq!(&inner[6..12], &mac(GW_MAC));
+    let p = parse(&inner);
+    let Some(NetSlice::Ipv4(v4)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(v4.header().destination(), ip("10.1.0.5"));
+    assert_eq!(v4.header().source(), ip("198.51.100.7"));
+    assert_eq!(v4.header().ttl(), 59, "inner TTL decremented once");
+    assert_inner_checksums(&inner);
+    assert_eq!(h.stats().geneve_encap.get(), 1);
+    assert!(h.tx("external").is_empty());
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn udp_checksum_when_configured() {
+    let conf = CONF.replace(
+        "local = \"192.0.2.1\"",
+        "local = \"192.0.2.1\"\nudp_checksum = true",
+    );
+    let mut h = ready_with(&conf);
+    h.inject(
+        "external",
+        &udp(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            60,
+            1000,
+            53,
+            20,
+        ),
+    );
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1);
+    let p = parse(&out[0]);
+    let (Some(NetSlice::Ipv4(v4)), Some(TransportSlice::Udp(u))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_ne!(u.checksum(), 0);
+    let want = u
+        .to_header()
+        .calc_checksum_ipv4(&v4.header().to_header(), u.payload())
+        .unwrap();
+    assert_eq!(u.checksum(), want);
+    // Without the option the checksum is zero (RFC 8926 section 3.3).
+    let mut h = ready();
+    h.inject(
+        "external",
+        &udp(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            60,
+            1000,
+            53,
+            20,
+        ),
+    );
+    h.run();
+    let out = h.tx("underlay");
+    let p = parse(&out[0]);
+    let Some(TransportSlice::Udp(u)) = &p.transport else {
+        panic!()
+    };
+    assert_eq!(u.checksum(), 0);
+}
+
+#[test]
+fn arp_through_the_tunnel_is_answered_back() {
+    let mut h = ready();
+    for (target, want_mac, kind) in [
+        ("10.1.0.1", GW_MAC, ArpKind::Router),
+        ("10.1.0.5", VM_MAC, ArpKind::Endpoint),
+    ] {
+        let before = h.stats().arp_replies[kind as usize].get();
+        let req = arp_request("fa:16:3e:00:01:07", "10.1.0.7", target);
+        h.inject(
+            "underlay",
+            &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &req),
+        );
+        h.run();
+        let out = h.tx("underlay");
+        assert_eq!(out.len(), 1, "reply to {target}");
+        let (dst, _, vni, inner) = decode(&out[0], C2_MAC);
+        assert_eq!(dst, ip("192.0.2.12"), "back to the sending chassis");
+        assert_eq!(vni, VNI);
+        assert_eq!(inner.len(), 42);
+        assert_eq!(&inner[..6], &mac("fa:16:3e:00:01:07"));
+        assert_eq!(&inner[6..12], &mac(want_mac));
+        assert_eq!(&inner[12..14], &[0x08, 0x06]);
+        assert_eq!(&inner[20..22], &[0, 2], "reply");
+        assert_eq!(&inner[22..28], &mac(want_mac));
+        assert_eq!(&inner[28..32], &ip(target));
+        assert_eq!(&inner[38..42], &ip("10.1.0.7"));
+        assert_eq!(h.stats().arp_replies[kind as usize].get(), before + 1);
+    }
+    // Not ours: dropped, nothing sent.
+    let req = arp_request("fa:16:3e:00:01:07", "10.1.0.7", "10.1.0.99");
+    h.inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &req),
+    );
+    h.run();
+    assert!(h.tx("underlay").is_empty());
+    assert_eq!(h.drops(DropReason::ArpNotOurs), 1);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn bad_tunnel_packets_are_dropped_once_each() {
+    let mut h = ready();
+    let inner = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "198.51.100.7", 64, 7, 1, 32);
+    // Unknown chassis: the underlay address is on-link but not configured.
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.99", VNI, &[], false, &inner),
+    );
+    // Unknown VNI.
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", 77, &[], false, &inner),
+    );
+    // A critical option of a class vgate does not know (class 0x0102, type 0x80, no data).
+    h.inject(
+        "underlay",
+        &encap(
+            C1_MAC,
+            "192.0.2.11",
+            VNI,
+            &[0x01, 0x02, 0x80, 0x00],
+            true,
+            &inner,
+        ),
+    );
+    // A non-critical option is skipped: this one goes through.
+    h.inject(
+        "underlay",
+        &encap(
+            C1_MAC,
+            "192.0.2.11",
+            VNI,
+            &[0x01, 0x02, 0x01, 0x00],
+            false,
+            &inner,
+        ),
+    );
+    // Version 1.
+    let mut v1 = encap(C1_MAC, "192.0.2.11", VNI, &[], false, &inner);
+    v1[42] |= 0x40;
+    v1[40..42].fill(0); // no UDP checksum, so the version is what is wrong
+    h.inject("underlay", &v1);
+    // A bad UDP checksum.
+    let mut bad = encap(C1_MAC, "192.0.2.11", VNI, &[], false, &inner);
+    bad[40] ^= 0x55;
+    h.inject("underlay", &bad);
+    // Inner source outside the network.
+    let spoof = icmp_echo(VM_MAC, GW_MAC, "10.9.0.5", "198.51.100.7", 64, 7, 1, 32);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &spoof),
+    );
+    h.run();
+    assert_eq!(h.drops(DropReason::GeneveUnknownChassis), 1);
+    assert_eq!(h.drops(DropReason::GeneveUnknownVni), 1);
+    assert_eq!(h.drops(DropReason::GeneveCriticalOption), 1);
+    assert_eq!(h.drops(DropReason::GeneveBadVersion), 1);
+    assert_eq!(h.drops(DropReason::GeneveMalformed), 1);
+    assert_eq!(h.drops(DropReason::GeneveSpoofedSource), 1);
+    assert_eq!(
+        h.tx("external").len(),
+        1,
+        "only the packet with a non-critical option"
+    );
+    assert!(h.tx("underlay").is_empty());
+    assert_eq!(h.stats().geneve_decap.get(), 1);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn no_endpoint_is_dropped() {
+    let conf = CONF.replace("internal = \"10.1.0.5\"", "internal = \"10.1.0.6\"");
+    let mut h = ready_with(&conf);
+    h.inject(
+        "external",
+        &icmp_echo(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            60,
+            9,
+            3,
+            10,
+        ),
+    );
+    h.run();
+    assert_eq!(h.drops(DropReason::GeneveNoEndpoint), 1);
+    assert!(h.tx("underlay").is_empty());
+    assert!(h.tx("external").is_empty());
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn tenant_mtu_is_underlay_mtu_minus_50() {
+    let mut h = ready();
+    // 1451-byte inner datagram with DF: too big for 1500 - 50.
+    let mut big = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        60,
+        9,
+        3,
+        1451 - 28,
+    );
+    set_df(&mut big, true);
+    h.inject("external", &big);
+    h.run();
+    assert!(h.tx("underlay").is_empty());
+    let out = h.tx("external");
+    assert_eq!(out.len(), 1, "ICMP fragmentation needed");
+    let f = &out[0];
+    let p = parse(f);
+    let Some(TransportSlice::Icmpv4(i)) = &p.transport else {
+        panic!()
+    };
+    assert_eq!(i.type_u8(), 3);
+    assert_eq!(i.code_u8(), 4);
+    assert_eq!(u16::from_be_bytes([f[14 + 20 + 6], f[14 + 20 + 7]]), 1450);
+    // The quote names the floating IP the sender used.
+    assert_eq!(&f[14 + 28 + 16..14 + 28 + 20], &ip("203.0.113.10"));
+    assert_eq!(h.drops(DropReason::MtuFragNeeded), 1);
+
+    // 1450 fits exactly.
+    let mut fit = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        60,
+        9,
+        4,
+        1450 - 28,
+    );
+    set_df(&mut fit, true);
+    h.inject("external", &fit);
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].len(), 1500 + 14);
+
+    // Without DF: fragmented before encapsulation, each fragment its own Geneve packet.
+    let mut nodf = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        60,
+        9,
+        5,
+        2000,
+    );
+    set_df(&mut nodf, false);
+    h.inject("external", &nodf);
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 2);
+    let mut data = 0;
+    for (k, f) in out.iter().enumerate() {
+        assert!(f.len() <= 1514);
+        let (_, _, vni, inner) = decode(f, C1_MAC);
+        assert_eq!(vni, VNI);
+        let ih = etherparse::Ipv4HeaderSlice::from_slice(&inner[14..]).unwrap();
+        assert_eq!(ih.to_header().calc_header_checksum(), ih.header_checksum());
+        assert_eq!(ih.more_fragments(), k == 0);
+        assert_eq!(ih.ttl(), 59);
+        data += usize::from(ih.total_len()) - 20;
+        assert!(usize::from(ih.total_len()) <= 1450);
+    }
+    assert_eq!(data, 2008);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn garp_moves_a_virtual_endpoint() {
+    let mut h = ready();
+    let garp = arp_request("fa:16:3e:00:01:50", "10.1.0.50", "10.1.0.50");
+    h.inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &garp),
+    );
+    h.run();
+    assert!(h.tx("underlay").is_empty());
+    assert_eq!(h.drops(DropReason::ArpLearned), 1);
+    // Traffic to the VIP now goes to compute-2 (it comes from the VM, routed via the gateway).
+    let pkt = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "10.1.0.50", 64, 1, 1, 8);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &pkt),
+    );
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1);
+    let (dst, _, _, inner) = decode(&out[0], C2_MAC);
+    assert_eq!(dst, ip("192.0.2.12"));
+    assert_eq!(&inner[..6], &mac("fa:16:3e:00:01:50"));
+}
+
+#[test]
+fn gateway_answers_echo_through_the_tunnel() {
+    let mut h = ready();
+    let ping = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "10.1.0.1", 64, 3, 9, 16);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &ping),
+    );
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 1);
+    let (dst, _, vni, inner) = decode(&out[0], C1_MAC);
+    assert_eq!((dst, vni), (ip("192.0.2.11"), VNI));
+    assert_eq!(&inner[..6], &mac(VM_MAC));
+    assert_eq!(&inner[6..12], &mac(GW_MAC));
+    let p = parse(&inner);
+    let (Some(NetSlice::Ipv4(v4)), Some(TransportSlice::Icmpv4(i))) = (&p.net, &p.transport) else {
+        panic!()
+    };
+    assert_eq!(v4.header().source(), ip("10.1.0.1"));
+    assert_eq!(v4.header().destination(), ip("10.1.0.5"));
+    assert_eq!(v4.header().ttl(), 64, "vgate's own reply: not decremented");
+    assert_eq!(i.type_u8(), 0, "echo reply");
+    assert_inner_checksums(&inner);
+    assert_eq!(h.stats().geneve_decap.get(), 1);
+    assert_eq!(h.stats().geneve_encap.get(), 1);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
+fn geneve_config_errors_are_clear() {
+    use vgate::control::apply::build_snapshot;
+    use vgate::control::config::Config;
+    // Whichever refuses it first: config validation or the snapshot build.
+    let build = |toml: &str| match Config::from_toml_str(toml) {
+        Ok(cfg) => build_snapshot(&cfg, 1, &|_| None, None).err(),
+        Err(e) => Some(format!("{e:?}")),
+    };
+    let no_tunnel = CONF.replace("[tunnel]\nlocal = \"192.0.2.1\"\n", "");
+    assert!(
+        build(&no_tunnel).is_some_and(|e| e.contains("needs a [tunnel] section")),
+        "{:?}",
+        build(&no_tunnel)
+    );
+    let bad_local = CONF.replace("local = \"192.0.2.1\"", "local = \"192.0.2.77\"");
+    assert!(
+        build(&bad_local).is_some_and(|e| e.contains("tunnel") && e.contains("192.0.2.77")),
+        "{:?}",
+        build(&bad_local)
+    );
+    let bad_chassis = CONF.replacen("chassis = \"compute-1\"", "chassis = \"nowhere\"", 1);
+    assert!(
+        build(&bad_chassis).is_some_and(|e| e.contains("nowhere")),
+        "{:?}",
+        build(&bad_chassis)
+    );
+    assert_eq!(build(CONF), None);
+}
