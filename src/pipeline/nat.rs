@@ -189,49 +189,9 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let proto_num = ipv4::Packet::new_unchecked(&l3[..]).protocol();
         let hl = ipv4::Packet::new_unchecked(&l3[..]).header_len();
         let is_local = snap.is_local(dst);
-        // The key: the destination port, or for an ICMP error the quoted source port.
-        let (proto, port, err) = match Proto::from_ip(proto_num) {
-            Some(Proto::Icmp) if quote(l3).is_some() => {
-                let (q, qhl) = quote(l3).expect("checked");
-                match Proto::from_ip(l3[q + 9]) {
-                    Some(qp) => match key_port(&l3[q + qhl..], qp, 0) {
-                        Some(p) => (qp, p, true),
-                        None => {
-                            no_session(b, i, is_local);
-                            continue;
-                        }
-                    },
-                    None => {
-                        no_session(b, i, is_local);
-                        continue;
-                    }
-                }
-            }
-            Some(Proto::Icmp) => {
-                // Only echo replies belong to a session.
-                if l3.len() < hl + 8 || l3[hl] != icmp::msg::ECHO_REPLY {
-                    no_session(b, i, is_local);
-                    continue;
-                }
-                (
-                    Proto::Icmp,
-                    u16::from_be_bytes([l3[hl + 4], l3[hl + 5]]),
-                    false,
-                )
-            }
-            Some(p) => match key_port(&l3[hl..], p, 2) {
-                Some(port) if !ipv4::Packet::new_unchecked(&l3[..]).is_fragment() => {
-                    (p, port, false)
-                }
-                _ => {
-                    no_session(b, i, is_local);
-                    continue;
-                }
-            },
-            None => {
-                no_session(b, i, is_local);
-                continue;
-            }
+        let Some((proto, port, err)) = return_key(l3, proto_num, hl) else {
+            no_session(b, i, is_local);
+            continue;
         };
         let owner = port_owner(&rule.params, ctx.state.workers, port);
         match owner {
@@ -267,6 +227,34 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             set_port(l3, proto, Side::Dst, port, in_port);
         }
         b.meta[i].nat_done = true;
+    }
+}
+
+/// The session key of a packet to an SNAT address: (protocol, external port, is an ICMP
+/// error). The destination port, the echo reply's identifier, or for an ICMP error the
+/// quoted packet's source port. None when the packet cannot belong to a session.
+fn return_key(l3: &[u8], proto_num: u8, hl: usize) -> Option<(Proto, u16, bool)> {
+    match Proto::from_ip(proto_num)? {
+        Proto::Icmp => {
+            if let Some((q, qhl)) = quote(l3) {
+                let qp = Proto::from_ip(l3[q + 9])?;
+                return key_port(&l3[q + qhl..], qp, 0).map(|p| (qp, p, true));
+            }
+            // Only echo replies belong to a session.
+            (l3.len() >= hl + 8 && l3[hl] == icmp::msg::ECHO_REPLY).then(|| {
+                (
+                    Proto::Icmp,
+                    u16::from_be_bytes([l3[hl + 4], l3[hl + 5]]),
+                    false,
+                )
+            })
+        }
+        p => {
+            if ipv4::Packet::new_unchecked(l3).is_fragment() {
+                return None;
+            }
+            key_port(&l3[hl..], p, 2).map(|port| (p, port, false))
+        }
     }
 }
 
