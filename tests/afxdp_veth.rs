@@ -6,6 +6,8 @@
 //! Peers inject and capture with AF_PACKET sockets bound to an experimental ethertype, so
 //! unrelated kernel traffic never enters the assertions.
 
+mod common;
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
@@ -23,29 +25,10 @@ const NFRAMES: u32 = 4096;
 const FILL: u32 = 1024;
 const WAIT: Duration = Duration::from_secs(5);
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: plain syscalls.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root".into());
-    }
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Some(format!(
-            "AF_XDP unavailable: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    unsafe { libc::close(fd) };
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("the ip command is missing".into());
-    }
-    None
-}
-
 macro_rules! require_root_and_af_xdp {
     () => {
         let _ = env_logger::builder().is_test(true).try_init();
-        if let Some(why) = skip_reason() {
+        if let Some(why) = common::af_xdp_skip_reason() {
             eprintln!("skipping AF_XDP veth test: {why}");
             return;
         }

@@ -13,6 +13,8 @@
 //! another, following a script keyed on the probe sequence numbers. Every count pktgen
 //! reports is then known exactly.
 
+mod common;
+
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::{Command, Stdio};
@@ -26,28 +28,9 @@ use vgate::pktgen::frame::{Probe, parse_probe};
 /// One generator at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn skip_reason() -> Option<String> {
-    // SAFETY: plain syscalls.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("needs root".into());
-    }
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
-    if fd < 0 {
-        return Some(format!(
-            "AF_XDP unavailable: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    unsafe { libc::close(fd) };
-    if Command::new("ip").arg("-V").output().is_err() {
-        return Some("the ip command is missing".into());
-    }
-    None
-}
-
 macro_rules! require_root_and_af_xdp {
     () => {
-        if let Some(why) = skip_reason() {
+        if let Some(why) = common::af_xdp_skip_reason() {
             eprintln!("skipping pktgen veth test: {why}");
             return;
         }

@@ -355,3 +355,23 @@ impl Drop for DownGuard {
         }
     }
 }
+
+/// Why AF_XDP tests cannot run here (not root, no AF_XDP sockets, no `ip`), if they cannot.
+pub fn af_xdp_skip_reason() -> Option<String> {
+    // SAFETY: plain syscalls.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root".into());
+    }
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        return Some(format!(
+            "AF_XDP unavailable: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    unsafe { libc::close(fd) };
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("the ip command is missing".into());
+    }
+    None
+}
