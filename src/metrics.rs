@@ -236,6 +236,8 @@ pub struct WorkerStats {
     /// Packets sent into and received from Geneve tunnels (RFC 8926).
     pub geneve_encap: Counter,
     pub geneve_decap: Counter,
+    /// TCP SYNs whose MSS option was lowered to fit a tunnel.
+    pub tcp_mss_clamped: Counter,
 }
 
 impl Default for WorkerStats {
@@ -271,6 +273,7 @@ impl Default for WorkerStats {
             handoff_in: Counter::default(),
             geneve_encap: Counter::default(),
             geneve_decap: Counter::default(),
+            tcp_mss_clamped: Counter::default(),
         }
     }
 }
@@ -492,6 +495,16 @@ pub fn render(
         "geneve_decap_packets_total",
         &[],
         sum(&|w| w.geneve_decap.get()),
+    );
+    e.header(
+        "tcp_mss_clamped_total",
+        "counter",
+        "TCP SYNs through a Geneve tunnel whose MSS option was lowered to the tenant MTU - 40.",
+    );
+    e.sample(
+        "tcp_mss_clamped_total",
+        &[],
+        sum(&|w| w.tcp_mss_clamped.get()),
     );
     e.header(
         "generated_packets_total",

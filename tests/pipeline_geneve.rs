@@ -581,3 +581,87 @@ fn geneve_config_errors_are_clear() {
     );
     assert_eq!(build(CONF), None);
 }
+
+/// A TCP SYN (or SYN-ACK) from `src` to `dst` announcing `mss`.
+fn tcp_syn(src_mac: &str, dst_mac: &str, src: &str, dst: &str, mss: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv4(ip(src), ip(dst), 64)
+        .tcp(40000, 80, 1000, 64240)
+        .syn()
+        .options(&[
+            etherparse::TcpOptionElement::MaximumSegmentSize(mss),
+            etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
+        ])
+        .unwrap();
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+/// The MSS option of the TCP segment in `f`, with its checksums verified.
+fn syn_mss(f: &[u8]) -> u16 {
+    let p = parse(f);
+    let (Some(NetSlice::Ipv4(v4)), Some(TransportSlice::Tcp(t))) = (&p.net, &p.transport) else {
+        panic!("not IPv4/TCP")
+    };
+    let h = v4.header();
+    assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+    let want = t
+        .to_header()
+        .calc_checksum_ipv4_raw(h.source(), h.destination(), t.payload())
+        .unwrap();
+    assert_eq!(t.checksum(), want, "TCP checksum");
+    t.options_iterator()
+        .find_map(|o| match o {
+            Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+            _ => None,
+        })
+        .expect("MSS option")
+}
+
+#[test]
+fn tcp_mss_is_clamped_to_the_tenant_mtu_both_ways() {
+    // Underlay MTU 1500 -> tenant MTU 1450 -> MSS 1410.
+    let mut h = ready();
+    h.inject(
+        "external",
+        &tcp_syn(UPSTREAM_MAC, EXT_MAC, "198.51.100.7", "203.0.113.10", 1460),
+    );
+    let from_vm = tcp_syn(VM_MAC, GW_MAC, "10.1.0.5", "198.51.100.7", 1460);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &from_vm),
+    );
+    // Already small enough: untouched.
+    let small = tcp_syn(VM_MAC, GW_MAC, "10.1.0.5", "198.51.100.8", 1300);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &small),
+    );
+    h.run();
+    let into_tunnel = h.tx("underlay");
+    assert_eq!(into_tunnel.len(), 1);
+    let (_, _, _, inner) = decode(&into_tunnel[0], C1_MAC);
+    assert_eq!(syn_mss(&inner), 1410);
+    let out = h.tx("external");
+    assert_eq!(out.len(), 2);
+    assert_eq!(syn_mss(&out[0]), 1410);
+    assert_eq!(syn_mss(&out[1]), 1300);
+    assert_eq!(h.stats().tcp_mss_clamped.get(), 2);
+
+    // Switched off: the SYN keeps its MSS.
+    let conf = CONF.replace(
+        "local = \"192.0.2.1\"",
+        "local = \"192.0.2.1\"\ntcp_mss_clamp = false",
+    );
+    let mut h = ready_with(&conf);
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &from_vm),
+    );
+    h.run();
+    let out = h.tx("external");
+    assert_eq!(out.len(), 1);
+    assert_eq!(syn_mss(&out[0]), 1460);
+    assert_eq!(h.stats().tcp_mss_clamped.get(), 0);
+}

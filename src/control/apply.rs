@@ -177,6 +177,7 @@ pub fn build_snapshot(
                     local,
                     udp_port: t.udp_port,
                     udp_checksum: t.udp_checksum,
+                    tcp_mss_clamp: t.tcp_mss_clamp,
                 },
                 port as u8,
             ))

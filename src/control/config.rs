@@ -253,6 +253,15 @@ pub struct TunnelCfg {
     /// RFC 8926 section 3.3: a zero UDP checksum is allowed over IPv4.
     #[serde(default)]
     pub udp_checksum: bool,
+    /// Lower the MSS option of TCP SYNs entering or leaving a Geneve network to what fits
+    /// the tenant MTU, so endpoints with a larger interface MTU never send segments the
+    /// tunnel cannot carry (extension).
+    #[serde(default = "default_true")]
+    pub tcp_mss_clamp: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_geneve_port() -> u16 {

@@ -106,6 +106,13 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
                     return Err(DropReason::GeneveSpoofedSource);
                 }
             }
+            if snap.tunnel.is_some_and(|t| t.tcp_mss_clamp) {
+                // The way back to this VM is through the port its packets came in on.
+                let port_mtu = usize::from(snap.ports[usize::from(b.meta[i].rx_port)].mtu);
+                let inner_mtu = geneve::inner_ip_mtu(port_mtu, 0);
+                let buf = ctx.pool.bytes_mut(&d);
+                super::geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
+            }
             b.set_next(i, Next::Ip4Input);
             Ok(())
         }

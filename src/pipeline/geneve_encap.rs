@@ -5,11 +5,11 @@
 
 use super::{Batch, Ctx, Next, bits};
 use crate::io::Desc;
-use crate::metrics::{DropReason, IcmpKind};
+use crate::metrics::{DropReason, IcmpKind, WorkerStats};
 use crate::tables::{NextHop, TunnelInfo};
 use crate::wire::ethernet::{self, HEADER_LEN as ETH, ethertype};
 use crate::wire::geneve::{self, ENCAP_OVERHEAD_IPV4, PROTO_ETHERNET};
-use crate::wire::{ipv4, udp};
+use crate::wire::{ipv4, tcp, udp};
 
 /// TTL of the outer header (RFC 8926 section 4.3: set like any packet the tunnel end
 /// originates).
@@ -37,6 +37,29 @@ pub fn underlay(ctx: &Ctx, chassis: u32) -> Option<(u8, u32, u16)> {
             ctx.snap.ports[port as usize].mtu,
         )),
         _ => None,
+    }
+}
+
+/// TCP SYNs through the tunnel announce at most the tenant MTU less IPv4 and TCP headers
+/// (RFC 9293 section 3.7.1; RFC 879): an endpoint whose interface MTU is larger than the
+/// tenant MTU then never sends a segment the tunnel cannot carry. This matters most for
+/// packets from a VM, which the chassis encapsulates and can only drop when too big.
+/// `l3` is the IPv4 packet; anything not a well-formed first fragment of TCP is left alone.
+#[inline]
+pub fn clamp_tcp_mss(stats: &WorkerStats, l3: &mut [u8], inner_mtu: usize) {
+    let Ok(ip) = ipv4::Packet::new_checked(&l3[..]) else {
+        return;
+    };
+    if ip.protocol() != ipv4::protocol::TCP || ip.frag_offset() != 0 {
+        return;
+    }
+    let (hl, total) = (ip.header_len(), usize::from(ip.total_len()));
+    let Ok(mut seg) = tcp::Packet::new_checked(&mut l3[hl..total]) else {
+        return;
+    };
+    let max = inner_mtu.saturating_sub(ipv4::HEADER_LEN + tcp::HEADER_LEN);
+    if seg.clamp_mss(max as u16).is_some() {
+        stats.tcp_mss_clamped.add(1);
     }
 }
 
@@ -91,6 +114,10 @@ fn encap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> bool {
             inner_mtu as u16,
         );
         return false;
+    }
+    if tunnel.tcp_mss_clamp {
+        let buf = ctx.pool.bytes_mut(&d);
+        clamp_tcp_mss(ctx.stats, &mut buf[ETH..ETH + total], inner_mtu);
     }
     {
         let buf = ctx.pool.bytes_mut(&d);

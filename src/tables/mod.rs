@@ -169,6 +169,8 @@ pub struct TunnelInfo {
     pub udp_port: u16,
     /// Compute the outer UDP checksum (RFC 8926 section 3.3 allows zero over IPv4).
     pub udp_checksum: bool,
+    /// Clamp the TCP MSS of SYNs through the tunnel to the tenant MTU - 40.
+    pub tcp_mss_clamp: bool,
 }
 
 /// A `[[chassis]]`.

@@ -14,6 +14,13 @@ mod field {
 
 pub const HEADER_LEN: usize = 20;
 
+/// Option kinds (RFC 9293 section 3.2).
+pub mod option {
+    pub const END: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+}
+
 /// Flag bits (RFC 9293 section 3.1).
 pub mod flags {
     pub const FIN: u8 = 0x01;
@@ -115,6 +122,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let c = checksum::update32(self.checksum(), old, new);
         self.set_checksum(c);
     }
+    /// Lower the maximum segment size option (RFC 9293 section 3.7.1) of a SYN to `max`
+    /// when it announces more, patching the checksum (RFC 1624). Returns the MSS it had
+    /// when it was lowered; `None` when there was no SYN, no MSS option above `max`, or the
+    /// options were malformed (left untouched: the endpoint's own stack will judge them).
+    /// `self` must have passed [`Packet::check_len`].
+    pub fn clamp_mss(&mut self, max: u16) -> Option<u16> {
+        if self.flags() & flags::SYN == 0 {
+            return None;
+        }
+        let hl = self.header_len();
+        let at = {
+            let opts = &self.buffer.as_ref()[HEADER_LEN..hl];
+            let mut k = 0;
+            loop {
+                match *opts.get(k)? {
+                    option::END => return None,
+                    option::NOP => k += 1,
+                    kind => {
+                        let len = usize::from(*opts.get(k + 1)?);
+                        if len < 2 || k + len > opts.len() {
+                            return None;
+                        }
+                        if kind == option::MSS {
+                            if len != 4 {
+                                return None;
+                            }
+                            break HEADER_LEN + k + 2;
+                        }
+                        k += len;
+                    }
+                }
+            }
+        };
+        let old = get_u16(self.buffer.as_ref(), at);
+        if old <= max {
+            return None;
+        }
+        set_u16(self.buffer.as_mut(), at, max);
+        // RFC 1071 section 2(B): a 16-bit field at an odd offset adds to the sum byte-swapped.
+        let (o, n) = if at % 2 == 0 {
+            (old, max)
+        } else {
+            (old.swap_bytes(), max.swap_bytes())
+        };
+        self.patch_checksum16(o, n);
+        Some(old)
+    }
+
     /// Compute the checksum from scratch; `self` must span exactly the segment.
     pub fn fill_checksum(&mut self, src: [u8; 4], dst: [u8; 4]) {
         self.set_checksum(0);
@@ -163,5 +218,88 @@ mod tests {
         let before = q.checksum();
         q.fill_checksum([203, 0, 113, 2], [203, 0, 113, 1]);
         assert_eq!(q.checksum(), before);
+    }
+
+    /// A SYN with `options` and `payload`, checksummed by etherparse.
+    fn syn_with(options: &[etherparse::TcpOptionElement], payload: &[u8], syn: bool) -> Vec<u8> {
+        let mut h = etherparse::TcpHeader::new(40000, 80, 1000, 64240);
+        h.syn = syn;
+        h.ack = !syn;
+        h.set_options(options).unwrap();
+        let (src, dst) = ([10, 0, 0, 5], [203, 0, 113, 1]);
+        h.checksum = h.calc_checksum_ipv4_raw(src, dst, payload).unwrap();
+        let mut b = h.to_bytes().to_vec();
+        b.extend_from_slice(payload);
+        b
+    }
+
+    fn mss_of(b: &[u8]) -> Option<u16> {
+        let h = etherparse::TcpHeaderSlice::from_slice(b).unwrap();
+        h.options_iterator().find_map(|o| match o {
+            Ok(etherparse::TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn clamp_mss_at_even_and_odd_offsets() {
+        use etherparse::TcpOptionElement::*;
+        let cases: [&[etherparse::TcpOptionElement]; 3] = [
+            &[MaximumSegmentSize(1460), SelectiveAcknowledgementPermitted],
+            &[Noop, MaximumSegmentSize(1460), Noop, Noop, Noop],
+            &[
+                Noop,
+                Noop,
+                Noop,
+                WindowScale(7),
+                Noop,
+                MaximumSegmentSize(8960),
+            ],
+        ];
+        for (n, opts) in cases.into_iter().enumerate() {
+            // An odd payload length pads the last byte in the checksum: still right.
+            for payload in [&b""[..], b"abc"] {
+                let mut b = syn_with(opts, payload, true);
+                let was = mss_of(&b).unwrap();
+                let mut p = Packet::new_checked(&mut b[..]).unwrap();
+                assert_eq!(p.clamp_mss(1410), Some(was), "case {n}");
+                assert!(
+                    p.verify_checksum([10, 0, 0, 5], [203, 0, 113, 1]),
+                    "case {n}"
+                );
+                assert_eq!(mss_of(&b), Some(1410), "case {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn clamp_mss_leaves_the_rest_alone() {
+        use etherparse::TcpOptionElement::*;
+        // Already small enough, not a SYN, no MSS option: unchanged bytes.
+        for b in [
+            syn_with(&[MaximumSegmentSize(1200)], b"", true),
+            syn_with(&[MaximumSegmentSize(1460)], b"", false),
+            syn_with(&[Noop, WindowScale(7)], b"", true),
+        ] {
+            let mut c = b.clone();
+            assert_eq!(
+                Packet::new_checked(&mut c[..]).unwrap().clamp_mss(1410),
+                None
+            );
+            assert_eq!(c, b);
+        }
+        // Malformed options (a length of 0, a length past the header, an MSS of length 3)
+        // are not touched.
+        let base = syn_with(&[MaximumSegmentSize(1460)], b"", true);
+        for (at, v) in [(21, 0u8), (21, 9), (21, 3)] {
+            let mut c = base.clone();
+            c[at] = v;
+            let keep = c.clone();
+            assert_eq!(
+                Packet::new_checked(&mut c[..]).unwrap().clamp_mss(1410),
+                None
+            );
+            assert_eq!(c, keep);
+        }
     }
 }
