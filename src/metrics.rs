@@ -238,6 +238,8 @@ pub struct WorkerStats {
     pub geneve_decap: Counter,
     /// TCP SYNs whose MSS option was lowered to fit a tunnel.
     pub tcp_mss_clamped: Counter,
+    /// Virtual endpoints moved to another chassis by a gratuitous ARP.
+    pub virtual_moves: Counter,
 }
 
 impl Default for WorkerStats {
@@ -274,6 +276,7 @@ impl Default for WorkerStats {
             geneve_encap: Counter::default(),
             geneve_decap: Counter::default(),
             tcp_mss_clamped: Counter::default(),
+            virtual_moves: Counter::default(),
         }
     }
 }
@@ -505,6 +508,16 @@ pub fn render(
         "tcp_mss_clamped_total",
         &[],
         sum(&|w| w.tcp_mss_clamped.get()),
+    );
+    e.header(
+        "virtual_endpoint_moves_total",
+        "counter",
+        "Virtual endpoints moved to the chassis a gratuitous ARP came from.",
+    );
+    e.sample(
+        "virtual_endpoint_moves_total",
+        &[],
+        sum(&|w| w.virtual_moves.get()),
     );
     e.header(
         "generated_packets_total",

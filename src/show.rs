@@ -99,6 +99,7 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                                 "network",
                                 "port",
                                 "mac",
+                                "chassis",
                                 "packets_in",
                                 "packets_out",
                             ]
@@ -111,7 +112,7 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 .unwrap_or_default();
             table(
                 &[
-                    "EXTERNAL", "INTERNAL", "NETWORK", "PORT", "MAC", "IN", "OUT",
+                    "EXTERNAL", "INTERNAL", "NETWORK", "PORT", "MAC", "CHASSIS", "IN", "OUT",
                 ],
                 &rows,
             )
@@ -193,9 +194,66 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                         .collect()
                 })
                 .unwrap_or_default();
-            out + &table(&["PORT", "IFACE", "MAC", "ADDRESSES", "MTU", "MODE"], &rows)
+            let mut out =
+                out + &table(&["PORT", "IFACE", "MAC", "ADDRESSES", "MTU", "MODE"], &rows);
+            let rows = rows_of(&v["networks"], |n| {
+                vec![
+                    s(&n["name"]),
+                    s(&n["kind"]),
+                    if n["vni"].is_null() {
+                        s(&n["port"])
+                    } else {
+                        format!("vni {}", s(&n["vni"]))
+                    },
+                    s(&n["subnet"]),
+                    s(&n["gateway"]),
+                    s(&n["tenant_mtu"]),
+                    s(&n["endpoints"]),
+                    s(&n["floating_ips"]),
+                    s(&n["snat"]),
+                ]
+            });
+            if !rows.is_empty() {
+                out += "\n";
+                out += &table(
+                    &[
+                        "NETWORK",
+                        "KIND",
+                        "ON",
+                        "SUBNET",
+                        "GATEWAY",
+                        "MTU",
+                        "ENDPOINTS",
+                        "FIPS",
+                        "SNAT",
+                    ],
+                    &rows,
+                );
+            }
+            let rows = rows_of(&v["chassis"], |c| {
+                ["name", "address", "underlay_port", "endpoints"]
+                    .iter()
+                    .map(|k| s(&c[*k]))
+                    .collect()
+            });
+            if !rows.is_empty() {
+                out += &format!(
+                    "\ntunnel {} udp {}\n",
+                    s(&v["tunnel"]["local"]),
+                    s(&v["tunnel"]["udp_port"])
+                );
+                out += &table(&["CHASSIS", "ADDRESS", "VIA PORT", "ENDPOINTS"], &rows);
+            }
+            out
         }
     })
+}
+
+/// One row per element of the JSON array `v` (none when it is not an array).
+fn rows_of(v: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    v.as_array()
+        .map(|a| a.iter().map(row).collect())
+        .unwrap_or_default()
 }
 
 /// Non-zero samples of the exposition, one per row.
@@ -273,5 +331,21 @@ mod tests {
             t.contains("main   0.0.0.0/0  forward  203.0.113.1  external  static"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn status_lists_networks_and_chassis() {
+        let body = r#"{"version":"0.1.0","generation":3,"uptime_seconds":5,"workers":1,"neighbors":2,
+            "ports":[{"name":"underlay","iface":"ul0","mac":"02:00:00:00:00:02","addresses":["192.0.2.10/24"],"mtu":1500,"mode":"native"}],
+            "tunnel":{"local":"192.0.2.10","udp_port":6081},
+            "chassis":[{"name":"compute-1","address":"192.0.2.21","underlay_port":"underlay","endpoints":2}],
+            "networks":[{"name":"tenant-a","kind":"geneve","vni":100,"port":null,"subnet":"10.0.0.0/24","gateway":"10.0.0.1","tenant_mtu":1450,"endpoints":2,"floating_ips":1,"snat":"203.0.113.2"}]}"#;
+        let t = render("status", body).unwrap();
+        assert!(
+            t.contains("tenant-a  geneve  vni 100  10.0.0.0/24  10.0.0.1  1450  2          1     203.0.113.2"),
+            "{t}"
+        );
+        assert!(t.contains("tunnel 192.0.2.10 udp 6081"), "{t}");
+        assert!(t.contains("compute-1  192.0.2.21  underlay  2"), "{t}");
     }
 }

@@ -34,6 +34,10 @@ pub struct NeighborBus {
     /// answers on its timer with up to [`SESSION_DUMP_MAX`] rows tagged with that number.
     pub session_request: AtomicU64,
     pub session_dumps: ArrayQueue<(u64, usize, Vec<SessionRow>)>,
+    /// Virtual endpoints moved by a gratuitous ARP through a tunnel, (IP, chassis address):
+    /// one inbox per worker and one for the control thread (`/api/v1/fips`).
+    pub virtual_to_worker: Vec<ArrayQueue<(u32, u32)>>,
+    pub virtual_to_control: ArrayQueue<(u32, u32)>,
 }
 
 /// Most sessions one worker reports per API request.
@@ -64,6 +68,8 @@ impl NeighborBus {
             garp: ArrayQueue::new(1024),
             session_request: AtomicU64::new(0),
             session_dumps: ArrayQueue::new(workers.max(1) * 4),
+            virtual_to_worker: (0..workers).map(|_| ArrayQueue::new(1024)).collect(),
+            virtual_to_control: ArrayQueue::new(1024),
             handoff: if workers > 1 {
                 (0..workers)
                     .map(|_| ArrayQueue::new(HANDOFF_QUEUE))
@@ -151,6 +157,11 @@ impl<P: Port> Worker<P> {
         if let Some(inbox) = self.bus.to_worker.get(self.id) {
             while let Some((port, ip, mac)) = inbox.pop() {
                 apply_remote_neighbor(&mut ctx, port, ip, mac);
+            }
+        }
+        if let Some(inbox) = self.bus.virtual_to_worker.get(self.id) {
+            while let Some((ip, chassis)) = inbox.pop() {
+                ctx.state.virtual_chassis.insert(ip, chassis);
             }
         }
 
@@ -273,6 +284,15 @@ impl<P: Port> Worker<P> {
     }
 
     fn publish_learned(&mut self) {
+        for m in self.state.virtual_moved.drain(..) {
+            for (j, q) in self.bus.virtual_to_worker.iter().enumerate() {
+                if j != self.id {
+                    // Newest wins: a full inbox loses its oldest move, never this one.
+                    let _ = q.force_push(m);
+                }
+            }
+            let _ = self.bus.virtual_to_control.force_push(m);
+        }
         if self.state.learned.is_empty() {
             return;
         }

@@ -665,3 +665,70 @@ fn tcp_mss_is_clamped_to_the_tenant_mtu_both_ways() {
     assert_eq!(syn_mss(&out[0]), 1460);
     assert_eq!(h.stats().tcp_mss_clamped.get(), 0);
 }
+
+#[test]
+fn a_virtual_endpoint_move_reaches_every_worker_and_the_control_thread() {
+    let conf = format!(
+        "{CONF}\n[[floating_ip]]\nexternal = \"203.0.113.11\"\ninternal = \"10.1.0.50\"\nnetwork = \"tenant-g\"\n"
+    );
+    let mut w = Harness::workers(&conf, 2);
+    for h in w.iter_mut() {
+        h.inject(
+            "external",
+            &arp_request(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"),
+        );
+        h.inject("underlay", &arp_request(C2_MAC, "192.0.2.12", "192.0.2.1"));
+        h.run();
+        h.tx("external");
+        h.tx("underlay");
+    }
+    // Worker 0 sees the VIP announce itself from compute-2 (it was configured on compute-1).
+    let garp = arp_request("fa:16:3e:00:01:50", "10.1.0.50", "10.1.0.50");
+    w[0].inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &garp),
+    );
+    w[0].run();
+    assert_eq!(w[0].stats().virtual_moves.get(), 1);
+    // The same announcement again (RFC 5227 sends several) is no new move.
+    w[0].inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &garp),
+    );
+    w[0].run();
+    assert_eq!(w[0].stats().virtual_moves.get(), 1);
+    let bus = w[0].w.bus.clone();
+    assert_eq!(
+        bus.virtual_to_control.pop(),
+        Some((
+            u32::from_be_bytes(ip("10.1.0.50")),
+            u32::from_be_bytes(ip("192.0.2.12"))
+        ))
+    );
+    assert_eq!(bus.virtual_to_control.pop(), None);
+
+    // Worker 1 never saw the GARP; inbound traffic to the VIP's floating IP that lands
+    // there is encapsulated to compute-2 all the same.
+    let pkt = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.11",
+        60,
+        9,
+        3,
+        16,
+    );
+    w[1].inject("external", &pkt);
+    w[1].run();
+    let out = w[1].tx("underlay");
+    assert_eq!(out.len(), 1);
+    let (dst, _, _, inner) = decode(&out[0], C2_MAC);
+    assert_eq!(dst, ip("192.0.2.12"));
+    assert_eq!(&inner[..6], &mac("fa:16:3e:00:01:50"));
+    assert_eq!(
+        w[1].stats().virtual_moves.get(),
+        0,
+        "counted once, where seen"
+    );
+}

@@ -5,7 +5,7 @@
 //! `Authorization: Bearer <token>`. Request bodies are limited to [`MAX_BODY`] bytes.
 
 use super::Control;
-use crate::tables::NextHop;
+use crate::tables::{NextHop, Snapshot};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -206,6 +206,52 @@ fn status(control: &Control) -> Value {
             })
         })
         .collect();
+    let endpoints_of = |ni: usize| {
+        snap.endpoints
+            .iter()
+            .filter(move |e| usize::from(e.network) == ni)
+    };
+    let networks: Vec<Value> = snap
+        .networks
+        .iter()
+        .enumerate()
+        .map(|(ni, n)| {
+            json!({
+                "name": n.name,
+                "kind": if n.vni.is_some() { "geneve" } else { "flat" },
+                "vni": n.vni,
+                "port": n.port.map(|p| snap.ports[usize::from(p)].name.clone()),
+                "subnet": format!("{}/{}", ip(n.subnet), n.len),
+                "gateway": ip(n.gateway),
+                "gateway_mac": n.gateway_mac.to_string(),
+                "tenant_mtu": network_mtu(&snap, n),
+                "endpoints": endpoints_of(ni).count(),
+                "floating_ips": snap.fips.iter().filter(|f| usize::from(f.network) == ni).count(),
+                "snat": n.snat.map(|r| ip(snap.snat[usize::from(r)].params.external)),
+            })
+        })
+        .collect();
+    let chassis: Vec<Value> = snap
+        .chassis
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            json!({
+                "name": c.name,
+                "address": ip(c.address),
+                "endpoints": snap.endpoints.iter().filter(|e| e.chassis == Some(ci as u16)).count(),
+                "underlay_port": underlay_port(&snap, c.address),
+            })
+        })
+        .collect();
+    let tunnel = snap.tunnel.map(|t| {
+        json!({
+            "local": ip(t.local),
+            "udp_port": t.udp_port,
+            "udp_checksum": t.udp_checksum,
+            "tcp_mss_clamp": t.tcp_mss_clamp,
+        })
+    });
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "generation": st.generation,
@@ -213,7 +259,36 @@ fn status(control: &Control) -> Value {
         "workers": control.workers.len(),
         "ports": ports,
         "neighbors": st.neighbors.len(),
+        "tunnel": tunnel,
+        "chassis": chassis,
+        "networks": networks,
     })
+}
+
+/// The port the underlay route to `addr` leaves by (table "main").
+fn underlay_port(snap: &Snapshot, addr: u32) -> Option<String> {
+    match snap.lookup(crate::tables::MAIN_TABLE, addr) {
+        Some(NextHop::Forward { port, .. }) => Some(snap.ports[usize::from(port)].name.clone()),
+        _ => None,
+    }
+}
+
+/// The IP MTU inside network `n`: its port's MTU when flat; behind Geneve, the MTU of the
+/// port holding the tunnel address less the 50 bytes of encapsulation (RFC 8926).
+fn network_mtu(snap: &Snapshot, n: &crate::tables::NetworkInfo) -> Option<usize> {
+    match (n.port, snap.tunnel) {
+        (Some(p), _) => Some(usize::from(snap.ports[usize::from(p)].mtu)),
+        (None, Some(t)) => tunnel_port(snap, t.local)
+            .map(|p| crate::wire::geneve::inner_ip_mtu(usize::from(snap.ports[p].mtu), 0)),
+        (None, None) => None,
+    }
+}
+
+/// The port that holds address `local`.
+fn tunnel_port(snap: &Snapshot, local: u32) -> Option<usize> {
+    snap.ports
+        .iter()
+        .position(|p| p.addrs.iter().any(|(a, _)| *a == local))
 }
 
 fn routes(control: &Control) -> Value {
@@ -241,6 +316,25 @@ fn routes(control: &Control) -> Value {
                 "origin": r.origin,
             }));
         }
+        if t.name == "main" {
+            // Geneve subnets live in "main" beside the routes: reached through the tunnel.
+            let port = snap
+                .tunnel
+                .and_then(|tu| tunnel_port(&snap, tu.local))
+                .map(|p| snap.ports[p].name.clone());
+            for n in snap.networks.iter().filter(|n| n.vni.is_some()) {
+                out.push(json!({
+                    "table": t.name,
+                    "prefix": format!("{}/{}", ip(n.subnet), n.len),
+                    "kind": "tunnel",
+                    "port": port,
+                    "via": Value::Null,
+                    "origin": "network",
+                    "network": n.name,
+                    "vni": n.vni,
+                }));
+            }
+        }
     }
     Value::Array(out)
 }
@@ -264,7 +358,9 @@ fn neighbors(control: &Control) -> Value {
 }
 
 fn fips(control: &Control) -> Value {
+    control.collect_neighbors();
     let snap = control.tables.load();
+    let moved = control.lock().virtual_locations.clone();
     let sum = |f: &dyn Fn(&crate::metrics::WorkerStats) -> u64| -> u64 {
         control.workers.iter().map(|w| f(w)).sum()
     };
@@ -273,7 +369,27 @@ fn fips(control: &Control) -> Value {
             .iter()
             .map(|f| {
                 let slot = usize::from(f.slot);
+                // Where the internal address lives: a virtual endpoint where its last
+                // gratuitous ARP came from, else its configured chassis.
+                let ep = snap
+                    .endpoint_by_ip
+                    .get(&f.internal)
+                    .map(|&e| snap.endpoints[usize::from(e)]);
+                let configured = ep.and_then(|e| e.chassis).map(|c| snap.chassis[usize::from(c)].address);
+                let learned = ep
+                    .filter(|e| e.is_virtual)
+                    .and_then(|_| moved.get(&f.internal).copied());
+                let at = learned.or(configured);
+                let chassis = at.map(|a| {
+                    snap.chassis_by_addr
+                        .get(&a)
+                        .map_or_else(|| ip(a), |&c| snap.chassis[usize::from(c)].name.clone())
+                });
                 json!({
+                    "chassis": chassis,
+                    "chassis_address": at.map(ip),
+                    "virtual": ep.is_some_and(|e| e.is_virtual),
+                    "location": if learned.is_some() { "learned" } else if configured.is_some() { "configured" } else { "port" },
                     "external": ip(f.external),
                     "internal": ip(f.internal),
                     "network": snap.networks[f.network as usize].name,

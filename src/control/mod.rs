@@ -30,6 +30,8 @@ pub struct ControlState {
     pub garp: garp::GarpScheduler,
     /// Neighbours learned by the workers: (port, ip) -> mac.
     pub neighbors: BTreeMap<(u8, u32), EthernetAddress>,
+    /// Virtual endpoints moved by gratuitous ARPs: IP -> chassis address.
+    pub virtual_locations: BTreeMap<u32, u32>,
     /// Start-up facts for `/api/v1/status`: one line per port with its XDP mode.
     pub port_modes: Vec<String>,
     pub started: std::time::Instant,
@@ -84,6 +86,7 @@ impl Control {
                 reloads_failed: 0,
                 garp: scheduler,
                 neighbors: BTreeMap::new(),
+                virtual_locations: BTreeMap::new(),
                 port_modes: Vec::new(),
                 started: std::time::Instant::now(),
             })),
@@ -103,6 +106,9 @@ impl Control {
         let mut st = self.lock();
         while let Some((port, ip, mac)) = self.bus.to_control.pop() {
             st.neighbors.insert((port, ip), mac);
+        }
+        while let Some((ip, chassis)) = self.bus.virtual_to_control.pop() {
+            st.virtual_locations.insert(ip, chassis);
         }
     }
 

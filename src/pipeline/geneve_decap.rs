@@ -150,8 +150,14 @@ fn arp_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ni: u16, chassis: u32) -> Resu
     if spa == tpa {
         return match endpoint(spa) {
             Some(e) if e.is_virtual => {
-                // Per worker: a move seen by one worker is not yet shared with the others.
-                ctx.state.virtual_chassis.insert(spa, chassis);
+                // Published to the other workers and the control thread after the poll.
+                let st = &mut *ctx.state;
+                if st.virtual_chassis.insert(spa, chassis) != Some(chassis)
+                    && st.virtual_moved.len() < super::MAX_VIRTUAL_MOVES_PER_POLL
+                {
+                    st.virtual_moved.push((spa, chassis));
+                    ctx.stats.virtual_moves.add(1);
+                }
                 Err(DropReason::ArpLearned)
             }
             _ => Err(DropReason::ArpIgnored),

@@ -371,7 +371,13 @@ pub struct WorkerState {
     pub handoff: Vec<(u8, u8, Desc)>,
     /// Virtual endpoints moved by a gratuitous ARP through a tunnel: IP -> chassis address.
     pub virtual_chassis: crate::tables::neighbor::IntMap<u32, u32>,
+    /// Moves seen here, to tell the other workers and the control thread: (IP, chassis).
+    pub virtual_moved: Vec<(u32, u32)>,
 }
+
+/// Virtual-endpoint moves one worker publishes per poll; more in one poll wait for the
+/// next GARP of the burst (RFC 5227 announcements come in threes).
+pub const MAX_VIRTUAL_MOVES_PER_POLL: usize = 64;
 
 /// Default ICMP error rate per worker: like Linux's `icmp_msgs_per_sec` / `icmp_msgs_burst`.
 pub const ICMP_RATE_PER_SEC: u64 = 1000;
@@ -399,6 +405,7 @@ impl WorkerState {
                 256,
                 Default::default(),
             ),
+            virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
         }
     }
 

@@ -53,6 +53,28 @@ impl Harness {
         Harness { w, now: SEC }
     }
 
+    /// `n` workers (ids 0..n) on one snapshot and one bus, as `vgate run` builds them.
+    pub fn workers(toml: &str, n: usize) -> Vec<Harness> {
+        let snap = snapshot(toml, 1);
+        let nports = snap.ports.len();
+        let tables = Arc::new(ArcSwap::from_pointee(snap));
+        let bus = Arc::new(NeighborBus::new(n));
+        (0..n)
+            .map(|id| Harness {
+                w: Worker::new(
+                    id,
+                    (0..nports).map(|_| MemPort::new()).collect(),
+                    FramePool::new_heap(4096),
+                    tables.clone(),
+                    bus.clone(),
+                    64,
+                    NeighborConfig::default(),
+                ),
+                now: SEC,
+            })
+            .collect()
+    }
+
     pub fn port(&self, name: &str) -> usize {
         self.w.tables.load().port_by_name(name).expect("port")
     }
