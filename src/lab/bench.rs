@@ -33,6 +33,11 @@
 //! (delivered Mpps), a binary search for the highest rate with loss within the tolerance
 //! (RFC 2544 section 26.1 when the tolerance is 0), and a trial at the lower of the two
 //! routers' search results, the same offered load for both, for CPU cost and latency.
+//! Search trials are judged on loss alone and the result is the rate the generator actually
+//! sent in the best passing trial: with fewer CPUs than busy threads (the generator's
+//! sender and busy-polling receiver, a polling router) the generator often falls short of
+//! the offered rate, and RFC 2544's "fail unless offered at rate" would then grade the
+//! generator's share of the CPUs, not the router.
 //!
 //! CPU per million delivered packets (`/proc`, in clock ticks):
 //! * vgate: utime + stime of the vgate process, all its threads.
@@ -513,6 +518,8 @@ pub struct Ratios {
     pub throughput: Option<f64>,
     /// CPU per delivered packet at the common load (below 1: vgate is cheaper).
     pub cpu_per_packet: Option<f64>,
+    /// CPU per delivered packet at the highest rate, both routers saturated.
+    pub cpu_per_packet_at_max: Option<f64>,
 }
 
 /// One scenario.
@@ -1059,7 +1066,10 @@ impl Side {
                 trials.push(t);
                 t = self.trial(args, Some(rate), args.trial_duration)?;
             }
-            let pass = t.rate_reached != Some(false) && t.passes(tolerance);
+            // Judged on loss alone: on a machine with fewer CPUs than busy threads (the
+            // generator's two, a polling router's) the generator often cannot hold the
+            // offered rate, and the rate it did send is what the result reports.
+            let pass = t.passes(tolerance);
             t.pass = Some(pass);
             log(&format!(
                 "  search: {} {}",
@@ -1069,8 +1079,9 @@ impl Side {
             trials.push(t);
             Ok::<bool, String>(pass)
         })?;
+        // The rate the generator actually sent in the best passing trial.
+        report.throughput_pps = found.and_then(|_| best_passing_rate(&trials));
         report.search = trials;
-        report.throughput_pps = found;
         Ok(())
     }
 }
@@ -1208,6 +1219,18 @@ network = "tenant"
     c
 }
 
+/// Highest sent rate, at most the offered one, among the passing trials.
+fn best_passing_rate(trials: &[Trial]) -> Option<u64> {
+    trials
+        .iter()
+        .filter(|t| t.pass == Some(true))
+        .map(|t| {
+            let sent = t.tx_pps.floor() as u64;
+            t.offered_pps.map_or(sent, |o| sent.min(o))
+        })
+        .max()
+}
+
 fn mpps(pps: f64) -> String {
     format!("{:.3}", pps / 1e6)
 }
@@ -1255,6 +1278,10 @@ pub fn ratios(vgate: &SideReport, kernel: &SideReport) -> Ratios {
         cpu_per_packet: ratio(
             vgate.common.as_ref().and_then(|t| t.cpu_s_per_mpkt),
             kernel.common.as_ref().and_then(|t| t.cpu_s_per_mpkt),
+        ),
+        cpu_per_packet_at_max: ratio(
+            vgate.max.as_ref().and_then(|t| t.cpu_s_per_mpkt),
+            kernel.max.as_ref().and_then(|t| t.cpu_s_per_mpkt),
         ),
     }
 }
@@ -1328,10 +1355,11 @@ pub fn render(report: &BenchReport) -> String {
     }
     let _ = writeln!(
         s,
-        "{:<11} {:<7} {:>9} {:>10} | {:>10} {:>8} {:>8} {:>8} {:>11} {:>14} {:>6}",
+        "{:<11} {:<7} {:>9} {:>9} {:>10} | {:>10} {:>8} {:>8} {:>8} {:>11} {:>14} {:>6}",
         "scenario",
         "router",
         "max Mpps",
+        "CPU@max",
         "<=tol Mpps",
         "at Mpps",
         "loss %",
@@ -1359,10 +1387,11 @@ pub fn render(report: &BenchReport) -> String {
             let c = side.common.as_ref();
             let _ = writeln!(
                 s,
-                "{:<11} {:<7} {:>9} {:>10} | {:>10} {:>8} {:>8} {:>8} {:>11} {:>14} {:>6}",
+                "{:<11} {:<7} {:>9} {:>9} {:>10} | {:>10} {:>8} {:>8} {:>8} {:>11} {:>14} {:>6}",
                 sc.scenario.name(),
                 name,
                 max,
+                opt(side.max.as_ref().and_then(|t| t.cpu_s_per_mpkt), 3),
                 zl,
                 c.map_or("-".into(), |t| mpps(t.delivered_pps)),
                 c.map_or("-".into(), |t| format!("{:.3}", t.loss_ratio * 100.0)),
@@ -1391,10 +1420,11 @@ pub fn render(report: &BenchReport) -> String {
             let r = &sc.ratios;
             let _ = writeln!(
                 s,
-                "{:<11} {:<7} {:>9} {:>10} | common load {} pps; CPU per packet vgate/kernel {}",
+                "{:<11} {:<7} {:>9} {:>9} {:>10} | common load {} pps; CPU per packet vgate/kernel {}",
                 sc.scenario.name(),
                 "ratio",
                 opt(r.max_delivered, 2),
+                opt(r.cpu_per_packet_at_max, 2),
                 opt(r.throughput, 2),
                 sc.common_rate_pps.map_or("-".into(), |r| r.to_string()),
                 opt(r.cpu_per_packet, 2),
@@ -1773,6 +1803,7 @@ mod tests {
         assert_eq!(r.max_delivered, Some(2.0));
         assert_eq!(r.throughput, Some(4.0));
         assert_eq!(r.cpu_per_packet, Some(0.5));
+        assert_eq!(r.cpu_per_packet_at_max, None, "no CPU in the max trials");
         assert_eq!(
             ratios(&side(1, None, 0.0), &side(1, Some(5), 0.0)).throughput,
             None
@@ -1830,6 +1861,34 @@ mod tests {
         assert!(bad[0].contains("fip through kernel"), "{bad:?}");
         report.scenarios[0].vgate.smoke = Some(t(70, 0.1));
         assert_eq!(smoke_failures(&report).len(), 2, "30 % loss is too much");
+    }
+
+    #[test]
+    fn search_reports_the_rate_sent_in_the_best_passing_trial() {
+        let trial = |offered: u64, tx: f64, pass: bool| {
+            let mut t = Trial::combine(
+                Some(offered),
+                Duration::from_secs(1),
+                &[figures(tx as u64, tx as u64, 1000)],
+                RouterMode::Vgate,
+                CpuSample::default(),
+                CpuSample::default(),
+                0.0,
+            );
+            t.tx_pps = tx;
+            t.pass = Some(pass);
+            t
+        };
+        let trials = [
+            trial(200_000, 150_000.5, false),
+            trial(100_000, 90_000.7, true),
+            trial(150_000, 120_000.0, true),
+            // A generator ahead of its rate never reports more than was offered.
+            trial(50_000, 50_400.0, true),
+        ];
+        assert_eq!(best_passing_rate(&trials), Some(120_000));
+        assert_eq!(best_passing_rate(&trials[3..]), Some(50_000));
+        assert_eq!(best_passing_rate(&trials[..1]), None);
     }
 
     #[test]
