@@ -224,8 +224,9 @@ pub struct BenchArgs {
     /// when a router delivers nothing or loses more than 20 %.
     #[arg(long)]
     pub smoke: bool,
-    /// Offered rate of smoke trials, pps (100000, 100k) [default: 20k].
-    #[arg(long, value_parser = crate::pktgen::parse_pps)]
+    /// Offered rate of smoke trials, pps (100000, 100k) [default: 20k]. The full bench
+    /// finds its rates itself.
+    #[arg(long, value_parser = crate::pktgen::parse_pps, requires = "smoke")]
     pub rate: Option<u64>,
     /// Frame size in bytes with FCS.
     #[arg(long, default_value_t = 64)]
@@ -1889,6 +1890,38 @@ mod tests {
         assert_eq!(best_passing_rate(&trials), Some(120_000));
         assert_eq!(best_passing_rate(&trials[3..]), Some(50_000));
         assert_eq!(best_passing_rate(&trials[..1]), None);
+    }
+
+    #[test]
+    fn options_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: BenchArgs,
+        }
+        let parse = |argv: &[&str]| {
+            Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+                .map(|c| c.args)
+        };
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.scenario.scenarios(), Scenario::ALL);
+        assert_eq!((a.workers, a.flows, a.size), (1, 256, 64));
+        assert_eq!(a.duration(), Duration::from_secs(5));
+        let a = parse(&["--smoke", "--scenario", "fip-geneve", "--rate", "50k"]).unwrap();
+        assert_eq!(a.scenario.scenarios(), [Scenario::FipGeneve]);
+        assert_eq!(
+            (a.rate, a.duration()),
+            (Some(50_000), Duration::from_secs(1))
+        );
+        assert!(parse(&["--rate", "50k"]).is_err(), "--rate is for --smoke");
+        assert!(parse(&["--workers", "0"]).is_err());
+        assert!(parse(&["--scenario", "nat"]).is_err());
+        let mut a = parse(&["--size", "63"]).unwrap();
+        assert!(a.check().unwrap_err().contains("--size"));
+        a.size = 64;
+        a.flows = 0;
+        assert!(a.check().unwrap_err().contains("--flows"));
     }
 
     #[test]
