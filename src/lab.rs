@@ -35,6 +35,8 @@
 //!   a process started in a namespace: libxdp says "No bpffs found" and loads its XDP program
 //!   without the multi-program dispatcher, which is all one AF_XDP user per interface needs.
 
+pub mod bench;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};

@@ -35,12 +35,11 @@ enum Cmd {
     },
     /// Generate traffic over AF_XDP and measure rate, loss, reordering and latency.
     Pktgen(Box<vgate::pktgen::PktgenArgs>),
-    /// Build the veth/netns demo topology on this machine and run traffic through vgate.
+    /// Build the veth/netns demo topology on this machine and run traffic through vgate, or
+    /// benchmark vgate against the Linux kernel on it.
     Lab {
+        #[command(subcommand)]
         action: LabAction,
-        /// Configuration for vgate inside the lab (default: conf/lab.toml).
-        #[arg(long, default_value = "conf/lab.toml")]
-        config: PathBuf,
     },
 }
 
@@ -54,11 +53,24 @@ enum ShowWhat {
     Status,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Subcommand)]
 enum LabAction {
-    Up,
+    /// Build the topology and start vgate in it; it keeps running until `vgate lab down`.
+    Up {
+        /// Configuration for vgate inside the lab.
+        #[arg(long, default_value = "conf/lab.toml")]
+        config: PathBuf,
+    },
+    /// Remove the topology and everything running in it.
     Down,
-    Demo,
+    /// Build the topology, run ping and a TCP transfer through vgate, tear it down.
+    Demo {
+        /// Configuration for vgate inside the lab.
+        #[arg(long, default_value = "conf/lab.toml")]
+        config: PathBuf,
+    },
+    /// The same offered load through vgate and through the Linux kernel, per scenario.
+    Bench(Box<vgate::lab::bench::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -100,14 +112,12 @@ fn main() -> ExitCode {
             json,
         ),
         Cmd::Pktgen(args) => vgate::pktgen::cli(*args),
-        Cmd::Lab { action, config } => vgate::lab::cli(
-            match action {
-                LabAction::Up => "up",
-                LabAction::Down => "down",
-                LabAction::Demo => "demo",
-            },
-            &config,
-        ),
+        Cmd::Lab { action } => match action {
+            LabAction::Up { config } => vgate::lab::cli("up", &config),
+            LabAction::Down => vgate::lab::cli("down", std::path::Path::new("")),
+            LabAction::Demo { config } => vgate::lab::cli("demo", &config),
+            LabAction::Bench(args) => vgate::lab::bench::cli(&args),
+        },
     };
     ExitCode::from(code as u8)
 }
