@@ -131,11 +131,17 @@ impl Hostile {
 }
 
 fn setup() -> Option<Hostile> {
+    setup_with(|_| {})
+}
+
+/// [`setup`], with `prepare` run on the lab before vgate starts.
+fn setup_with(prepare: impl FnOnce(&Lab)) -> Option<Hostile> {
     if let Some(why) = af_xdp_skip_reason() {
         eprintln!("skipped: {why}");
         return None;
     }
     let lab = lab_up(RouterMode::Vgate);
+    prepare(&lab);
     let client_mac = lab.mac(Role::Client, &lab.client_iface()).unwrap();
     let inet_mac = lab.mac(Role::Inet, &lab.inet_iface()).unwrap();
     let ext_mac = lab.mac(Role::Router, "vg-ext").unwrap();
@@ -645,5 +651,74 @@ fn geneve_from_unknown_chassis_or_with_bogus_headers_is_dropped() {
         describe(&leaked)
     );
     assert_eq!(h.vg.metric("vgate_geneve_decap_packets_total"), decap0 + 1);
+    h.assert_alive();
+}
+
+/// Interface MTU of the external link in [`jumbo_frames_get_frag_needed_or_are_fragmented`]:
+/// above vgate's port MTU (1500), below what native XDP on a veth allows (about 3.5 KB with
+/// 4 KiB pages). A frame beyond the link MTU never reaches vgate: the sending kernel refuses
+/// it (`EMSGSIZE`).
+const JUMBO_LINK_MTU: &str = "3000";
+
+#[test]
+fn jumbo_frames_get_frag_needed_or_are_fragmented() {
+    let Some(h) = setup_with(|lab| {
+        for (role, iface) in [
+            (Role::Router, "vg-ext".to_string()),
+            (Role::Inet, lab.inet_iface()),
+        ] {
+            lab.run(role, &["ip", "link", "set", &iface, "mtu", JUMBO_LINK_MTU])
+                .expect("raise the link MTU");
+        }
+    }) else {
+        return;
+    };
+    let inet_if = h.lab.inet_iface();
+    let before = drops(&h.vg);
+    let frag_needed0 = h.vg.metric("vgate_icmp_errors_total{type=\"frag_needed\"}");
+    let cap_ext = Capture::start(&h.inet(), &inet_if, "icmp");
+    let cap_int = Capture::start(&h.client(), &h.lab.client_iface(), "ip");
+    // 2,986 bytes of IP (a 3,000-byte frame) to the VM, with and without DF.
+    let jumbo = |flags: &str, marker: &str| {
+        format!(
+            "{}/IP(src='203.0.113.1', dst='10.10.1.2', flags={flags:?})\
+             /UDP(sport=4000, dport=7777)/Raw((b{marker:?} + b'x' * 3000)[:2958])",
+            eth(&h.ext_mac)
+        )
+    };
+    let sent = craft::send_frames(
+        &h.inet(),
+        &inet_if,
+        &[jumbo("DF", "JUMBO-DF"), jumbo("", "JUMBO-FRAGMENT")],
+    );
+    assert_eq!(sent, vec![3000, 3000]);
+    assert_drops(&h.vg, &before, &[("mtu", "frag_needed", 1)]);
+    assert_eq!(
+        h.vg.metric("vgate_icmp_errors_total{type=\"frag_needed\"}"),
+        frag_needed0 + 1
+    );
+    let out_ext = h.vgate_frames_ext(cap_ext);
+    let out_int = h.vgate_frames_int(cap_int);
+    // The sender learns the MTU (RFC 1191): type 3 code 4 from vgate, next-hop MTU 1500.
+    // (The VM's own port unreachable about the reassembled datagram goes out too.)
+    let errors: Vec<_> = out_ext
+        .iter()
+        .filter(|f| f.len() > 42 && f[12..14] == [8, 0] && f[23] == 1)
+        .filter(|f| f[26..30] == [203, 0, 113, 2])
+        .collect();
+    assert_eq!(errors.len(), 1, "ICMP out:\n{}", describe(&out_ext));
+    assert_eq!((errors[0][34], errors[0][35]), (3, 4));
+    assert_eq!(u16::from_be_bytes([errors[0][40], errors[0][41]]), 1500);
+    // Nothing of the DF packet went inside; the other arrived in fragments within the MTU:
+    // its 2,966 data bytes take three (1480 + 1480 + 6 at IP MTU 1500).
+    assert!(!out_int.iter().any(|f| contains(f, b"JUMBO-DF")));
+    let frags: Vec<_> = out_int
+        .iter()
+        .filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[23] == 17)
+        .filter(|f| u16::from_be_bytes([f[20], f[21]]) & 0x3fff != 0)
+        .collect();
+    assert_eq!(frags.len(), 3, "fragments:\n{}", describe(&out_int));
+    assert!(frags.iter().all(|f| f.len() <= 1514));
+    assert!(contains(frags[0], b"JUMBO-FRAGMENT"));
     h.assert_alive();
 }

@@ -358,3 +358,77 @@ fn floods_of_new_flows_and_unresolvable_destinations_stay_bounded() {
     drop(vg);
     drop(generator);
 }
+
+/// Forged senders flooding the gateway with ARP requests, more than the neighbour table
+/// holds (16,384 entries, `NeighborConfig::default`).
+const ARP_FLOOD_SENDERS: u32 = 17_000;
+
+#[test]
+fn arp_request_flood_does_not_starve_new_next_hops() {
+    if let Some(why) = af_xdp_skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = lab_up(RouterMode::Vgate);
+    let generator = GenNs::new(&lab);
+    let vg = Vgate::start(&lab, &conf());
+    let pid = vgate_pid(&vg.ns);
+    assert_eq!(ping(&lab.ns(Role::Client), lab::INET_ADDR, 2), (2, 2));
+    let rss0 = rss_kib(pid);
+    let replies0 = vg.metric("vgate_arp_replies_total{kind=\"router\"}");
+    // Every request comes from its own on-link address and MAC and asks for the gateway:
+    // each is answered, and each sender would be learned.
+    craft::send_frames(
+        &generator.name,
+        &generator.iface,
+        &[format!(
+            "[Ether(src=m, dst='ff:ff:ff:ff:ff:ff')/ARP(op=1, hwsrc=m, \
+             psrc='10.65.%d.%d' % (i >> 8, i & 255), pdst='10.64.0.1') \
+             for i in range({ARP_FLOOD_SENDERS}) for m in ['02:00:00:%02x:%02x:01' % (i >> 8, i & 255)]]"
+        )],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || vg
+            .metric("vgate_arp_replies_total{kind=\"router\"}")
+            // The client's own refreshes of its gateway may add to it.
+            >= replies0 + u64::from(ARP_FLOOD_SENDERS)),
+        "replies: {}",
+        vg.metric("vgate_arp_replies_total{kind=\"router\"}") - replies0
+    );
+    let neighbors = vg.metric("vgate_neighbors");
+    eprintln!("after {ARP_FLOOD_SENDERS} forged senders: {neighbors} neighbours");
+    assert!(neighbors < 16_384, "{neighbors} neighbours");
+    // A next hop vgate has never resolved: a second address of the VM, which pings the
+    // inet host from it (the replies come back through SNAT to the new address).
+    lab.run(
+        Role::Client,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "10.10.1.5/24",
+            "dev",
+            &lab.client_iface(),
+        ],
+    )
+    .unwrap();
+    let full = "vgate_drops_total{stage=\"rewrite\",reason=\"neighbor_table_full\"}";
+    let full0 = vg.metric(full);
+    let out = lab
+        .exec(
+            Role::Client,
+            &["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "2"]
+                .into_iter()
+                .chain(["-I", "10.10.1.5", lab::INET_ADDR])
+                .collect::<Vec<_>>(),
+        )
+        .expect("ping");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(lab::parse_ping_summary(&summary), Some((3, 3)), "{summary}");
+    assert_eq!(vg.metric(full), full0, "refused for a full table");
+    let rss1 = rss_kib(pid);
+    eprintln!("RSS {rss0} -> {rss1} KiB");
+    assert!(rss1.saturating_sub(rss0) < RSS_BOUND_KIB);
+    drop(vg);
+    drop(generator);
+}
