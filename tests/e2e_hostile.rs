@@ -257,7 +257,7 @@ fn arp_spoofing_does_not_poison_and_foreign_requests_go_unanswered() {
             "vgate answered on the {side} side:\n{}",
             describe(&replies)
         );
-        let att = craft_mac(ATTACKER_MAC);
+        let att = mac_bytes(ATTACKER_MAC);
         let to_attacker: Vec<_> = out.iter().filter(|f| f[0..6] == att).cloned().collect();
         assert!(
             to_attacker.is_empty(),
@@ -280,7 +280,7 @@ fn arp_spoofing_does_not_poison_and_foreign_requests_go_unanswered() {
 }
 
 /// A MAC in `aa:bb:..` form as bytes.
-fn craft_mac(s: &str) -> [u8; 6] {
+fn mac_bytes(s: &str) -> [u8; 6] {
     let v: Vec<u8> = s
         .split(':')
         .map(|b| u8::from_str_radix(b, 16).unwrap())
@@ -565,7 +565,7 @@ fn geneve_from_unknown_chassis_or_with_bogus_headers_is_dropped() {
         describe(&replies)
     );
     assert!(
-        contains(&answer[0], &craft_mac(GENEVE_GW_MAC)),
+        contains(&answer[0], &mac_bytes(GENEVE_GW_MAC)),
         "the reply carries the gateway MAC"
     );
     drop(cap);

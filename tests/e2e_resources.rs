@@ -18,6 +18,9 @@
 //! preallocated tables), and the second 100,000-flow flood, which meets a full table, grows
 //! it by less than [`SECOND_FLOOD_BOUND_KIB`] (4 MiB, half of what unbounded sessions would
 //! take).
+//!
+//! A second test floods the gateway with ARP requests from 17,000 forged on-link senders:
+//! the neighbour table must stay bounded and keep room for next hops vgate resolves itself.
 
 mod common;
 
