@@ -83,6 +83,7 @@ drop_reasons! {
     NatSessionTableFull => ("nat", "session_table_full", "New SNAT session refused: the table holds snat.max_sessions already."),
     NatUnsupportedProtocol => ("nat", "unsupported_protocol", "Tenant packet for SNAT that is not TCP, UDP or ICMP echo (PAT needs a port or identifier)."),
     NatFragment => ("nat", "fragment", "Non-first fragment of a tenant packet for SNAT: it carries no port and vgate does not reassemble."),
+    NatSpoofedSource => ("nat", "spoofed_source", "Packet from the wire whose source is one of vgate's floating IPs or SNAT addresses: only vgate sends from those (ingress filtering, RFC 2827)."),
     NatHandoffQueueFull => ("nat", "handoff_queue_full", "SNAT return packet for a session of another worker, whose handoff queue was full."),
     GeneveUnknownChassis => ("geneve", "unknown_chassis", "Geneve packet from an underlay address that is no configured chassis."),
     GeneveMalformed => ("geneve", "malformed", "Geneve packet that is truncated, has a bad option list, a UDP length that does not fit, or carries no Ethernet frame (RFC 8926 3.4)."),

@@ -160,14 +160,22 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         b.set_next(i, Next::Route);
         let d = b.desc[i];
         let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
-        let (dst, ttl) = {
+        let (src, dst, ttl) = {
             let ip = ipv4::Packet::new_unchecked(&l3[..]);
-            (ip.dst_u32(), ip.ttl())
+            (ip.src_u32(), ip.dst_u32(), ip.ttl())
         };
         // Route reads the destination and TTL from the batch (packets handed over by another
         // worker enter here without them).
         b.dst[i] = dst;
         b.meta[i].ttl = ttl;
+
+        // Ingress filtering (RFC 2827): only vgate sends from its floating IPs and SNAT
+        // addresses, and its own packets never enter here. Forwarded, such a packet would
+        // reach a tenant disguised as translated traffic of another tenant.
+        if snap.fip_by_external.contains_key(&src) || snap.snat_by_external.contains_key(&src) {
+            b.drop(i, DropReason::NatSpoofedSource);
+            continue;
+        }
 
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
         if let Some(&fi) = snap.fip_by_external.get(&dst) {

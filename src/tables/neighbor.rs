@@ -39,6 +39,9 @@ impl Default for NeighborConfig {
     }
 }
 
+/// A reachable entry unused for this many `reachable_ns` is removed by [`NeighborTable::tick`].
+pub const STALE_FACTOR: u64 = 2;
+
 /// A multiplicative hasher for the (port, ip) keys: cheap and well mixed for integers.
 #[derive(Default)]
 pub struct IntHasher(u64);
@@ -234,7 +237,8 @@ impl NeighborTable {
     }
 
     /// Record that `ip` on `port` is at `mac` (RFC 826 merge). An existing entry is always
-    /// updated; a new one is created only when `create` (we asked, or the sender asked us).
+    /// updated; a new one is created only when `create` (the sender asked us) and the table
+    /// keeps room after it for every resolution vgate can still start (free hold slots).
     /// Packets that were waiting are appended to `released`. Returns false if nothing was
     /// recorded (no entry and not `create`, or the table is full).
     pub fn learn(
@@ -247,7 +251,10 @@ impl NeighborTable {
         released: &mut Vec<Desc>,
     ) -> bool {
         let k = key(port, ip);
-        let room = self.map.len() < self.cfg.max_entries;
+        // Entries nobody asked vgate to resolve leave room for the resolutions vgate can
+        // still start: a flood of ARP from forged on-link senders must not keep it from
+        // resolving its own next hops.
+        let room = self.map.len() + self.free_slots.len() < self.cfg.max_entries;
         match self.map.get_mut(&k) {
             Some(st) => {
                 if let State::Incomplete { slot, .. } = *st {
@@ -317,6 +324,14 @@ impl NeighborTable {
                         *next_probe = now + cfg.retry_ns;
                         out.requests.push((port, ip));
                     }
+                }
+                // Unused since it was confirmed (use past `reachable_ns` turns it into Probe):
+                // forget it, as Linux collects stale entries, so entries learned from
+                // senders that never come back do not fill the table for good.
+                State::Reachable { confirmed, .. }
+                    if now.saturating_sub(*confirmed) > STALE_FACTOR * cfg.reachable_ns =>
+                {
+                    dead.push((*k, None));
                 }
                 State::Probe {
                     probes, next_probe, ..
@@ -443,6 +458,35 @@ mod tests {
         assert!(t.learn(0, 10, MAC, 0, true, &mut rel));
         assert!(t.learn(0, 11, MAC, 0, true, &mut rel));
         assert!(!t.learn(0, 12, MAC, 0, true, &mut rel), "max_entries bound");
+    }
+
+    #[test]
+    fn learning_leaves_room_for_own_resolutions() {
+        let mut t = small();
+        let mut rel = Vec::new();
+        // max_entries 4, max_unresolved 2: senders asking us may fill 2 entries.
+        assert!(t.learn(0, 10, MAC, 0, true, &mut rel));
+        assert!(t.learn(0, 11, MAC, 0, true, &mut rel));
+        assert!(!t.learn(0, 12, MAC, 0, true, &mut rel), "reserve kept");
+        // vgate's own next hops still resolve.
+        assert_eq!(t.resolve(0, 1, d(0), 0), Resolve::Held { request: true });
+        assert_eq!(t.resolve(0, 2, d(1), 0), Resolve::Held { request: true });
+        assert!(t.learn(0, 1, MAC, 1, false, &mut rel));
+        assert_eq!(t.resolve(0, 1, d(2), 2), Resolve::Hit(MAC));
+    }
+
+    #[test]
+    fn unused_reachable_entries_are_collected() {
+        let mut t = small();
+        let mut rel = Vec::new();
+        assert!(t.learn(0, 10, MAC, 0, true, &mut rel));
+        let r = t.config().reachable_ns;
+        let mut out = TickOutput::default();
+        t.tick(STALE_FACTOR * r, &mut out);
+        assert!(t.contains(0, 10), "not stale yet");
+        t.tick(STALE_FACTOR * r + 1, &mut out);
+        assert!(!t.contains(0, 10), "stale entry removed");
+        assert!(out.requests.is_empty() && out.failed.is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use vgate::lab::{self, Lab, LabSpec, Role, RouterMode};
 
+pub mod craft;
 pub mod ovs;
 mod vgate_proc;
 #[allow(unused_imports)]
