@@ -63,6 +63,7 @@ drop_reasons! {
     Ip4BadHeaderLength => ("ip4_input", "bad_header_length", "IHL below 5 or total length below the header length (RFC 1812 5.2.2)."),
     Ip4BadChecksum => ("ip4_input", "bad_checksum", "IPv4 header checksum does not verify (RFC 1812 5.2.2)."),
     Ip4MartianSource => ("ip4_input", "martian_source", "Source is 0/8, 127/8, multicast, reserved or broadcast (RFC 1812 5.3.7)."),
+    Ip4OwnSource => ("ip4_input", "own_source", "Source is one of vgate's own addresses (a port address or a network gateway): spoofed (RFC 1812 5.3.7)."),
     Ip4MartianDestination => ("ip4_input", "martian_destination", "Destination is 0/8, 127/8, multicast, reserved or limited broadcast (RFC 1812 5.3.7)."),
     Ip4LocalFragment => ("ip4_input", "local_fragment", "Fragment addressed to vgate itself (it does not reassemble)."),
     Ip4LocalUnsupported => ("ip4_input", "local_unsupported", "Non-ICMP packet for vgate's own address: answered with port unreachable (UDP, TCP) or protocol unreachable."),

@@ -309,7 +309,8 @@ fn floating_ip_and_snat_address_as_source_are_dropped() {
             // floating IP itself.
             udp(FIP, "10.10.1.2", "SPOOF-1"),
             udp(FIP, FIP, "SPOOF-2"),
-            // Posing as the SNAT address (also vgate's own).
+            // Posing as the SNAT address, which is also vgate's own port address: ip4_input
+            // drops it before NAT sees it.
             udp("203.0.113.2", "10.10.1.2", "SPOOF-3"),
             // The control: the same packet from a legitimate source is forwarded.
             udp("203.0.113.1", "10.10.1.2", "CONTROL-1"),
@@ -324,7 +325,11 @@ fn floating_ip_and_snat_address_as_source_are_dropped() {
              /UDP(sport=4000, dport=7777)/Raw(b\"SPOOF-4\")"
         )],
     );
-    assert_drops(&h.vg, &before, &[("nat", "spoofed_source", 4)]);
+    assert_drops(
+        &h.vg,
+        &before,
+        &[("nat", "spoofed_source", 3), ("ip4_input", "own_source", 1)],
+    );
     let out_int = h.vgate_frames_int(cap_int);
     let out_ext = h.vgate_frames_ext(cap_ext);
     let all: Vec<_> = out_int.iter().chain(&out_ext).collect();

@@ -378,6 +378,50 @@ fn bad_ipv4_headers_dropped_with_reasons() {
 }
 
 #[test]
+fn our_own_addresses_as_source_are_dropped() {
+    let mut h = Harness::new(CONF);
+    // Each of vgate's addresses, claimed from the other side; and one that only shares the
+    // last octet with ours (the pre-filter's false positive) must still be forwarded.
+    h.inject(
+        "external",
+        &arp_reply(UPSTREAM_MAC, "203.0.113.1", EXT_MAC, "203.0.113.2"),
+    );
+    h.run();
+    for (port, src_mac, dst_mac, src) in [
+        ("external", UPSTREAM_MAC, EXT_MAC, "203.0.113.2"),
+        ("external", UPSTREAM_MAC, EXT_MAC, "10.10.1.1"),
+        ("internal", CLIENT_MAC, INT_MAC, "10.10.1.1"),
+        ("internal", CLIENT_MAC, INT_MAC, "203.0.113.2"),
+    ] {
+        let f = udp(src_mac, dst_mac, src, "198.51.100.7", 64, 1, 2, 8);
+        h.inject(port, &f);
+    }
+    h.run();
+    assert!(h.tx("external").is_empty());
+    assert!(h.tx("internal").is_empty());
+    assert_eq!(h.drops(DropReason::Ip4OwnSource), 4);
+    let lookalike = udp(
+        CLIENT_MAC,
+        INT_MAC,
+        "10.10.1.2",
+        "198.51.100.7",
+        64,
+        1,
+        2,
+        8,
+    );
+    let mut same_octet = lookalike.clone();
+    same_octet[29] = 1; // 10.10.1.2 -> 10.10.1.1's last octet on another address
+    same_octet[28] = 7; // 10.10.7.1: not ours
+    fix_ip_checksum(&mut same_octet);
+    h.inject("internal", &same_octet);
+    h.run();
+    assert_eq!(h.tx("external").len(), 1, "10.10.7.1 is not ours");
+    assert_eq!(h.drops(DropReason::Ip4OwnSource), 4);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
+#[test]
 fn l2_filtering() {
     let mut h = Harness::new(CONF);
     let other = udp(

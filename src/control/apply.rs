@@ -11,8 +11,8 @@ use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::IntMap;
 use crate::tables::{
-    ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, PortArp, PortInfo,
-    RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
+    ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, OwnAddrs, PortArp,
+    PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
 };
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
@@ -485,6 +485,7 @@ pub fn build_snapshot(
         network_by_vni,
         endpoints,
         endpoint_by_ip,
+        own: OwnAddrs::new(locals.iter().map(|&(a, _)| a)),
     })
 }
 

@@ -26,6 +26,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 && total <= d.len as usize - ETH
                 && checksum::header20_ok(h)
                 && !(martian(h[12]) | martian(h[16]))
+                && !ctx.snap.own.maybe(h[15])
             {
                 b.desc[i].len = (ETH + total) as u32;
                 b.dst[i] = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
@@ -83,6 +84,9 @@ fn check_slow(ctx: &Ctx, b: &Batch, i: usize) -> Result<(usize, u32, u8), DropRe
     let ip = ipv4::Packet::new_unchecked(l3);
     if class::is_martian_source(ip.src_u32()) {
         Err(DropReason::Ip4MartianSource)
+    } else if ctx.snap.own.contains(ip.src_u32()) {
+        // RFC 1812 section 5.3.7: an invalid source; nobody else may use ours.
+        Err(DropReason::Ip4OwnSource)
     } else if class::is_martian_destination(ip.dst_u32()) {
         Err(DropReason::Ip4MartianDestination)
     } else {

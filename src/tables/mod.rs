@@ -154,6 +154,40 @@ pub struct Snapshot {
     pub endpoints: Vec<EndpointInfo>,
     /// Endpoint index by IP (tenant subnets never overlap).
     pub endpoint_by_ip: IntMap<u32, u16>,
+    /// vgate's own addresses (ports, gateways): never a valid source of a received packet.
+    pub own: OwnAddrs,
+}
+
+/// A small set of addresses with a one-load pre-filter on the last octet, for a check that
+/// runs on every received packet and almost never matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnAddrs {
+    last_octet: [u64; 4],
+    addrs: Vec<u32>,
+}
+
+impl OwnAddrs {
+    pub fn new(addrs: impl IntoIterator<Item = u32>) -> OwnAddrs {
+        let mut o = OwnAddrs::default();
+        for a in addrs {
+            if !o.addrs.contains(&a) {
+                let b = (a & 0xff) as usize;
+                o.last_octet[b / 64] |= 1 << (b % 64);
+                o.addrs.push(a);
+            }
+        }
+        o
+    }
+
+    /// False means `a` is certainly not ours; true means look with [`OwnAddrs::contains`].
+    #[inline(always)]
+    pub fn maybe(&self, last_octet: u8) -> bool {
+        self.last_octet[usize::from(last_octet / 64)] & (1 << (last_octet % 64)) != 0
+    }
+
+    pub fn contains(&self, a: u32) -> bool {
+        self.maybe(a as u8) && self.addrs.contains(&a)
+    }
 }
 
 /// Route values (LPM payloads) from this one up name a Geneve network (value - base)
