@@ -349,6 +349,15 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut key = [0u64; MAX_BATCH];
     let mut home = [0usize; MAX_BATCH];
     let mut pending = 0u64;
+    // Tenant networks span [lo, hi] (ranges sorted by start, never overlapping): most
+    // destinations are outside and need no search. The last source network found is tried
+    // first, since a batch tends to come from few networks.
+    let ranges = &snap.network_ranges;
+    let (lo, hi) = match (ranges.first(), ranges.last()) {
+        (Some(f), Some(l)) => (f.0, l.1),
+        _ => (1, 0),
+    };
+    let mut last_net: (u32, u32, u16) = (1, 0, 0);
     for i in bits(mask) {
         let m = b.meta[i];
         if m.nat_done {
@@ -367,7 +376,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let proto_num = h[9];
         // Only tenant sources leaving the tenant networks are translated.
-        if snap.network_of(dst).is_some() {
+        if (lo..=hi).contains(&dst) && snap.network_of(dst).is_some() {
             continue;
         }
         if let Some(fi) = snap.fip_by_internal.lookup(src) {
@@ -379,8 +388,15 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             ctx.stats.fip_out[f.slot as usize].add(1);
             continue;
         }
-        let Some(net) = snap.network_of(src) else {
-            continue;
+        let net = if (last_net.0..=last_net.1).contains(&src) {
+            last_net.2
+        } else {
+            let Some(net) = snap.network_of(src) else {
+                continue;
+            };
+            let n = &snap.networks[net as usize];
+            last_net = (n.subnet, n.subnet | !crate::tables::mask(n.len), net);
+            net
         };
         let Some(ri) = snap.networks[net as usize].snat else {
             continue;
