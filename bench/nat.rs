@@ -1,7 +1,17 @@
 //! NAT cost per packet on the in-memory backend, batch 64, one core: floating IP DNAT
 //! inbound, floating IP SNAT outbound, and SNAT (PAT) on existing sessions with 1,000,000
-//! sessions in the tables. Each iteration restores 64 template frames (a frame-sized copy per
-//! packet, included in the figure) and runs them through every stage.
+//! sessions in the tables.
+//!
+//! `nat/fip_dnat_in`, `nat/fip_snat_out`, `nat/snat_existing_1m_sessions`: each iteration
+//! restores 64 template frames (a frame-sized copy per packet, included in the figure) and
+//! runs them through every stage (l2_input, ip4_input, nat_in, route, nat_out, rewrite): the
+//! whole pipeline's cost per packet, NAT included.
+//!
+//! `nat/stage_*`: the NAT stage alone. Each iteration restores the 64 frames and queues them
+//! where ip4_input (for nat_in) or route (for nat_out) would have left them, then runs only
+//! that stage. `stage_restore_only` does the same without running the stage: the stage's own
+//! cost is the difference.
+//!
 //! Run: `cargo bench --bench nat`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -11,7 +21,7 @@ use vgate::control::apply::build_snapshot;
 use vgate::control::config::Config;
 use vgate::io::{Desc, FramePool};
 use vgate::metrics::WorkerStats;
-use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
+use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, Meta, Next, TxQueues, WorkerState};
 use vgate::tables::Snapshot;
 use vgate::tables::nat::Proto;
 use vgate::tables::neighbor::NeighborConfig;
@@ -153,6 +163,46 @@ impl Bench {
         }
         sent
     }
+
+    /// Restore `frames` and queue them at `stage` as the stage before it leaves them (the
+    /// destination and TTL in the batch; for nat_out also the route result); then run the
+    /// stage alone if `run`. Returns the packets headed for route or rewrite, or still at `stage`: not dropped.
+    fn stage(&mut self, frames: &[Vec<u8>], stage: Next, run: bool) -> u32 {
+        self.batch.clear();
+        let (rx_port, tx_port) = if stage == Next::NatIn { (0, 1) } else { (1, 0) };
+        for (i, f) in frames.iter().enumerate() {
+            let mut d = self.descs[i];
+            d.len = f.len() as u32;
+            self.pool.bytes_mut(&d).copy_from_slice(f);
+            let meta = Meta {
+                rx_port,
+                tx_port,
+                ttl: f[22],
+                nexthop: u32::from_be_bytes([f[30], f[31], f[32], f[33]]),
+                ..Meta::default()
+            };
+            self.batch.push(d, meta, stage);
+            self.batch.dst[i] = meta.nexthop;
+        }
+        if run {
+            let mut ctx = Ctx {
+                snap: &self.snap,
+                pool: &mut self.pool,
+                state: &mut self.state,
+                stats: &self.stats,
+                tx: &mut self.tx,
+                now: 1_000,
+            };
+            let mask = self.batch.mask(stage);
+            if stage == Next::NatIn {
+                pipeline::nat::run_in(&mut ctx, &mut self.batch, mask);
+            } else {
+                pipeline::nat::run_out(&mut ctx, &mut self.batch, mask);
+            }
+        }
+        (self.batch.mask(Next::Route) | self.batch.mask(Next::Rewrite) | self.batch.mask(stage))
+            .count_ones()
+    }
 }
 
 fn nat(c: &mut Criterion) {
@@ -197,6 +247,14 @@ fn nat(c: &mut Criterion) {
         bn.iter(|| black_box(b.run(&outbound, 1)))
     });
     assert_eq!(b.stats.total_drops(), 0);
+    let mut stage = |name: &str, frames: &[Vec<u8>], next: Next, run: bool| {
+        assert_eq!(b.stage(frames, next, run), MAX_BATCH as u32);
+        g.bench_function(name, |bn| bn.iter(|| black_box(b.stage(frames, next, run))));
+    };
+    stage("stage_restore_only", &inbound, Next::NatIn, false);
+    stage("stage_fip_dnat_in", &inbound, Next::NatIn, true);
+    stage("stage_fip_snat_out", &outbound, Next::NatOut, true);
+    assert_eq!(b.stats.total_drops(), 0);
 
     // SNAT with 1,000,000 sessions; packets of random existing sessions.
     let mut b = Bench::new();
@@ -237,6 +295,13 @@ fn nat(c: &mut Criterion) {
         0,
         "every packet hit an existing session"
     );
+    g.bench_function("stage_snat_existing_1m_sessions", |bn| {
+        bn.iter(|| {
+            round += 1;
+            black_box(b.stage(&sets[round % sets.len()], Next::NatOut, true))
+        })
+    });
+    assert_eq!(b.stats.total_drops(), 0);
     g.finish();
 }
 

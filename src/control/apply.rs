@@ -7,6 +7,7 @@
 
 use super::config::Config;
 use crate::metrics::{ArpKind, MAX_FIPS};
+use crate::tables::addrmap::AddrMap;
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::IntMap;
@@ -312,8 +313,8 @@ pub fn build_snapshot(
     // Floating IPs: answered on the port whose subnet holds the external address.
     let mut networks = networks;
     let mut fips = Vec::with_capacity(cfg.floating_ips.len());
-    let mut fip_by_external = IntMap::default();
-    let mut fip_by_internal = IntMap::default();
+    let mut fip_by_external = AddrMap::default();
+    let mut fip_by_internal = AddrMap::default();
     if cfg.floating_ips.len() > MAX_FIPS {
         return Err(format!(
             "{} floating IPs configured; at most {MAX_FIPS} are supported",
@@ -466,6 +467,11 @@ pub fn build_snapshot(
         });
     }
 
+    let nat_sources = OwnAddrs::new(
+        fips.iter()
+            .map(|f| f.external)
+            .chain(snat.iter().map(|r| r.params.external)),
+    );
     Ok(Snapshot {
         generation,
         ports,
@@ -486,6 +492,7 @@ pub fn build_snapshot(
         endpoints,
         endpoint_by_ip,
         own: OwnAddrs::new(locals.iter().map(|&(a, _)| a)),
+        nat_sources,
     })
 }
 

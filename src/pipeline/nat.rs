@@ -10,11 +10,12 @@
 //! the embedded header translated too (RFC 5508 section 4.2, RFC 7857 section 3.4 behaviour),
 //! so traceroute and path-MTU discovery work through a floating IP and through SNAT.
 
-use super::{Batch, Ctx, Next, bits};
+use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use crate::metrics::DropReason;
-use crate::tables::nat::{Proto, SnatError, port_owner};
+use crate::tables::Snapshot;
+use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
 use crate::wire::ethernet::HEADER_LEN as ETH;
-use crate::wire::{checksum, icmp, ipv4, tcp, udp};
+use crate::wire::{checksum, icmp, ipv4};
 
 /// Which address of a packet a translation rewrites.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -27,27 +28,86 @@ enum Side {
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
 
-/// Rewrite the source or destination address of the IPv4 packet at `l3` and patch the IP
-/// header and (first-fragment) TCP/UDP checksums. Returns the old address.
-#[inline]
-fn rewrite_addr(l3: &mut [u8], side: Side, new: u32) -> u32 {
-    let mut ip = ipv4::Packet::new_unchecked(&mut l3[..]);
-    let old = match side {
-        Side::Src => ip.rewrite_src(new),
-        Side::Dst => ip.rewrite_dst(new),
-    };
-    if ip.frag_offset() == 0 {
-        let hl = ip.header_len();
-        let total = ip.total_len() as usize;
-        let proto = l3_protocol(l3);
-        patch_l4(&mut l3[hl..total], proto, old, new, None);
-    }
-    old
+/// RFC 1624 eqn. 3 for a 32-bit field going from `old` to `new`: the part of
+/// `~HC + ~m + m'` that does not depend on the checksum, unfolded (at most 2^18), so one
+/// address change is summed once and applied to both the IP header and the L4 checksum.
+#[inline(always)]
+fn delta32(old: u32, new: u32) -> u32 {
+    (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
 }
 
-#[inline]
-fn l3_protocol(l3: &[u8]) -> u8 {
-    l3[9]
+/// The checksum `c` updated by an unfolded `delta` (RFC 1624 eqn. 3).
+#[inline(always)]
+fn apply(c: u16, delta: u32) -> u16 {
+    !checksum::fold(u32::from(!c) + delta)
+}
+
+#[inline(always)]
+fn get16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Rewrite the source or destination address of the IPv4 packet `l3` (checked by
+/// ip4_input, trimmed to its total length) to `addr`, and with `port = Some((old, new))` the
+/// TCP/UDP port on the same side or the ICMP echo identifier. The IP header checksum and, in
+/// a first fragment, the TCP/UDP checksum (its pseudo-header holds the address, RFC 793
+/// section 3.1, RFC 768) are patched incrementally, each once (RFC 1624). Returns the old
+/// address.
+#[inline(always)]
+fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16, u16)>) -> u32 {
+    let (a, p) = match side {
+        Side::Src => (12, 0),
+        Side::Dst => (16, 2),
+    };
+    let Some(h) = l3.first_chunk_mut::<{ ipv4::HEADER_LEN }>() else {
+        return 0;
+    };
+    let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
+    h[a..a + 4].copy_from_slice(&addr.to_be_bytes());
+    let d = delta32(old, addr);
+    let c = apply(get16(h, 10), d);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let (hl, proto, frag) = (usize::from(h[0] & 0x0f) * 4, h[9], get16(h, 6) & 0x1fff);
+    if frag != 0 {
+        return old; // no L4 header in a later fragment
+    }
+    let Some(l4) = l3.get_mut(hl..) else {
+        return old;
+    };
+    let at = match proto {
+        ipv4::protocol::TCP => TCP_CSUM,
+        ipv4::protocol::UDP => UDP_CSUM,
+        ipv4::protocol::ICMP => {
+            // No pseudo-header: only the echo identifier changes the ICMP checksum.
+            if let Some((o, n)) = port
+                && l4.len() >= 8
+            {
+                l4[4..6].copy_from_slice(&n.to_be_bytes());
+                let c = checksum::update16(get16(l4, 2), o, n);
+                l4[2..4].copy_from_slice(&c.to_be_bytes());
+            }
+            return old;
+        }
+        _ => return old,
+    };
+    if l4.len() < at + 2 {
+        return old;
+    }
+    let mut d = d;
+    if let Some((o, n)) = port {
+        l4[p..p + 2].copy_from_slice(&n.to_be_bytes());
+        d += u32::from(!o) + u32::from(n);
+    }
+    let c = get16(l4, at);
+    if proto == ipv4::protocol::UDP && c == 0 {
+        return old; // no checksum (RFC 768)
+    }
+    let mut n = apply(c, d);
+    if proto == ipv4::protocol::UDP && n == 0 {
+        n = 0xffff; // a computed zero is sent as all ones (RFC 768)
+    }
+    l4[at..at + 2].copy_from_slice(&n.to_be_bytes());
+    old
 }
 
 /// Patch a TCP/UDP checksum in `l4` (which may be a truncated quote) for an address change
@@ -156,14 +216,21 @@ fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bo
 /// Before routing: DNAT to floating IPs, un-SNAT return traffic.
 pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let snap = ctx.snap;
+    // Everything goes on to route; the few packets handed off or dropped below are moved
+    // one by one.
+    b.set_next_mask(Next::NatIn, mask, Next::Route);
     for i in bits(mask) {
-        b.set_next(i, Next::Route);
         let d = b.desc[i];
         let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
-        let (src, dst, ttl) = {
-            let ip = ipv4::Packet::new_unchecked(&l3[..]);
-            (ip.src_u32(), ip.dst_u32(), ip.ttl())
+        let Some(h) = l3.first_chunk::<{ ipv4::HEADER_LEN }>() else {
+            continue;
         };
+        let (src, dst, ttl, proto_num) = (
+            u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+            h[8],
+            h[9],
+        );
         // Route reads the destination and TTL from the batch (packets handed over by another
         // worker enter here without them).
         b.dst[i] = dst;
@@ -172,16 +239,18 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Ingress filtering (RFC 2827): only vgate sends from its floating IPs and SNAT
         // addresses, and its own packets never enter here. Forwarded, such a packet would
         // reach a tenant disguised as translated traffic of another tenant.
-        if snap.fip_by_external.contains_key(&src) || snap.snat_by_external.contains_key(&src) {
+        if snap.nat_sources.maybe(src as u8) && snap.nat_sources.contains(src) {
             b.drop(i, DropReason::NatSpoofedSource);
             continue;
         }
 
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
-        if let Some(&fi) = snap.fip_by_external.get(&dst) {
-            let f = snap.fips[fi as usize];
-            rewrite_addr(l3, Side::Dst, f.internal);
-            translate_quote(l3, Side::Src, f.internal, None);
+        if let Some(fi) = snap.fip_by_external.lookup(dst) {
+            let f = &snap.fips[fi as usize];
+            translate(l3, Side::Dst, f.internal, None);
+            if proto_num == ipv4::protocol::ICMP {
+                translate_quote(l3, Side::Src, f.internal, None);
+            }
             b.dst[i] = f.internal;
             b.meta[i].nat_done = true;
             ctx.stats.fip_in[f.slot as usize].add(1);
@@ -189,53 +258,57 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
 
         // SNAT return traffic.
-        let Some(&ri) = snap.snat_by_external.get(&dst) else {
-            continue;
-        };
-        let ri = usize::from(ri);
-        let rule = &snap.snat[ri];
-        let proto_num = ipv4::Packet::new_unchecked(&l3[..]).protocol();
-        let hl = ipv4::Packet::new_unchecked(&l3[..]).header_len();
-        let is_local = snap.is_local(dst);
-        let Some((proto, port, err)) = return_key(l3, proto_num, hl) else {
-            no_session(b, i, is_local);
-            continue;
-        };
-        let owner = port_owner(&rule.params, ctx.state.workers, port);
-        match owner {
-            Some(w) if w != ctx.state.worker => {
-                b.meta[i].handoff_to = w as u8;
-                b.set_next(i, Next::Handoff);
-                continue;
-            }
-            None => {
-                no_session(b, i, is_local);
-                continue;
-            }
-            Some(_) => {}
+        if let Some(ri) = snap.snat_by_external.lookup(dst) {
+            snat_in(ctx, b, i, usize::from(ri), dst, proto_num);
         }
-        let flags = if proto == Proto::Tcp && !err && l3.len() >= hl + 14 {
-            l3[hl + 13]
-        } else {
-            0
-        };
-        let Some(table) = ctx.state.snat.get_mut(ri).and_then(|t| t.as_mut()) else {
-            no_session(b, i, is_local);
-            continue;
-        };
-        let Some((in_ip, in_port)) = table.inbound(proto, port, flags, ctx.now) else {
-            no_session(b, i, is_local);
-            continue;
-        };
-        rewrite_addr(l3, Side::Dst, in_ip);
-        b.dst[i] = in_ip;
-        if err {
-            translate_quote(l3, Side::Src, in_ip, Some(in_port));
-        } else {
-            set_port(l3, proto, Side::Dst, port, in_port);
-        }
-        b.meta[i].nat_done = true;
     }
+}
+
+/// Un-SNAT packet `i`, sent to the external address of rule `ri`: find its session (or the
+/// worker that owns it) and rewrite the destination back to the inside endpoint.
+#[inline]
+fn snat_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, dst: u32, proto_num: u8) {
+    let snap = ctx.snap;
+    let rule = &snap.snat[ri];
+    let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let Some((proto, port, err)) = return_key(l3, proto_num, hl) else {
+        no_session(snap, b, i, dst);
+        return;
+    };
+    match port_owner(&rule.params, ctx.state.workers, port) {
+        Some(w) if w != ctx.state.worker => {
+            b.meta[i].handoff_to = w as u8;
+            b.set_next(i, Next::Handoff);
+            return;
+        }
+        None => {
+            no_session(snap, b, i, dst);
+            return;
+        }
+        Some(_) => {}
+    }
+    let flags = if proto == Proto::Tcp && !err && l3.len() >= hl + 14 {
+        l3[hl + 13]
+    } else {
+        0
+    };
+    let Some(table) = ctx.state.snat.get_mut(ri).and_then(|t| t.as_mut()) else {
+        no_session(snap, b, i, dst);
+        return;
+    };
+    let Some((in_ip, in_port)) = table.inbound(proto, port, flags, ctx.now) else {
+        no_session(snap, b, i, dst);
+        return;
+    };
+    b.dst[i] = in_ip;
+    if err {
+        translate(l3, Side::Dst, in_ip, None);
+        translate_quote(l3, Side::Src, in_ip, Some(in_port));
+    } else {
+        translate(l3, Side::Dst, in_ip, Some((port, in_port)));
+    }
+    b.meta[i].nat_done = true;
 }
 
 /// The session key of a packet to an SNAT address: (protocol, external port, is an ICMP
@@ -266,148 +339,190 @@ fn return_key(l3: &[u8], proto_num: u8, hl: usize) -> Option<(Proto, u16, bool)>
     }
 }
 
-/// A packet to an SNAT address without a session: vgate's own traffic if the address is
+/// A packet to SNAT address `dst` without a session: vgate's own traffic if the address is
 /// one of its own, else dropped.
-#[inline]
-fn no_session(b: &mut Batch, i: usize, is_local: bool) {
-    if !is_local {
+#[inline(never)]
+fn no_session(snap: &Snapshot, b: &mut Batch, i: usize, dst: u32) {
+    if !snap.is_local(dst) {
         b.drop(i, DropReason::NatNoSession);
     }
 }
 
-/// Rewrite the TCP/UDP port (or ICMP echo identifier) on `side` from `old` to `new`.
-#[inline]
-fn set_port(l3: &mut [u8], proto: Proto, side: Side, old: u16, new: u16) {
-    let hl = ipv4::Packet::new_unchecked(&l3[..]).header_len();
-    let total = ipv4::Packet::new_unchecked(&l3[..]).total_len() as usize;
-    let l4 = &mut l3[hl..total];
-    match proto {
-        Proto::Tcp => {
-            let mut t = tcp::Packet::new_unchecked(l4);
-            match side {
-                Side::Src => t.set_src_port(new),
-                Side::Dst => t.set_dst_port(new),
-            }
-            t.patch_checksum16(old, new);
-        }
-        Proto::Udp => {
-            let mut u = udp::Packet::new_unchecked(l4);
-            match side {
-                Side::Src => u.set_src_port(new),
-                Side::Dst => u.set_dst_port(new),
-            }
-            u.patch_checksum16(old, new);
-        }
-        Proto::Icmp => {
-            let mut m = icmp::Packet::new_unchecked(l4);
-            m.set_echo_ident(new);
-            let c = checksum::update16(m.checksum(), old, new);
-            m.set_checksum(c);
-        }
-    }
-}
-
 /// After routing: source translation for tenant traffic leaving toward the outside.
+///
+/// Two passes over the batch: the first classifies every packet, translates floating-IP
+/// traffic and, for SNAT, computes the session key and prefetches its slot; the second looks
+/// the sessions up and translates. With a million sessions nearly every slot is a cache miss;
+/// issued together, the misses of a batch overlap.
 pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let snap = ctx.snap;
+    b.set_next_mask(Next::NatOut, mask, Next::Rewrite);
+    // SNAT packets waiting for their session: rule, inside key, home slot.
+    let mut rule = [0u16; MAX_BATCH];
+    let mut key = [0u64; MAX_BATCH];
+    let mut home = [0usize; MAX_BATCH];
+    let mut pending = 0u64;
+    // Tenant networks span [lo, hi] (ranges sorted by start, never overlapping): most
+    // destinations are outside and need no search. The last source network found is tried
+    // first, since a batch tends to come from few networks.
+    let ranges = &snap.network_ranges;
+    let (lo, hi) = match (ranges.first(), ranges.last()) {
+        (Some(f), Some(l)) => (f.0, l.1),
+        _ => (1, 0),
+    };
+    let mut last_net: (u32, u32, u16) = (1, 0, 0);
     for i in bits(mask) {
-        b.set_next(i, Next::Rewrite);
         let m = b.meta[i];
         if m.nat_done {
             continue;
         }
         let d = b.desc[i];
-        let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
-        let (src, dst) = {
-            let ip = ipv4::Packet::new_unchecked(&l3[..]);
-            (ip.src_u32(), ip.dst_u32())
-        };
         if m.local_origin {
-            // vgate's own ICMP error about a packet it had DNATed: quote the original
-            // destination (the floating IP), so the sender matches it to its flow.
-            if let Some((q, _)) = quote(l3) {
-                let qdst = u32::from_be_bytes([l3[q + 16], l3[q + 17], l3[q + 18], l3[q + 19]]);
-                if let Some(&fi) = snap.fip_by_internal.get(&qdst) {
-                    translate_quote(l3, Side::Dst, snap.fips[fi as usize].external, None);
-                }
-            }
+            local_origin_out(snap, &mut ctx.pool.bytes_mut(&d)[ETH..]);
             continue;
         }
+        let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
+        let Some(h) = l3.first_chunk::<{ ipv4::HEADER_LEN }>() else {
+            continue;
+        };
+        let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+        let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+        let proto_num = h[9];
         // Only tenant sources leaving the tenant networks are translated.
-        if snap.network_of(dst).is_some() {
+        if (lo..=hi).contains(&dst) && snap.network_of(dst).is_some() {
             continue;
         }
-        if let Some(&fi) = snap.fip_by_internal.get(&src) {
-            let f = snap.fips[fi as usize];
-            rewrite_addr(l3, Side::Src, f.external);
-            translate_quote(l3, Side::Dst, f.external, None);
+        if let Some(fi) = snap.fip_by_internal.lookup(src) {
+            let f = &snap.fips[fi as usize];
+            translate(l3, Side::Src, f.external, None);
+            if proto_num == ipv4::protocol::ICMP {
+                translate_quote(l3, Side::Dst, f.external, None);
+            }
             ctx.stats.fip_out[f.slot as usize].add(1);
             continue;
         }
-        let Some(net) = snap.network_of(src) else {
-            continue;
+        let net = if (last_net.0..=last_net.1).contains(&src) {
+            last_net.2
+        } else {
+            let Some(net) = snap.network_of(src) else {
+                continue;
+            };
+            let n = &snap.networks[net as usize];
+            last_net = (n.subnet, n.subnet | !crate::tables::mask(n.len), net);
+            net
         };
         let Some(ri) = snap.networks[net as usize].snat else {
             continue;
         };
-        let ext = snap.snat[ri as usize].params.external;
-        let ip = ipv4::Packet::new_unchecked(&l3[..]);
-        let (proto_num, hl, frag) = (ip.protocol(), ip.header_len(), ip.is_fragment());
-        let Some(proto) = Proto::from_ip(proto_num) else {
-            b.drop(i, DropReason::NatUnsupportedProtocol);
+        let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
+            b.drop(i, DropReason::NatNoSession);
             continue;
         };
-        if frag {
-            // Non-first fragments carry no ports; vgate does not reassemble.
-            b.drop(i, DropReason::NatFragment);
-            continue;
-        }
-        if proto == Proto::Icmp {
-            let t = l3.get(hl).copied().unwrap_or(0xff);
-            if icmp::is_error_type(t) {
-                // An error from a tenant host about an inbound packet: the quote's
-                // destination is the inside endpoint of a session.
-                if let Some((q, qhl)) = quote(l3)
-                    && let Some(qp) = Proto::from_ip(l3[q + 9])
-                    && let Some(qport) = key_port(&l3[q + qhl..], qp, 2)
-                    && let Some(Some(table)) = ctx.state.snat.get_mut(ri as usize)
-                    && let Some(ext_port) = table.lookup_outbound(qp, src, qport, ctx.now)
-                {
-                    rewrite_addr(l3, Side::Src, ext);
-                    translate_quote(l3, Side::Dst, ext, Some(ext_port));
-                    continue;
-                }
-                b.drop(i, DropReason::NatNoSession);
-                continue;
+        match session_key(l3) {
+            Ok((proto, port)) => {
+                let k = inside_key(proto, src, port);
+                let hm = table.hash(k);
+                table.prefetch(hm);
+                (rule[i], key[i], home[i]) = (ri, k, hm);
+                pending |= 1 << i;
             }
-            if t != icmp::msg::ECHO_REQUEST {
-                b.drop(i, DropReason::NatUnsupportedProtocol);
-                continue;
-            }
+            Err(SlowOut::Drop(r)) => b.drop(i, r),
+            Err(SlowOut::IcmpError) => icmp_error_out(ctx, b, i, usize::from(ri), src),
         }
-        let Some(port) = key_port(&l3[hl..], proto, 0) else {
-            b.drop(i, DropReason::NatUnsupportedProtocol);
+    }
+    let now = ctx.now;
+    for i in bits(pending) {
+        let Some(Some(table)) = ctx.state.snat.get_mut(usize::from(rule[i])) else {
             continue;
+        };
+        let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+        let hl = usize::from(l3[0] & 0x0f) * 4;
+        let k = key[i];
+        let proto = match (k >> 48) as u8 {
+            1 => Proto::Tcp,
+            2 => Proto::Udp,
+            _ => Proto::Icmp,
         };
         let flags = if proto == Proto::Tcp && l3.len() >= hl + 14 {
             l3[hl + 13]
         } else {
             0
         };
-        let Some(Some(table)) = ctx.state.snat.get_mut(ri as usize) else {
-            b.drop(i, DropReason::NatNoSession);
-            continue;
-        };
-        match table.outbound(proto, src, port, flags, ctx.now) {
+        match table.outbound_hashed(k, home[i], flags, now) {
             Ok(ext_port) => {
-                rewrite_addr(l3, Side::Src, ext);
-                set_port(l3, proto, Side::Src, port, ext_port);
+                let ext = snap.snat[usize::from(rule[i])].params.external;
+                translate(l3, Side::Src, ext, Some(((k >> 32) as u16, ext_port)));
             }
             Err(SnatError::PortsExhausted) => {
                 ctx.stats.nat_port_exhausted.add(1);
                 b.drop(i, DropReason::NatPortExhausted);
             }
             Err(SnatError::TableFull) => b.drop(i, DropReason::NatSessionTableFull),
+        }
+    }
+}
+
+/// Why an outbound SNAT packet has no session key of its own.
+enum SlowOut {
+    Drop(DropReason),
+    /// An ICMP error from a tenant host: translated by the session it is about.
+    IcmpError,
+}
+
+/// The session of an outbound packet from a tenant host: (protocol, source port or echo
+/// identifier), read from the IPv4 packet `l3` that ip4_input checked.
+#[inline(always)]
+fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    let Some(proto) = Proto::from_ip(l3[9]) else {
+        return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
+    };
+    if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff != 0 {
+        // Fragments (MF set or an offset): non-first ones carry no ports and vgate does not
+        // reassemble.
+        return Err(SlowOut::Drop(DropReason::NatFragment));
+    }
+    if proto == Proto::Icmp {
+        let t = l3.get(hl).copied().unwrap_or(0xff);
+        if icmp::is_error_type(t) {
+            return Err(SlowOut::IcmpError);
+        }
+        if t != icmp::msg::ECHO_REQUEST {
+            return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
+        }
+    }
+    key_port(&l3[hl..], proto, 0)
+        .map(|p| (proto, p))
+        .ok_or(SlowOut::Drop(DropReason::NatUnsupportedProtocol))
+}
+
+/// An ICMP error from tenant host `src` about an inbound packet: the quote's destination is
+/// the inside endpoint of a session, whose translation the error gets; else it is dropped.
+#[inline(never)]
+fn icmp_error_out(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, src: u32) {
+    let ext = ctx.snap.snat[ri].params.external;
+    let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+    if let Some((q, qhl)) = quote(l3)
+        && let Some(qp) = Proto::from_ip(l3[q + 9])
+        && let Some(qport) = key_port(&l3[q + qhl..], qp, 2)
+        && let Some(Some(table)) = ctx.state.snat.get_mut(ri)
+        && let Some(ext_port) = table.lookup_outbound(qp, src, qport, ctx.now)
+    {
+        translate(l3, Side::Src, ext, None);
+        translate_quote(l3, Side::Dst, ext, Some(ext_port));
+        return;
+    }
+    b.drop(i, DropReason::NatNoSession);
+}
+
+/// vgate's own ICMP error about a packet it had DNATed: quote the original destination (the
+/// floating IP), so the sender matches it to its flow.
+#[inline(never)]
+fn local_origin_out(snap: &Snapshot, l3: &mut [u8]) {
+    if let Some((q, _)) = quote(l3) {
+        let qdst = u32::from_be_bytes([l3[q + 16], l3[q + 17], l3[q + 18], l3[q + 19]]);
+        if let Some(fi) = snap.fip_by_internal.lookup(qdst) {
+            translate_quote(l3, Side::Dst, snap.fips[fi as usize].external, None);
         }
     }
 }

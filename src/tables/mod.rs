@@ -4,12 +4,15 @@
 //! and swaps it in atomically; a worker loads the current one once per batch. Mutable state that
 //! the dataplane itself learns (neighbours) lives per worker in [`neighbor`].
 
+pub mod addrmap;
 pub mod lpm;
 pub mod nat;
 pub mod neighbor;
+pub mod session;
 
 use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
+use addrmap::AddrMap;
 use lpm::Lpm;
 use neighbor::IntMap;
 use std::collections::{HashMap, HashSet};
@@ -131,15 +134,15 @@ pub struct Snapshot {
     pub networks: Vec<NetworkInfo>,
     /// Floating IPs (1:1 NAT, OVN dnat_and_snat).
     pub fips: Vec<FipEntry>,
-    /// Floating IP index by external address.
-    pub fip_by_external: IntMap<u32, u16>,
+    /// Floating IP index by external address (looked up per packet: [`AddrMap`]).
+    pub fip_by_external: AddrMap,
     /// Floating IP index by internal address (internal addresses are unique: tenant subnets
     /// never overlap).
-    pub fip_by_internal: IntMap<u32, u16>,
+    pub fip_by_internal: AddrMap,
     /// SNAT rules, indexed like `NetworkInfo::snat`.
     pub snat: Vec<SnatRule>,
     /// SNAT rule index by external address.
-    pub snat_by_external: IntMap<u32, u16>,
+    pub snat_by_external: AddrMap,
     /// Tenant networks sorted by subnet start, for a binary search (subnets never overlap).
     pub network_ranges: Vec<(u32, u32, u16)>,
     /// The Geneve underlay endpoint (`[tunnel]`), when Geneve networks are served.
@@ -156,6 +159,8 @@ pub struct Snapshot {
     pub endpoint_by_ip: IntMap<u32, u16>,
     /// vgate's own addresses (ports, gateways): never a valid source of a received packet.
     pub own: OwnAddrs,
+    /// Floating IPs and SNAT addresses: sources only vgate may send from.
+    pub nat_sources: OwnAddrs,
 }
 
 /// A small set of addresses with a one-load pre-filter on the last octet, for a check that

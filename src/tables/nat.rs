@@ -9,10 +9,12 @@
 //! The rule's port range is cut into one block per worker, so the worker that owns a
 //! session is computable from the external port of a return packet ([`port_owner`]), as
 //! VPP's NAT44-ED does with its per-thread port ranges. Everything is allocated when the
-//! table is created: the session slab, the inside-key map and a direct port -> session array
-//! per protocol, so the return path is one array index and nothing grows under a flood.
+//! table is created: the sessions themselves, stored in the slots of an open-addressing table
+//! keyed by inside endpoint ([`SessionMap`], 16 bytes a session, prefetchable by batch), and a
+//! direct port -> slot array per protocol, so the return path is one array index and nothing
+//! grows under a flood.
 
-use super::neighbor::IntMap;
+use super::session::SessionMap;
 
 /// Transport protocols SNAT translates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,16 +111,6 @@ pub enum TcpState {
     Closing,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Session {
-    inside_ip: u32,
-    inside_port: u16,
-    ext_port: u16,
-    proto: Proto,
-    tcp: TcpState,
-    last: u64,
-}
-
 /// A session as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionView {
@@ -144,22 +136,71 @@ const FLAG_FIN: u8 = 0x01;
 const FLAG_SYN: u8 = 0x02;
 const FLAG_RST: u8 = 0x04;
 
+/// The session key of an inside endpoint: `(proto + 1) << 48 | port << 32 | ip`, never 0
+/// (0 marks an empty [`SessionMap`] slot).
+#[inline(always)]
+pub fn inside_key(proto: Proto, ip: u32, port: u16) -> u64 {
+    (u64::from(proto as u8 + 1) << 48) | (u64::from(port) << 32) | u64::from(ip)
+}
+
 #[inline]
-fn inside_key(proto: Proto, ip: u32, port: u16) -> u64 {
-    (u64::from(proto as u8) << 48) | (u64::from(port) << 32) | u64::from(ip)
+fn key_proto(key: u64) -> Proto {
+    match (key >> 48) as u8 {
+        1 => Proto::Tcp,
+        2 => Proto::Udp,
+        _ => Proto::Icmp,
+    }
+}
+
+/// Last-use times are kept in ticks of 2^20 ns (about 1.05 ms), so that a whole session fits
+/// the 8-byte value of a slot: `last_tick << 24 | tcp_state << 16 | external_port`. 40 bits of
+/// ticks last 36 years of uptime.
+const TICK_SHIFT: u32 = 20;
+
+/// The tick of time `now`, rounded up: a session's idle time is never overstated, so it
+/// expires at most one tick late and never early.
+#[inline(always)]
+fn tick(now: u64) -> u64 {
+    now.div_ceil(1 << TICK_SHIFT) & ((1 << 40) - 1)
+}
+
+#[inline(always)]
+fn pack(ext_port: u16, tcp: TcpState, last_tick: u64) -> u64 {
+    (last_tick << 24) | (u64::from(tcp as u8) << 16) | u64::from(ext_port)
+}
+
+#[inline(always)]
+fn ext_port_of(v: u64) -> u16 {
+    v as u16
+}
+
+#[inline(always)]
+fn tcp_of(v: u64) -> TcpState {
+    match (v >> 16) as u8 {
+        0 => TcpState::SynSent,
+        1 => TcpState::Established,
+        _ => TcpState::Closing,
+    }
+}
+
+/// Last use in ns (rounded up to the tick).
+#[inline(always)]
+fn last_of(v: u64) -> u64 {
+    (v >> 24) << TICK_SHIFT
 }
 
 pub struct SnatTable {
     params: SnatParams,
     block_first: u16,
     block_len: u16,
-    max: usize,
-    by_inside: IntMap<u64, u32>,
+    /// Sessions by inside key, stored in their slots (bounded by this worker's share of
+    /// `max_sessions`).
+    map: SessionMap,
+    /// Per protocol, external port - `block_first` -> slot of its session in `map`, or NONE.
+    /// Kept up to date when deletions move entries.
     by_port: [Box<[u32]>; 3],
-    sessions: Vec<Session>,
-    live: Vec<bool>,
-    free: Vec<u32>,
     cursor: [u16; 3],
+    /// Next slot the expiry sweep looks at.
     scan: usize,
 }
 
@@ -169,19 +210,13 @@ impl SnatTable {
     pub fn new(params: SnatParams, worker: usize, workers: usize) -> SnatTable {
         let (block_first, block_len) = port_block(&params, worker, workers);
         let max = (params.max_sessions / workers).max(1);
-        let mut by_inside = IntMap::default();
-        by_inside.reserve(max);
         let arr = || vec![NONE; usize::from(block_len)].into_boxed_slice();
         SnatTable {
             params,
             block_first,
             block_len,
-            max,
-            by_inside,
+            map: SessionMap::new(max),
             by_port: [arr(), arr(), arr()],
-            sessions: Vec::with_capacity(max),
-            live: Vec::with_capacity(max),
-            free: Vec::new(),
             cursor: [0; 3],
             scan: 0,
         }
@@ -193,35 +228,52 @@ impl SnatTable {
 
     /// Sessions alive (not yet reclaimed).
     pub fn len(&self) -> usize {
-        self.by_inside.len()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_inside.is_empty()
+        self.map.is_empty()
     }
 
-    fn timeout(&self, s: &Session) -> u64 {
+    #[inline(always)]
+    fn timeout(&self, proto: Proto, tcp: TcpState) -> u64 {
         let t = &self.params.timeouts;
-        match s.proto {
+        match proto {
             Proto::Udp => t.udp,
             Proto::Icmp => t.icmp,
-            Proto::Tcp if s.tcp == TcpState::Established => t.tcp_established,
+            Proto::Tcp if tcp == TcpState::Established => t.tcp_established,
             Proto::Tcp => t.tcp_transitory,
         }
     }
 
-    #[inline]
-    fn expired(&self, s: &Session, now: u64) -> bool {
-        now.saturating_sub(s.last) > self.timeout(s)
+    #[inline(always)]
+    fn expired(&self, proto: Proto, v: u64, now: u64) -> bool {
+        now.saturating_sub(last_of(v)) > self.timeout(proto, tcp_of(v))
     }
 
-    fn remove(&mut self, idx: u32) {
-        let s = self.sessions[idx as usize];
-        self.by_inside
-            .remove(&inside_key(s.proto, s.inside_ip, s.inside_port));
-        self.by_port[s.proto as usize][usize::from(s.ext_port - self.block_first)] = NONE;
-        self.live[idx as usize] = false;
-        self.free.push(idx);
+    /// Remove the session in `slot`, keeping the port index right for entries that move.
+    fn remove(&mut self, slot: usize) {
+        let (key, v) = (self.map.key(slot), self.map.value(slot));
+        let first = self.block_first;
+        self.by_port[key_proto(key) as usize][usize::from(ext_port_of(v) - first)] = NONE;
+        let by_port = &mut self.by_port;
+        self.map.remove_at(slot, |k, v, at| {
+            by_port[key_proto(k) as usize][usize::from(ext_port_of(v) - first)] = at as u32;
+        });
+    }
+
+    /// Home slot of inside `key` ([`inside_key`]), for [`SnatTable::prefetch`] and
+    /// [`SnatTable::outbound_hashed`].
+    #[inline(always)]
+    pub fn hash(&self, key: u64) -> usize {
+        self.map.hash(key)
+    }
+
+    /// Start loading the slot of home `h`: a batch prefetches all its sessions before it
+    /// translates any.
+    #[inline(always)]
+    pub fn prefetch(&self, h: usize) {
+        self.map.prefetch(h);
     }
 
     /// Translate an outbound packet: the external port (or ICMP identifier) for
@@ -237,52 +289,65 @@ impl SnatTable {
         now: u64,
     ) -> Result<u16, SnatError> {
         let key = inside_key(proto, ip, port);
-        if let Some(&idx) = self.by_inside.get(&key) {
-            let expired = self.expired(&self.sessions[idx as usize], now);
-            let s = &mut self.sessions[idx as usize];
-            if expired {
+        let h = self.hash(key);
+        self.outbound_hashed(key, h, tcp_flags, now)
+    }
+
+    /// [`SnatTable::outbound`] for an [`inside_key`] whose [`SnatTable::hash`] is `h`.
+    #[inline(always)]
+    pub fn outbound_hashed(
+        &mut self,
+        key: u64,
+        h: usize,
+        tcp_flags: u8,
+        now: u64,
+    ) -> Result<u16, SnatError> {
+        let proto = key_proto(key);
+        if let Some(slot) = self.map.find(key, h) {
+            let v = self.map.value(slot);
+            let mut tcp = tcp_of(v);
+            if self.expired(proto, v, now) {
                 // Same inside endpoint again after the timeout: a fresh session that keeps
                 // its mapping (endpoint-independent mapping, RFC 4787 REQ-1).
-                s.tcp = TcpState::SynSent;
+                tcp = TcpState::SynSent;
             }
-            s.last = now;
             if proto == Proto::Tcp {
-                s.tcp = next_tcp_state(s.tcp, tcp_flags, false);
+                tcp = next_tcp_state(tcp, tcp_flags, false);
             }
-            return Ok(s.ext_port);
+            *self.map.value_mut(slot) = pack(ext_port_of(v), tcp, tick(now));
+            return Ok(ext_port_of(v));
         }
-        if self.by_inside.len() >= self.max {
+        self.create(proto, key, h, tcp_flags, now)
+    }
+
+    /// A new session for `key`: out of line, the hit path above is the common one.
+    #[inline(never)]
+    fn create(
+        &mut self,
+        proto: Proto,
+        key: u64,
+        h: usize,
+        tcp_flags: u8,
+        now: u64,
+    ) -> Result<u16, SnatError> {
+        if self.map.is_full() {
             return Err(SnatError::TableFull);
         }
         let ext_port = self
             .alloc_port(proto, now)
             .ok_or(SnatError::PortsExhausted)?;
-        let s = Session {
-            inside_ip: ip,
-            inside_port: port,
-            ext_port,
-            proto,
-            tcp: if tcp_flags & (FLAG_FIN | FLAG_RST) != 0 {
-                TcpState::Closing
-            } else {
-                TcpState::SynSent
-            },
-            last: now,
+        let tcp = if tcp_flags & (FLAG_FIN | FLAG_RST) != 0 {
+            TcpState::Closing
+        } else {
+            TcpState::SynSent
         };
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.sessions[i as usize] = s;
-                self.live[i as usize] = true;
-                i
-            }
-            None => {
-                self.sessions.push(s);
-                self.live.push(true);
-                (self.sessions.len() - 1) as u32
-            }
-        };
-        self.by_inside.insert(key, idx);
-        self.by_port[proto as usize][usize::from(ext_port - self.block_first)] = idx;
+        // alloc_port may have removed a session, which can move entries but not change
+        // where `key` probes from.
+        let slot = self
+            .map
+            .insert(key, pack(ext_port, tcp, tick(now)), h)
+            .ok_or(SnatError::TableFull)?;
+        self.by_port[proto as usize][usize::from(ext_port - self.block_first)] = slot as u32;
         Ok(ext_port)
     }
 
@@ -292,12 +357,12 @@ impl SnatTable {
         for _ in 0..n {
             let off = self.cursor[proto as usize];
             self.cursor[proto as usize] = if off + 1 >= n { 0 } else { off + 1 };
-            let idx = self.by_port[proto as usize][usize::from(off)];
-            if idx == NONE {
+            let slot = self.by_port[proto as usize][usize::from(off)];
+            if slot == NONE {
                 return Some(self.block_first + off);
             }
-            if self.expired(&self.sessions[idx as usize], now) {
-                self.remove(idx);
+            if self.expired(proto, self.map.value(slot as usize), now) {
+                self.remove(slot as usize);
                 return Some(self.block_first + off);
             }
         }
@@ -306,9 +371,10 @@ impl SnatTable {
 
     /// The external port of a live session, without creating one (ICMP errors from inside).
     pub fn lookup_outbound(&self, proto: Proto, ip: u32, port: u16, now: u64) -> Option<u16> {
-        let idx = *self.by_inside.get(&inside_key(proto, ip, port))?;
-        let s = &self.sessions[idx as usize];
-        (!self.expired(s, now)).then_some(s.ext_port)
+        let key = inside_key(proto, ip, port);
+        let slot = self.map.find(key, self.hash(key))?;
+        let v = self.map.value(slot);
+        (!self.expired(proto, v, now)).then_some(ext_port_of(v))
     }
 
     /// Translate a return packet to external port `ext_port`: the inside (ip, port), or None
@@ -326,39 +392,44 @@ impl SnatTable {
         if off >= self.block_len {
             return None;
         }
-        let idx = self.by_port[proto as usize][usize::from(off)];
-        if idx == NONE {
+        let slot = self.by_port[proto as usize][usize::from(off)];
+        if slot == NONE {
             return None;
         }
-        if self.expired(&self.sessions[idx as usize], now) {
-            self.remove(idx);
+        let slot = slot as usize;
+        let (key, v) = (self.map.key(slot), self.map.value(slot));
+        if self.expired(proto, v, now) {
+            self.remove(slot);
             return None;
         }
-        let s = &mut self.sessions[idx as usize];
-        s.last = now;
+        let mut tcp = tcp_of(v);
         if proto == Proto::Tcp {
-            s.tcp = next_tcp_state(s.tcp, tcp_flags, true);
+            tcp = next_tcp_state(tcp, tcp_flags, true);
         }
-        Some((s.inside_ip, s.inside_port))
+        *self.map.value_mut(slot) = pack(ext_port_of(v), tcp, tick(now));
+        Some((key as u32, (key >> 32) as u16))
     }
 
     /// Reclaim expired sessions, looking at no more than `budget` slots; returns how many
     /// were removed. Called on the worker's timer, so a large table is swept a slice at a time.
     pub fn expire(&mut self, now: u64, budget: usize) -> usize {
-        let n = self.sessions.len();
-        if n == 0 {
-            return 0;
-        }
+        let n = self.map.slots();
         let mut removed = 0;
-        for _ in 0..budget.min(n) {
+        let mut looked = 0;
+        while looked < budget.min(n) {
             if self.scan >= n {
                 self.scan = 0;
             }
             let i = self.scan;
-            self.scan += 1;
-            if self.live[i] && self.expired(&self.sessions[i], now) {
-                self.remove(i as u32);
+            let key = self.map.key(i);
+            if key != 0 && self.expired(key_proto(key), self.map.value(i), now) {
+                // Backward shift may move a later entry into slot i: look at it again (at
+                // most `len` times in all, so this ends).
+                self.remove(i);
                 removed += 1;
+            } else {
+                self.scan += 1;
+                looked += 1;
             }
         }
         removed
@@ -366,17 +437,19 @@ impl SnatTable {
 
     /// Live sessions, for the API.
     pub fn sessions(&self, now: u64) -> impl Iterator<Item = SessionView> + '_ {
-        self.sessions
+        self.map
             .iter()
-            .zip(self.live.iter())
-            .filter(move |(s, l)| **l && !self.expired(s, now))
-            .map(move |(s, _)| SessionView {
-                proto: s.proto,
-                inside_ip: s.inside_ip,
-                inside_port: s.inside_port,
-                external_port: s.ext_port,
-                tcp_state: (s.proto == Proto::Tcp).then_some(s.tcp),
-                idle_ns: now.saturating_sub(s.last),
+            .filter(move |(_, k, v)| !self.expired(key_proto(*k), *v, now))
+            .map(move |(_, k, v)| {
+                let proto = key_proto(k);
+                SessionView {
+                    proto,
+                    inside_ip: k as u32,
+                    inside_port: (k >> 32) as u16,
+                    external_port: ext_port_of(v),
+                    tcp_state: (proto == Proto::Tcp).then_some(tcp_of(v)),
+                    idle_ns: now.saturating_sub(last_of(v)),
+                }
             })
     }
 }
