@@ -3,20 +3,21 @@
 
 use crate::control::Control;
 use crate::control::api::ApiServer;
-use crate::control::apply::{build_snapshot, sysfs_mac};
+use crate::control::apply::{build_snapshot, neighbor_config, sysfs_mac};
 use crate::control::config::{self, Config};
 use crate::io::afxdp::{self, Umem, UmemConfig, XskConfig, XskPort};
 use crate::io::{FramePool, Port};
-use crate::tables::neighbor::NeighborConfig;
 use crate::worker::{NeighborBus, Worker, pin_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Frames per worker UMEM: enough for every port's fill and TX rings plus hold queues.
+/// Frames per worker UMEM: every port's fill and TX rings, the frames in flight in the
+/// pipeline, and `limits.held_packets` for the hold queues, so that a full hold never starves
+/// the fill rings.
 const FRAMES_PER_PORT: u32 = 4096;
-const EXTRA_FRAMES: u32 = 8192;
+const IN_FLIGHT_FRAMES: u32 = 4096;
 
 fn xdp_mode(m: config::XdpMode) -> afxdp::XdpMode {
     match m {
@@ -43,8 +44,10 @@ struct WorkerIo {
 
 fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
     let nports = cfg.ports.len() as u32;
+    // At most 65536 held packets (validated), so this cannot overflow.
+    let held = cfg.limits.held_packets as u32;
     let (umem, mut pool) = Umem::new(UmemConfig {
-        nframes: nports * FRAMES_PER_PORT + EXTRA_FRAMES,
+        nframes: nports * FRAMES_PER_PORT + IN_FLIGHT_FRAMES + held,
         ..UmemConfig::default()
     })
     .map_err(|e| format!("worker {queue}: cannot create the UMEM: {e}"))?;
@@ -155,15 +158,17 @@ pub fn run(path: &Path) -> i32 {
         bus.clone(),
     );
     for (i, io) in ios.into_iter().enumerate() {
-        let w = Worker::new(
+        let mut w = Worker::new(
             i,
             io.ports,
             io.pool,
             control.tables.clone(),
             bus.clone(),
             cfg.dataplane.batch_size,
-            NeighborConfig::default(),
+            neighbor_config(&cfg.limits),
         );
+        w.state
+            .set_icmp_rate(cfg.limits.icmp_errors_per_sec, cfg.limits.icmp_errors_burst);
         workers.push((w, io.umem));
     }
     let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();

@@ -265,6 +265,11 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if old.dataplane != new.dataplane {
         v.push("[dataplane] changed: restart vgate to apply it".to_string());
     }
+    if old.limits != new.limits {
+        // The neighbour tables and hold queues are allocated per worker at start, and the
+        // UMEM is sized for the held packets.
+        v.push("[limits] changed: restart vgate to apply it".to_string());
+    }
     if old.control.listen != new.control.listen || old.control.token != new.control.token {
         v.push("control.listen or control.token changed: restart vgate to apply it".to_string());
     }
@@ -344,5 +349,33 @@ pub fn describe_change(old: &Config, new: &Config) -> String {
         "no change".to_string()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24"]
+"#;
+
+    #[test]
+    fn limits_change_needs_a_restart() {
+        let old = Config::from_toml_str(CONF).unwrap();
+        let mut new = old.clone();
+        assert!(restart_needed(&old, &new).is_empty());
+        new.limits.icmp_errors_burst = 5;
+        assert_eq!(
+            restart_needed(&old, &new),
+            vec!["[limits] changed: restart vgate to apply it".to_string()]
+        );
+        // GARP bursts are reshaped live.
+        let mut new = old.clone();
+        new.control.garp.count = 1;
+        assert!(restart_needed(&old, &new).is_empty());
     }
 }
