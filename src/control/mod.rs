@@ -106,10 +106,16 @@ impl Control {
         }
     }
 
-    /// Hand due gratuitous ARPs to worker 0 (called from the control loop).
+    /// Hand due gratuitous ARPs to worker 0 (called from the control loop), as many as its
+    /// queue has room for: the rest stay scheduled for the next tick.
     pub fn garp_tick(&self) {
         let mut due = Vec::new();
-        self.lock().garp.due(std::time::Instant::now(), &mut due);
+        // This thread is the queue's only producer, so the room cannot shrink before the
+        // pushes below.
+        let room = self.bus.garp.capacity() - self.bus.garp.len();
+        self.lock()
+            .garp
+            .due(std::time::Instant::now(), room, &mut due);
         for a in due {
             if self.bus.garp.push(a).is_err() {
                 log::warn!("gratuitous ARP queue full; announcement dropped");
