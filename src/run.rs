@@ -1,5 +1,10 @@
 //! `vgate run`: attach AF_XDP sockets, start the workers and the control plane, serve until
 //! SIGTERM/SIGINT, reload on SIGHUP, then detach cleanly.
+//!
+//! Start-up refuses a configuration file other local users could change, and gives up every
+//! capability but the one the shutdown needs before it starts any thread ([`privileges`]).
+
+pub mod privileges;
 
 use crate::control::Control;
 use crate::control::api::ApiServer;
@@ -84,6 +89,14 @@ pub fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    let unsafe_file = config::unsafe_permissions(path);
+    if !unsafe_file.is_empty() {
+        eprintln!("vgate: refusing to start:");
+        for e in &unsafe_file {
+            eprintln!("  {e}");
+        }
+        return 1;
+    }
     let missing = crate::control::unsupported(&cfg);
     if !missing.is_empty() {
         eprintln!("vgate: {} cannot be served:", path.display());
@@ -182,11 +195,19 @@ pub fn run(path: &Path) -> i32 {
         .unwrap_or_else(|e| e.into_inner())
         .port_modes = modes;
 
-    let api = match ApiServer::start(
-        cfg.control.listen,
-        cfg.control.token.clone(),
-        control.clone(),
-    ) {
+    let listener = match std::net::TcpListener::bind(cfg.control.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("vgate: cannot listen on {}: {e}", cfg.control.listen);
+            for (w, umem) in workers {
+                close_worker(w, umem);
+            }
+            return 1;
+        }
+    };
+    let dispatcher = privileges::libxdp_dispatcher_pinned(cfg.ports.iter().map(|p| &*p.iface));
+    drop_privileges(dispatcher);
+    let api = match ApiServer::serve(listener, cfg.control.token.clone(), control.clone()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("vgate: {e}");
@@ -252,9 +273,59 @@ pub fn run(path: &Path) -> i32 {
     for t in threads {
         let _ = t.join();
     }
+    if !dispatcher {
+        detach_leftovers(&cfg);
+    }
     api.stop();
     println!("vgate stopped; XDP programs detached");
     0
+}
+
+/// Everything that needed privileges is done: the sockets are attached, the listener is
+/// bound, and no other thread runs yet. Where the platform refuses, vgate runs on with what
+/// it has and says so.
+fn drop_privileges(dispatcher: bool) {
+    match privileges::drop_to(&privileges::kept_for_shutdown(dispatcher)) {
+        Ok(d) => {
+            let kept: Vec<String> = d
+                .kept
+                .iter()
+                .map(|(name, why)| format!("{name} ({why})"))
+                .collect();
+            log::info!(
+                "dropped {} capabilities; kept {}; no_new_privs set",
+                d.dropped,
+                if kept.is_empty() {
+                    "none".to_string()
+                } else {
+                    kept.join(", ")
+                }
+            );
+        }
+        Err(e) => log::warn!("capabilities not dropped: {e}"),
+    }
+}
+
+/// Without its dispatcher libxdp attaches its program alone on each interface and, with
+/// `CAP_SYS_ADMIN` dropped, cannot look it up again to detach it when the last socket closes
+/// (it logs "couldn't get program fd: Operation not permitted"). Every socket is closed now,
+/// and an interface with a lone program takes no second one, so a program still on one of
+/// our interfaces is the one libxdp attached for vgate: detach it with netlink, which
+/// `CAP_NET_ADMIN` allows.
+fn detach_leftovers(cfg: &Config) {
+    for p in &cfg.ports {
+        match afxdp::xdp_attached(&p.iface) {
+            Ok(None) => {}
+            Ok(Some(_)) => match afxdp::detach_xdp(&p.iface) {
+                Ok(_) => log::info!("{}: XDP program detached", p.iface),
+                Err(e) => log::warn!("{}: XDP program left attached: {e}", p.iface),
+            },
+            Err(e) => log::warn!(
+                "{}: cannot tell whether XDP is still attached: {e}",
+                p.iface
+            ),
+        }
+    }
 }
 
 fn close_io(io: WorkerIo) {

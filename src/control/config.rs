@@ -16,12 +16,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 mod parse;
+mod permissions;
 mod types;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use permissions::unsafe_permissions;
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.

@@ -129,6 +129,13 @@ impl Control {
         let Some(path) = path else {
             return Err(ReloadError(vec!["no configuration file to reload".into()]));
         };
+        // The file vgate started from may have been opened up since: the start-up check
+        // holds for every later read too.
+        let unsafe_file = config::unsafe_permissions(&path);
+        if !unsafe_file.is_empty() {
+            self.lock().reloads_failed += 1;
+            return Err(ReloadError(unsafe_file));
+        }
         match Config::load(&path) {
             Ok(cfg) => self.apply(cfg),
             Err(errs) => {
