@@ -123,6 +123,11 @@ fn main() -> ExitCode {
 }
 
 fn check(file: &std::path::Path) -> i32 {
+    // Permissions belong to this host, not to the file's contents: warn, and let the exit
+    // status speak for the configuration (`vgate run` refuses such a file).
+    for w in vgate::control::config::unsafe_permissions(file) {
+        eprintln!("{}: warning: {w} (vgate run refuses it)", file.display());
+    }
     match vgate::control::config::Config::load(file) {
         Ok(c) => {
             println!(

@@ -1,22 +1,28 @@
 //! `vgate run`: attach AF_XDP sockets, start the workers and the control plane, serve until
 //! SIGTERM/SIGINT, reload on SIGHUP, then detach cleanly.
+//!
+//! Start-up refuses a configuration file other local users could change, and gives up every
+//! capability but the one the shutdown needs before it starts any thread ([`privileges`]).
+
+pub mod privileges;
 
 use crate::control::Control;
 use crate::control::api::ApiServer;
-use crate::control::apply::{build_snapshot, sysfs_mac};
+use crate::control::apply::{build_snapshot, neighbor_config, sysfs_mac};
 use crate::control::config::{self, Config};
 use crate::io::afxdp::{self, Umem, UmemConfig, XskConfig, XskPort};
 use crate::io::{FramePool, Port};
-use crate::tables::neighbor::NeighborConfig;
 use crate::worker::{NeighborBus, Worker, pin_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Frames per worker UMEM: enough for every port's fill and TX rings plus hold queues.
+/// Frames per worker UMEM: every port's fill and TX rings, the frames in flight in the
+/// pipeline, and `limits.held_packets` for the hold queues, so that a full hold never starves
+/// the fill rings.
 const FRAMES_PER_PORT: u32 = 4096;
-const EXTRA_FRAMES: u32 = 8192;
+const IN_FLIGHT_FRAMES: u32 = 4096;
 
 fn xdp_mode(m: config::XdpMode) -> afxdp::XdpMode {
     match m {
@@ -43,8 +49,10 @@ struct WorkerIo {
 
 fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
     let nports = cfg.ports.len() as u32;
+    // At most 65536 held packets (validated), so this cannot overflow.
+    let held = cfg.limits.held_packets as u32;
     let (umem, mut pool) = Umem::new(UmemConfig {
-        nframes: nports * FRAMES_PER_PORT + EXTRA_FRAMES,
+        nframes: nports * FRAMES_PER_PORT + IN_FLIGHT_FRAMES + held,
         ..UmemConfig::default()
     })
     .map_err(|e| format!("worker {queue}: cannot create the UMEM: {e}"))?;
@@ -81,6 +89,14 @@ pub fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    let unsafe_file = config::unsafe_permissions(path);
+    if !unsafe_file.is_empty() {
+        eprintln!("vgate: refusing to start:");
+        for e in &unsafe_file {
+            eprintln!("  {e}");
+        }
+        return 1;
+    }
     let missing = crate::control::unsupported(&cfg);
     if !missing.is_empty() {
         eprintln!("vgate: {} cannot be served:", path.display());
@@ -155,15 +171,17 @@ pub fn run(path: &Path) -> i32 {
         bus.clone(),
     );
     for (i, io) in ios.into_iter().enumerate() {
-        let w = Worker::new(
+        let mut w = Worker::new(
             i,
             io.ports,
             io.pool,
             control.tables.clone(),
             bus.clone(),
             cfg.dataplane.batch_size,
-            NeighborConfig::default(),
+            neighbor_config(&cfg.limits),
         );
+        w.state
+            .set_icmp_rate(cfg.limits.icmp_errors_per_sec, cfg.limits.icmp_errors_burst);
         workers.push((w, io.umem));
     }
     let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();
@@ -177,11 +195,19 @@ pub fn run(path: &Path) -> i32 {
         .unwrap_or_else(|e| e.into_inner())
         .port_modes = modes;
 
-    let api = match ApiServer::start(
-        cfg.control.listen,
-        cfg.control.token.clone(),
-        control.clone(),
-    ) {
+    let listener = match std::net::TcpListener::bind(cfg.control.listen) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("vgate: cannot listen on {}: {e}", cfg.control.listen);
+            for (w, umem) in workers {
+                close_worker(w, umem);
+            }
+            return 1;
+        }
+    };
+    let dispatcher = privileges::libxdp_dispatcher_pinned(cfg.ports.iter().map(|p| &*p.iface));
+    drop_privileges(dispatcher);
+    let api = match ApiServer::serve(listener, cfg.control.token.clone(), control.clone()) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("vgate: {e}");
@@ -247,9 +273,59 @@ pub fn run(path: &Path) -> i32 {
     for t in threads {
         let _ = t.join();
     }
+    if !dispatcher {
+        detach_leftovers(&cfg);
+    }
     api.stop();
     println!("vgate stopped; XDP programs detached");
     0
+}
+
+/// Everything that needed privileges is done: the sockets are attached, the listener is
+/// bound, and no other thread runs yet. Where the platform refuses, vgate runs on with what
+/// it has and says so.
+fn drop_privileges(dispatcher: bool) {
+    match privileges::drop_to(&privileges::kept_for_shutdown(dispatcher)) {
+        Ok(d) => {
+            let kept: Vec<String> = d
+                .kept
+                .iter()
+                .map(|(name, why)| format!("{name} ({why})"))
+                .collect();
+            log::info!(
+                "dropped {} capabilities; kept {}; no_new_privs set",
+                d.dropped,
+                if kept.is_empty() {
+                    "none".to_string()
+                } else {
+                    kept.join(", ")
+                }
+            );
+        }
+        Err(e) => log::warn!("capabilities not dropped: {e}"),
+    }
+}
+
+/// Without its dispatcher libxdp attaches its program alone on each interface and, with
+/// `CAP_SYS_ADMIN` dropped, cannot look it up again to detach it when the last socket closes
+/// (it logs "couldn't get program fd: Operation not permitted"). Every socket is closed now,
+/// and an interface with a lone program takes no second one, so a program still on one of
+/// our interfaces is the one libxdp attached for vgate: detach it with netlink, which
+/// `CAP_NET_ADMIN` allows.
+fn detach_leftovers(cfg: &Config) {
+    for p in &cfg.ports {
+        match afxdp::xdp_attached(&p.iface) {
+            Ok(None) => {}
+            Ok(Some(_)) => match afxdp::detach_xdp(&p.iface) {
+                Ok(_) => log::info!("{}: XDP program detached", p.iface),
+                Err(e) => log::warn!("{}: XDP program left attached: {e}", p.iface),
+            },
+            Err(e) => log::warn!(
+                "{}: cannot tell whether XDP is still attached: {e}",
+                p.iface
+            ),
+        }
+    }
 }
 
 fn close_io(io: WorkerIo) {

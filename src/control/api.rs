@@ -28,8 +28,26 @@ impl ApiServer {
         token: Option<String>,
         control: Control,
     ) -> Result<ApiServer, String> {
-        let server =
-            Arc::new(Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        ApiServer::serve(listener, token, control)
+    }
+
+    /// Serve on a bound listener in a background thread. `vgate run` binds first and starts
+    /// the server only after it has dropped its capabilities, so that the server's threads
+    /// never hold them.
+    pub fn serve(
+        listener: std::net::TcpListener,
+        token: Option<String>,
+        control: Control,
+    ) -> Result<ApiServer, String> {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "the listener".to_string(), |a| a.to_string());
+        let server = Arc::new(
+            Server::from_listener(listener, None)
+                .map_err(|e| format!("cannot serve on {addr}: {e}"))?,
+        );
         let s = server.clone();
         let thread = std::thread::Builder::new()
             .name("vgate-http".into())
@@ -54,11 +72,35 @@ impl ApiServer {
     }
 }
 
+/// Every answer but `/metrics` is JSON built with serde, so input that comes back in an error
+/// (a network name, a parse error quoting the body) is always an escaped JSON string, and
+/// `nosniff` stops a browser from guessing another type.
 fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    let body = serde_json::to_vec_pretty(v).unwrap_or_default();
-    Response::from_data(body)
+    Response::from_string(to_json(v))
         .with_status_code(status)
         .with_header(header("Content-Type", "application/json"))
+        .with_header(header("X-Content-Type-Options", "nosniff"))
+}
+
+/// Pretty JSON with `<`, `>` and `&` written as `\u003c`, `\u003e` and `\u0026`, as Go's
+/// encoding/json does: the same value, and no markup even for a client that renders the
+/// answer as HTML. Those characters cannot occur in JSON outside strings, so replacing them
+/// in the text only changes how strings spell them.
+fn to_json(v: &Value) -> String {
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    if !text.contains(['<', '>', '&']) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn header(k: &str, v: &str) -> Header {
@@ -155,9 +197,12 @@ fn route(
                 ),
             }
         }
-        (Method::Get, "/metrics") => Response::from_string(control.metrics_text()).with_header(
-            header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-        ),
+        (Method::Get, "/metrics") => Response::from_string(control.metrics_text())
+            .with_header(header(
+                "Content-Type",
+                "text/plain; version=0.0.4; charset=utf-8",
+            ))
+            .with_header(header("X-Content-Type-Options", "nosniff")),
         (Method::Get, "/api/v1/status") => json_response(200, &status(control)),
         (Method::Get, "/api/v1/routes") => json_response(200, &routes(control)),
         (Method::Get, "/api/v1/neighbors") => json_response(200, &neighbors(control)),
@@ -446,4 +491,33 @@ fn sessions(control: &Control) -> Value {
         "truncated_per_worker_at": crate::worker::SESSION_DUMP_MAX,
         "sessions": list,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_escapes_markup_and_round_trips() {
+        let input = r#"<script>alert("x" & 'y')</script>"#;
+        let v = json!({ "errors": [format!("network \"{input}\" unknown")] });
+        let text = to_json(&v);
+        assert!(!text.contains(['<', '>', '&']), "{text}");
+        assert!(text.contains("\\u003cscript\\u003e"), "{text}");
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+    }
+
+    #[test]
+    fn error_answers_are_json_with_nosniff() {
+        let r = error(404, "no such resource");
+        let has = |k: &'static str, val: &str| {
+            r.headers()
+                .iter()
+                .any(|h| h.field.equiv(k) && h.value.as_str() == val)
+        };
+        assert!(has("Content-Type", "application/json"));
+        assert!(has("X-Content-Type-Options", "nosniff"));
+        assert_eq!(r.status_code().0, 404);
+    }
 }

@@ -5,18 +5,29 @@
 //! interface addresses: the subnet goes into "main" as on-link, each address as a local /32
 //! into every table, the subnet broadcast address as a non-forwarded /32 (RFC 2644).
 
-use super::config::Config;
+use super::config::{Config, Limits};
 use crate::metrics::{ArpKind, MAX_FIPS};
 use crate::tables::addrmap::AddrMap;
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
-use crate::tables::neighbor::IntMap;
+use crate::tables::neighbor::{IntMap, NeighborConfig};
 use crate::tables::{
     ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, OwnAddrs, PortArp,
     PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
 };
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
+
+/// The neighbour table bounds of `[limits]` for one worker; the timers keep their defaults.
+pub fn neighbor_config(limits: &Limits) -> NeighborConfig {
+    NeighborConfig {
+        max_entries: limits.neighbors,
+        max_unresolved: limits.unresolved_neighbors,
+        hold_per_entry: limits.held_per_neighbor,
+        max_held: limits.held_packets,
+        ..NeighborConfig::default()
+    }
+}
 
 /// Build the snapshot for `cfg`. `iface_mac` supplies the MAC of an interface for ports that
 /// do not configure one.

@@ -16,12 +16,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 mod parse;
+mod permissions;
 mod types;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use permissions::unsafe_permissions;
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
@@ -44,6 +46,7 @@ pub const MAX_VNI: u32 = 0xff_ffff;
 pub struct Config {
     pub dataplane: Dataplane,
     pub control: Control,
+    pub limits: Limits,
     #[serde(rename = "port")]
     pub ports: Vec<PortCfg>,
     #[serde(rename = "route")]
@@ -179,6 +182,42 @@ impl Default for Garp {
         Garp {
             count: 3,
             interval_ms: 1000,
+        }
+    }
+}
+
+/// `[limits]`: bounds on the per-worker state a flood could otherwise grow (an extension of
+/// the design contract). Every bound is per worker; the tables are allocated at start, so a
+/// change needs a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Neighbour entries, resolved and resolving.
+    pub neighbors: usize,
+    /// Next hops being resolved (ARP asked, no answer yet) at the same time.
+    pub unresolved_neighbors: usize,
+    /// Packets held for one unresolved next hop (RFC 1122 section 2.3.2.2: at least one).
+    pub held_per_neighbor: usize,
+    /// Packets held for all unresolved next hops together; each holds a UMEM frame.
+    pub held_packets: usize,
+    /// ICMP errors sent per second (RFC 1812 section 4.3.2.8); 0 sends none.
+    pub icmp_errors_per_sec: u64,
+    /// ICMP errors that may go out back to back before the rate applies.
+    pub icmp_errors_burst: u64,
+}
+
+impl Default for Limits {
+    /// The values vgate used before they were configurable; the ICMP rate is Linux's
+    /// `icmp_msgs_per_sec` / `icmp_msgs_burst`.
+    fn default() -> Self {
+        let n = crate::tables::neighbor::NeighborConfig::default();
+        Limits {
+            neighbors: n.max_entries,
+            unresolved_neighbors: n.max_unresolved,
+            held_per_neighbor: n.hold_per_entry,
+            held_packets: n.max_held,
+            icmp_errors_per_sec: crate::pipeline::ICMP_RATE_PER_SEC,
+            icmp_errors_burst: crate::pipeline::ICMP_BURST,
         }
     }
 }

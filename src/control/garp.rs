@@ -4,6 +4,10 @@
 //! neighbour on the external segment must move to the new MAC at once instead of waiting
 //! for its cache to expire (the failover problem of seed 002). The control thread schedules
 //! `control.garp.count` announcements `interval_ms` apart; worker 0 builds and sends them.
+//!
+//! Bounded: one burst per floating IP at most (a newer one replaces it), `count` is at most
+//! 10 (validated), and announcements are handed to worker 0 only as far as its queue has
+//! room; the rest wait for the next tick instead of being lost.
 
 use crate::tables::Snapshot;
 use crate::wire::EthernetAddress;
@@ -63,16 +67,34 @@ impl GarpScheduler {
         self.pending.retain(|p| p.a.ip != ip);
     }
 
-    /// Announcements due at `now`, appended to `out`.
-    pub fn due(&mut self, now: Instant, out: &mut Vec<Announcement>) {
+    /// Announcements due at `now`, at most `room` of them, appended to `out`. Those left over
+    /// stay due and go first next time (after a start with many floating IPs, say).
+    pub fn due(&mut self, now: Instant, room: usize, out: &mut Vec<Announcement>) {
+        let mut room = room;
         for p in self.pending.iter_mut() {
+            if room == 0 {
+                break;
+            }
             if now >= p.next && p.remaining > 0 {
                 out.push(p.a);
+                room -= 1;
                 p.remaining -= 1;
                 p.next = now + self.interval;
             }
         }
         self.pending.retain(|p| p.remaining > 0);
+        // Bursts still due (no room this time) move to the front, so every floating IP gets
+        // its turn before any sends again.
+        let (sent, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|p| p.next > now);
+        self.pending = waiting;
+        self.pending.extend(sent);
+    }
+
+    /// Announcements still to send, over all bursts.
+    pub fn queued(&self) -> u64 {
+        self.pending.iter().map(|p| u64::from(p.remaining)).sum()
     }
 
     pub fn is_idle(&self) -> bool {
@@ -128,13 +150,13 @@ mod tests {
         let mut s = GarpScheduler::new(3, 1000);
         s.schedule(a(1, 1), t0);
         let mut out = Vec::new();
-        s.due(t0, &mut out);
+        s.due(t0, usize::MAX, &mut out);
         assert_eq!(out.len(), 1);
-        s.due(t0 + Duration::from_millis(500), &mut out);
+        s.due(t0 + Duration::from_millis(500), usize::MAX, &mut out);
         assert_eq!(out.len(), 1, "not before the interval");
-        s.due(t0 + Duration::from_millis(1000), &mut out);
-        s.due(t0 + Duration::from_millis(2000), &mut out);
-        s.due(t0 + Duration::from_millis(3000), &mut out);
+        s.due(t0 + Duration::from_millis(1000), usize::MAX, &mut out);
+        s.due(t0 + Duration::from_millis(2000), usize::MAX, &mut out);
+        s.due(t0 + Duration::from_millis(3000), usize::MAX, &mut out);
         assert_eq!(out.len(), 3);
         assert!(s.is_idle());
     }
@@ -146,10 +168,35 @@ mod tests {
         s.schedule(a(1, 1), t0);
         s.schedule(a(1, 2), t0);
         let mut out = Vec::new();
-        s.due(t0, &mut out);
+        s.due(t0, usize::MAX, &mut out);
         assert_eq!(out, vec![a(1, 2)]);
         s.cancel(1);
         assert!(s.is_idle());
+    }
+
+    #[test]
+    fn room_limits_a_tick_and_the_rest_waits() {
+        let t0 = Instant::now();
+        let mut s = GarpScheduler::new(2, 1000);
+        for ip in 1..=5 {
+            s.schedule(a(ip, 1), t0);
+        }
+        assert_eq!(s.queued(), 10);
+        let mut out = Vec::new();
+        s.due(t0, 3, &mut out);
+        assert_eq!(out.iter().map(|a| a.ip).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // The two that did not fit go first, a moment later; nothing is lost.
+        out.clear();
+        s.due(t0 + Duration::from_millis(50), 3, &mut out);
+        assert_eq!(out.iter().map(|a| a.ip).collect::<Vec<_>>(), vec![4, 5]);
+        out.clear();
+        s.due(t0 + Duration::from_millis(1000), 3, &mut out);
+        assert_eq!(out.iter().map(|a| a.ip).collect::<Vec<_>>(), vec![1, 2, 3]);
+        out.clear();
+        s.due(t0 + Duration::from_millis(1050), 3, &mut out);
+        assert_eq!(out.iter().map(|a| a.ip).collect::<Vec<_>>(), vec![4, 5]);
+        assert!(s.is_idle());
+        assert_eq!(s.queued(), 0);
     }
 
     #[test]

@@ -112,10 +112,16 @@ impl Control {
         }
     }
 
-    /// Hand due gratuitous ARPs to worker 0 (called from the control loop).
+    /// Hand due gratuitous ARPs to worker 0 (called from the control loop), as many as its
+    /// queue has room for: the rest stay scheduled for the next tick.
     pub fn garp_tick(&self) {
         let mut due = Vec::new();
-        self.lock().garp.due(std::time::Instant::now(), &mut due);
+        // This thread is the queue's only producer, so the room cannot shrink before the
+        // pushes below.
+        let room = self.bus.garp.capacity() - self.bus.garp.len();
+        self.lock()
+            .garp
+            .due(std::time::Instant::now(), room, &mut due);
         for a in due {
             if self.bus.garp.push(a).is_err() {
                 log::warn!("gratuitous ARP queue full; announcement dropped");
@@ -129,6 +135,13 @@ impl Control {
         let Some(path) = path else {
             return Err(ReloadError(vec!["no configuration file to reload".into()]));
         };
+        // The file vgate started from may have been opened up since: the start-up check
+        // holds for every later read too.
+        let unsafe_file = config::unsafe_permissions(&path);
+        if !unsafe_file.is_empty() {
+            self.lock().reloads_failed += 1;
+            return Err(ReloadError(unsafe_file));
+        }
         match Config::load(&path) {
             Ok(cfg) => self.apply(cfg),
             Err(errs) => {
@@ -271,6 +284,11 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if old.dataplane != new.dataplane {
         v.push("[dataplane] changed: restart vgate to apply it".to_string());
     }
+    if old.limits != new.limits {
+        // The neighbour tables and hold queues are allocated per worker at start, and the
+        // UMEM is sized for the held packets.
+        v.push("[limits] changed: restart vgate to apply it".to_string());
+    }
     if old.control.listen != new.control.listen || old.control.token != new.control.token {
         v.push("control.listen or control.token changed: restart vgate to apply it".to_string());
     }
@@ -350,5 +368,33 @@ pub fn describe_change(old: &Config, new: &Config) -> String {
         "no change".to_string()
     } else {
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24"]
+"#;
+
+    #[test]
+    fn limits_change_needs_a_restart() {
+        let old = Config::from_toml_str(CONF).unwrap();
+        let mut new = old.clone();
+        assert!(restart_needed(&old, &new).is_empty());
+        new.limits.icmp_errors_burst = 5;
+        assert_eq!(
+            restart_needed(&old, &new),
+            vec!["[limits] changed: restart vgate to apply it".to_string()]
+        );
+        // GARP bursts are reshaped live.
+        let mut new = old.clone();
+        new.control.garp.count = 1;
+        assert!(restart_needed(&old, &new).is_empty());
     }
 }

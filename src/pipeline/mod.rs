@@ -315,6 +315,8 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// `per_sec` tokens a second, at most `burst` saved up (`limits.icmp_errors_per_sec` and
+    /// `limits.icmp_errors_burst`); the bucket starts full. A rate of 0 allows nothing.
     pub fn new(per_sec: u64, burst: u64) -> RateLimiter {
         RateLimiter {
             tokens: burst,
@@ -388,10 +390,14 @@ impl WorkerState {
         WorkerState {
             neighbors: NeighborTable::new(ncfg),
             icmp_limiter: RateLimiter::new(ICMP_RATE_PER_SEC, ICMP_BURST),
-            released: Vec::with_capacity(ncfg.max_unresolved * ncfg.hold_per_entry),
+            // One learn releases one hold queue; one timer pass fails at most every held
+            // packet: neither exceeds what the table can hold.
+            released: Vec::with_capacity(ncfg.hold_per_entry.min(ncfg.max_held)),
             tick: TickOutput {
                 requests: Vec::with_capacity(ncfg.max_unresolved + 64),
-                failed: Vec::with_capacity(ncfg.max_unresolved * ncfg.hold_per_entry),
+                failed: Vec::with_capacity(
+                    (ncfg.max_unresolved * ncfg.hold_per_entry).min(ncfg.max_held),
+                ),
             },
             learned: Vec::with_capacity(256),
             worker: 0,
@@ -407,6 +413,12 @@ impl WorkerState {
             ),
             virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
         }
+    }
+
+    /// Use `limits.icmp_errors_per_sec` and `limits.icmp_errors_burst` instead of the
+    /// defaults; the bucket starts full.
+    pub fn set_icmp_rate(&mut self, per_sec: u64, burst: u64) {
+        self.icmp_limiter = RateLimiter::new(per_sec, burst);
     }
 
     /// Follow a new snapshot's SNAT rules: keep the sessions of rules that did not change,

@@ -5,7 +5,8 @@
 //! resolution fails). States mirror Linux's: an entry is *incomplete* while we ask,
 //! *reachable* for `reachable_ns` after a reply, then still used while being re-probed, and
 //! removed if the probes go unanswered. All memory is allocated up front: the table never
-//! grows past `max_entries` and never holds more than `max_unresolved * hold_per_entry` frames.
+//! grows past `max_entries` and never holds more than `max_held` frames (nor more than
+//! `hold_per_entry` for one next hop). The bounds come from the `[limits]` configuration.
 
 use crate::io::Desc;
 use crate::wire::EthernetAddress;
@@ -15,9 +16,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Limits and timers.
 #[derive(Clone, Copy, Debug)]
 pub struct NeighborConfig {
+    /// Entries in any state (`limits.neighbors`).
     pub max_entries: usize,
+    /// Entries being resolved at once (`limits.unresolved_neighbors`).
     pub max_unresolved: usize,
+    /// Packets held for one unresolved entry (`limits.held_per_neighbor`), at least 1.
     pub hold_per_entry: usize,
+    /// Packets held for all unresolved entries together (`limits.held_packets`).
+    pub max_held: usize,
     /// How long a reply keeps an entry fresh before it is re-probed.
     pub reachable_ns: u64,
     /// Interval between ARP requests for one address.
@@ -32,6 +38,7 @@ impl Default for NeighborConfig {
             max_entries: 16384,
             max_unresolved: 512,
             hold_per_entry: 16,
+            max_held: 8192,
             reachable_ns: 30_000_000_000,
             retry_ns: 1_000_000_000,
             max_probes: 3,
@@ -110,7 +117,8 @@ pub enum Resolve {
     HitProbe(EthernetAddress),
     /// Held until the neighbour answers; `request` says an ARP request must go out now.
     Held { request: bool },
-    /// The hold queue of this neighbour is full: drop.
+    /// The hold queue of this neighbour is full, or the table already holds `max_held`
+    /// packets: drop.
     QueueFull,
     /// No room for another unresolved neighbour: drop.
     TableFull,
@@ -204,7 +212,7 @@ impl NeighborTable {
                 State::Probe { mac, .. } => Resolve::Hit(*mac),
                 State::Incomplete { slot, .. } => {
                     let s = &mut self.slots[*slot as usize];
-                    if s.len == s.descs.len() {
+                    if s.len == s.descs.len() || self.held >= self.cfg.max_held {
                         Resolve::QueueFull
                     } else {
                         s.descs[s.len] = desc;
@@ -217,6 +225,12 @@ impl NeighborTable {
         }
         if self.map.len() >= self.cfg.max_entries {
             return Resolve::TableFull;
+        }
+        // Every hold queue together is full: no entry is created, so no slot is taken by a
+        // next hop whose first packet could not be kept. Holding resumes as soon as a
+        // neighbour answers or is given up (after `max_probes` requests).
+        if self.held >= self.cfg.max_held {
+            return Resolve::QueueFull;
         }
         let Some(slot) = self.free_slots.pop() else {
             return Resolve::TableFull;
@@ -400,6 +414,32 @@ mod tests {
             hold_per_entry: 2,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn total_held_bound_spans_next_hops() {
+        let mut t = NeighborTable::new(NeighborConfig {
+            max_entries: 8,
+            max_unresolved: 4,
+            hold_per_entry: 4,
+            max_held: 3,
+            ..Default::default()
+        });
+        assert_eq!(t.resolve(0, 1, d(0), 0), Resolve::Held { request: true });
+        assert_eq!(t.resolve(0, 1, d(1), 0), Resolve::Held { request: false });
+        assert_eq!(t.resolve(0, 2, d(2), 0), Resolve::Held { request: true });
+        // Room in both queues, none in the total.
+        assert_eq!(t.resolve(0, 1, d(3), 0), Resolve::QueueFull);
+        assert_eq!(t.resolve(0, 3, d(4), 0), Resolve::QueueFull);
+        assert!(
+            !t.contains(0, 3),
+            "no entry for a next hop whose packet was not held"
+        );
+        assert_eq!(t.held(), 3);
+        let mut rel = Vec::new();
+        assert!(t.learn(0, 1, MAC, 1, false, &mut rel));
+        assert_eq!(rel, vec![d(0), d(1)]);
+        assert_eq!(t.resolve(0, 3, d(5), 2), Resolve::Held { request: true });
     }
 
     #[test]

@@ -13,8 +13,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::{Config, ConfigError, ConfigErrors};
 
-const SECTIONS: &str = "[dataplane], [control], [[port]], [[route]], [[proxy_arp]], [tunnel], \
-                        [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]]";
+const SECTIONS: &str = "[dataplane], [control], [limits], [[port]], [[route]], [[proxy_arp]], \
+                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]]";
 
 /// Parses and type-checks a document; semantic rules are [`super::validate`]'s job.
 pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
@@ -40,6 +40,7 @@ pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
     let config = Config {
         dataplane: doc.table("dataplane").unwrap_or_default(),
         control: doc.table("control").unwrap_or_default(),
+        limits: doc.table("limits").unwrap_or_default(),
         ports: doc.array("port"),
         routes: doc.array("route"),
         proxy_arp: doc.array("proxy_arp"),

@@ -576,6 +576,188 @@ fn control_garp_ranges() {
     );
 }
 
+// ---- limits ----
+
+#[test]
+fn limits_default_to_the_built_in_bounds() {
+    let c = Config::from_toml_str(ONE_PORT).unwrap();
+    assert_eq!(
+        c.limits,
+        Limits {
+            neighbors: 16384,
+            unresolved_neighbors: 512,
+            held_per_neighbor: 16,
+            held_packets: 8192,
+            icmp_errors_per_sec: 1000,
+            icmp_errors_burst: 50,
+        }
+    );
+    // A partial table keeps the defaults of the keys it leaves out.
+    let c =
+        Config::from_toml_str(&format!("{ONE_PORT}\n[limits]\nheld_per_neighbor = 4\n")).unwrap();
+    assert_eq!(
+        c.limits,
+        Limits {
+            held_per_neighbor: 4,
+            ..Limits::default()
+        }
+    );
+}
+
+#[test]
+fn limits_explicit_values_are_read() {
+    let toml = format!(
+        "{ONE_PORT}
+[limits]
+neighbors = 100
+unresolved_neighbors = 10
+held_per_neighbor = 3
+held_packets = 20
+icmp_errors_per_sec = 0
+icmp_errors_burst = 1
+"
+    );
+    let c = Config::from_toml_str(&toml).unwrap();
+    assert_eq!(
+        c.limits,
+        Limits {
+            neighbors: 100,
+            unresolved_neighbors: 10,
+            held_per_neighbor: 3,
+            held_packets: 20,
+            icmp_errors_per_sec: 0,
+            icmp_errors_burst: 1,
+        }
+    );
+}
+
+#[test]
+fn limits_unknown_key_and_wrong_type_are_reported() {
+    let got = parse_errors(&format!("{ONE_PORT}\n[limits]\nneighbours = 10\n"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].path, "limits.neighbours");
+    assert!(
+        got[0].message.contains("unknown field `neighbours`"),
+        "{got:?}"
+    );
+    for bad in ["-1", "\"many\""] {
+        let got = parse_errors(&format!("{ONE_PORT}\n[limits]\nheld_packets = {bad}\n"));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].path, "limits.held_packets", "{got:?}");
+    }
+    let got = parse_errors(&format!("limits = 3\n{ONE_PORT}"));
+    assert_eq!(got[0].path, "limits");
+    assert!(got[0].message.contains("must be a table"), "{got:?}");
+}
+
+#[test]
+fn limits_ranges() {
+    let mut c = base();
+    c.limits.neighbors = 0;
+    // Also more unresolved than entries: both are said.
+    let errors = errors_of(&c);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["limits.neighbors", "limits.unresolved_neighbors"],
+        "{errors:?}"
+    );
+    assert!(errors[0].message.contains("0 is outside 1..=1048576"));
+    assert!(
+        errors[1]
+            .message
+            .contains("is more than limits.neighbors (0)")
+    );
+
+    let mut c = base();
+    c.limits.neighbors = 1_048_577;
+    expect_one(&c, "limits.neighbors", "1048577 is outside 1..=1048576");
+    let mut c = base();
+    c.limits.unresolved_neighbors = 0;
+    expect_one(&c, "limits.unresolved_neighbors", "0 is outside 1..=65536");
+    c.limits.unresolved_neighbors = 65_537;
+    expect_one(
+        &c,
+        "limits.unresolved_neighbors",
+        "65537 is outside 1..=65536",
+    );
+    let mut c = base();
+    c.limits.neighbors = 8;
+    c.limits.unresolved_neighbors = 9;
+    expect_one(
+        &c,
+        "limits.unresolved_neighbors",
+        "9 is more than limits.neighbors (8): every unresolved next hop is a neighbour entry",
+    );
+    c.limits.unresolved_neighbors = 8;
+    assert_eq!(c.validate(), Ok(()));
+
+    let mut c = base();
+    c.limits.held_per_neighbor = 0;
+    expect_one(&c, "limits.held_per_neighbor", "0 is outside 1..=1024");
+    c.limits.held_per_neighbor = 1025;
+    expect_one(&c, "limits.held_per_neighbor", "1025 is outside 1..=1024");
+    c.limits.held_per_neighbor = 1024;
+    c.limits.unresolved_neighbors = 1025;
+    expect_one(
+        &c,
+        "limits.held_per_neighbor",
+        "1024 per next hop times limits.unresolved_neighbors (1025) is 1049600 hold-queue \
+         slots; at most 1048576",
+    );
+    c.limits.unresolved_neighbors = 1024;
+    assert_eq!(c.validate(), Ok(()));
+
+    let mut c = base();
+    c.limits.held_packets = 0;
+    expect_one(&c, "limits.held_packets", "0 is outside 1..=65536");
+    c.limits.held_packets = 65_537;
+    expect_one(&c, "limits.held_packets", "65537 is outside 1..=65536");
+
+    let mut c = base();
+    c.limits.icmp_errors_per_sec = 1_000_001;
+    expect_one(
+        &c,
+        "limits.icmp_errors_per_sec",
+        "1000001 is outside 0..=1000000",
+    );
+    c.limits.icmp_errors_per_sec = 0;
+    assert_eq!(c.validate(), Ok(()), "0 turns ICMP errors off");
+    c.limits.icmp_errors_burst = 0;
+    expect_one(&c, "limits.icmp_errors_burst", "0 is outside 1..=1000000");
+    c.limits.icmp_errors_burst = 1_000_001;
+    expect_one(
+        &c,
+        "limits.icmp_errors_burst",
+        "1000001 is outside 1..=1000000",
+    );
+}
+
+#[test]
+fn floating_ip_count_is_bounded() {
+    let mut c = base();
+    let template = c.floating_ips[0].clone();
+    let limit = crate::metrics::MAX_FIPS;
+    // Distinct addresses that pass every other rule would need a large subnet; the count
+    // rule must be reported whatever else is wrong, so look for it among the errors.
+    c.floating_ips = vec![template; limit + 1];
+    let errors = errors_of(&c);
+    let count: Vec<&ConfigError> = errors
+        .iter()
+        .filter(|e| e.path == format!("floating_ip[{limit}]") && e.message.contains("at most"))
+        .collect();
+    assert_eq!(count.len(), 1, "{:?}", &errors[..3]);
+    assert_eq!(
+        count[0].message,
+        format!(
+            "{} floating IPs configured; at most {limit} are supported",
+            limit + 1
+        )
+    );
+    c.floating_ips.truncate(1);
+    assert_eq!(c.validate(), Ok(()));
+}
+
 // ---- port ----
 
 #[test]

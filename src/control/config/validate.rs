@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+use crate::metrics::MAX_FIPS;
 
 use super::{
     Config, ConfigError, Ipv4Cidr, MAIN_TABLE, MAX_BATCH_SIZE, MAX_MTU, MAX_VNI, MAX_WORKERS,
@@ -15,9 +18,20 @@ use super::{
 };
 
 const MAX_GARP_COUNT: u32 = 10;
-const GARP_INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+const GARP_INTERVAL_MS: RangeInclusive<u64> = 10..=60_000;
 const MIN_TOKEN_CHARS: usize = 16;
 const MAX_SESSIONS: usize = 100_000_000;
+/// `[limits]` ranges. The neighbour map and the hold queues are allocated at start, so their
+/// ceilings keep a typo from reserving gigabytes; held packets each keep a 4 KiB UMEM frame.
+const NEIGHBORS: RangeInclusive<usize> = 1..=1_048_576;
+const UNRESOLVED_NEIGHBORS: RangeInclusive<usize> = 1..=65_536;
+const HELD_PER_NEIGHBOR: RangeInclusive<usize> = 1..=1024;
+const HELD_PACKETS: RangeInclusive<usize> = 1..=65_536;
+/// Hold-queue slots preallocated per worker (`unresolved_neighbors * held_per_neighbor`),
+/// 16 bytes each.
+const MAX_HOLD_SLOTS: usize = 1 << 20;
+const ICMP_ERRORS_PER_SEC: RangeInclusive<u64> = 0..=1_000_000;
+const ICMP_ERRORS_BURST: RangeInclusive<u64> = 1..=1_000_000;
 /// Linux IFNAMSIZ (16) less the terminating NUL.
 const MAX_IFACE_BYTES: usize = 15;
 
@@ -28,6 +42,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     };
     v.dataplane();
     v.control();
+    v.limits();
     v.ports();
     v.routes();
     v.proxy_arp();
@@ -125,6 +140,72 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+    }
+
+    fn limits(&mut self) {
+        let l = &self.c.limits;
+        self.in_range("limits.neighbors", l.neighbors, &NEIGHBORS);
+        if self.in_range(
+            "limits.unresolved_neighbors",
+            l.unresolved_neighbors,
+            &UNRESOLVED_NEIGHBORS,
+        ) && l.unresolved_neighbors > l.neighbors
+        {
+            self.err(
+                "limits.unresolved_neighbors",
+                format!(
+                    "{} is more than limits.neighbors ({}): every unresolved next hop is a \
+                     neighbour entry",
+                    l.unresolved_neighbors, l.neighbors
+                ),
+            );
+        }
+        if self.in_range(
+            "limits.held_per_neighbor",
+            l.held_per_neighbor,
+            &HELD_PER_NEIGHBOR,
+        ) && UNRESOLVED_NEIGHBORS.contains(&l.unresolved_neighbors)
+            && l.unresolved_neighbors * l.held_per_neighbor > MAX_HOLD_SLOTS
+        {
+            self.err(
+                "limits.held_per_neighbor",
+                format!(
+                    "{} per next hop times limits.unresolved_neighbors ({}) is {} hold-queue \
+                     slots; at most {MAX_HOLD_SLOTS} are allocated per worker",
+                    l.held_per_neighbor,
+                    l.unresolved_neighbors,
+                    l.unresolved_neighbors * l.held_per_neighbor
+                ),
+            );
+        }
+        self.in_range("limits.held_packets", l.held_packets, &HELD_PACKETS);
+        self.in_range(
+            "limits.icmp_errors_per_sec",
+            l.icmp_errors_per_sec,
+            &ICMP_ERRORS_PER_SEC,
+        );
+        self.in_range(
+            "limits.icmp_errors_burst",
+            l.icmp_errors_burst,
+            &ICMP_ERRORS_BURST,
+        );
+    }
+
+    /// Reports `value` outside `range`; true when it is inside.
+    fn in_range<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        path: &str,
+        value: T,
+        range: &RangeInclusive<T>,
+    ) -> bool {
+        let ok = range.contains(&value);
+        if !ok {
+            self.err(
+                path,
+                format!("{value} is outside {}..={}", range.start(), range.end()),
+            );
+        }
+        ok
     }
 
     fn ports(&mut self) {
@@ -565,6 +646,16 @@ impl<'a> Validator<'a> {
         let c = self.c;
         let mut externals = HashMap::new();
         let mut internals = HashMap::new();
+        if c.floating_ips.len() > MAX_FIPS {
+            // Each floating IP has its own counter slot, preallocated per worker.
+            self.err(
+                format!("floating_ip[{MAX_FIPS}]"),
+                format!(
+                    "{} floating IPs configured; at most {MAX_FIPS} are supported",
+                    c.floating_ips.len()
+                ),
+            );
+        }
         for (i, f) in c.floating_ips.iter().enumerate() {
             let at = |field: &str| format!("floating_ip[{i}].{field}");
             self.external_address(&at("external"), f.external, i, &mut externals);
