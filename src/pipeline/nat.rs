@@ -293,8 +293,7 @@ fn set_port(l3: &mut [u8], proto: Proto, side: Side, old: u16, new: u16) {
         Proto::Icmp => {
             let mut m = icmp::Packet::new_unchecked(l4);
             m.set_echo_ident(new);
-            let c = checksum::update16(m.checksum(), old, new);
-            m.set_checksum(c);
+            m.patch_checksum16(old, new);
         }
     }
 }
