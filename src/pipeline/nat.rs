@@ -93,6 +93,27 @@ fn key_port(l4: &[u8], proto: Proto, off: usize) -> Option<u16> {
     }
 }
 
+/// The transport header and payload of the IPv4 packet at `l3`: up to its total length,
+/// so trailing Ethernet padding is never read as a header.
+fn l4_of(l3: &[u8], hl: usize) -> &[u8] {
+    let total = ipv4::Packet::new_unchecked(l3).total_len() as usize;
+    l3.get(hl..total).unwrap_or(&[])
+}
+
+/// The port (or echo identifier) at `off` of a packet whose own header NAT rewrites: None
+/// unless `l4` holds the whole header whose port and checksum [`set_port`] patches.
+fn own_port(l4: &[u8], proto: Proto, off: usize) -> Option<u16> {
+    let header = match proto {
+        Proto::Tcp => tcp::HEADER_LEN,
+        Proto::Udp => udp::HEADER_LEN,
+        Proto::Icmp => icmp::HEADER_LEN,
+    };
+    if l4.len() < header {
+        return None;
+    }
+    key_port(l4, proto, off)
+}
+
 /// Recompute the ICMP checksum over the whole message (after its quote changed).
 fn refill_icmp(l3: &mut [u8]) {
     let ip = ipv4::Packet::new_unchecked(&l3[..]);
@@ -241,19 +262,17 @@ fn return_key(l3: &[u8], proto_num: u8, hl: usize) -> Option<(Proto, u16, bool)>
                 return key_port(&l3[q + qhl..], qp, 0).map(|p| (qp, p, true));
             }
             // Only echo replies belong to a session.
-            (l3.len() >= hl + 8 && l3[hl] == icmp::msg::ECHO_REPLY).then(|| {
-                (
-                    Proto::Icmp,
-                    u16::from_be_bytes([l3[hl + 4], l3[hl + 5]]),
-                    false,
-                )
-            })
+            let l4 = l4_of(l3, hl);
+            if l4.first() != Some(&icmp::msg::ECHO_REPLY) {
+                return None;
+            }
+            own_port(l4, Proto::Icmp, 0).map(|id| (Proto::Icmp, id, false))
         }
         p => {
             if ipv4::Packet::new_unchecked(l3).is_fragment() {
                 return None;
             }
-            key_port(&l3[hl..], p, 2).map(|port| (p, port, false))
+            own_port(l4_of(l3, hl), p, 2).map(|port| (p, port, false))
         }
     }
 }
@@ -376,7 +395,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 continue;
             }
         }
-        let Some(port) = key_port(&l3[hl..], proto, 0) else {
+        let Some(port) = own_port(l4_of(l3, hl), proto, 0) else {
             b.drop(i, DropReason::NatUnsupportedProtocol);
             continue;
         };
