@@ -83,7 +83,7 @@ drop_reasons! {
     NatPortExhausted => ("nat", "port_exhausted", "New SNAT session refused: every port of this worker's block is in use (existing sessions keep working)."),
     NatSessionTableFull => ("nat", "session_table_full", "New SNAT session refused: the table holds snat.max_sessions already."),
     NatUnsupportedProtocol => ("nat", "unsupported_protocol", "Tenant packet for SNAT that is not TCP, UDP or ICMP echo (PAT needs a port or identifier)."),
-    NatFragment => ("nat", "fragment", "Non-first fragment of a tenant packet for SNAT: it carries no port and vgate does not reassemble."),
+    NatFragment => ("nat", "fragment", "Fragment of a tenant packet for SNAT: later fragments carry no port and vgate does not reassemble."),
     NatSpoofedSource => ("nat", "spoofed_source", "Packet from the wire whose source is one of vgate's floating IPs or SNAT addresses: only vgate sends from those (ingress filtering, RFC 2827)."),
     NatHandoffQueueFull => ("nat", "handoff_queue_full", "SNAT return packet for a session of another worker, whose handoff queue was full."),
     GeneveUnknownChassis => ("geneve", "unknown_chassis", "Geneve packet from an underlay address that is no configured chassis."),

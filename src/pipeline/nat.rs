@@ -15,7 +15,7 @@ use crate::metrics::DropReason;
 use crate::tables::Snapshot;
 use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
 use crate::wire::ethernet::HEADER_LEN as ETH;
-use crate::wire::{checksum, icmp, ipv4};
+use crate::wire::{checksum, icmp, ipv4, tcp, udp};
 
 /// Which address of a packet a translation rewrites.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,9 +82,9 @@ fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16, u16)>) -> 
             if let Some((o, n)) = port
                 && l4.len() >= 8
             {
-                l4[4..6].copy_from_slice(&n.to_be_bytes());
-                let c = checksum::update16(get16(l4, 2), o, n);
-                l4[2..4].copy_from_slice(&c.to_be_bytes());
+                let mut m = icmp::Packet::new_unchecked(&mut l4[..]);
+                m.set_echo_ident(n);
+                m.patch_checksum16(o, n);
             }
             return old;
         }
@@ -151,6 +151,27 @@ fn key_port(l4: &[u8], proto: Proto, off: usize) -> Option<u16> {
         }
         Proto::Icmp => (l4.len() >= 8).then(|| u16::from_be_bytes([l4[4], l4[5]])),
     }
+}
+
+/// The transport header and payload of the IPv4 packet at `l3`: up to its total length,
+/// so trailing Ethernet padding is never read as a header.
+fn l4_of(l3: &[u8], hl: usize) -> &[u8] {
+    let total = ipv4::Packet::new_unchecked(l3).total_len() as usize;
+    l3.get(hl..total).unwrap_or(&[])
+}
+
+/// The port (or echo identifier) at `off` of a packet whose own header NAT rewrites: None
+/// unless `l4` holds the whole header whose port and checksum [`translate`] patches.
+fn own_port(l4: &[u8], proto: Proto, off: usize) -> Option<u16> {
+    let header = match proto {
+        Proto::Tcp => tcp::HEADER_LEN,
+        Proto::Udp => udp::HEADER_LEN,
+        Proto::Icmp => icmp::HEADER_LEN,
+    };
+    if l4.len() < header {
+        return None;
+    }
+    key_port(l4, proto, off)
 }
 
 /// Recompute the ICMP checksum over the whole message (after its quote changed).
@@ -322,19 +343,17 @@ fn return_key(l3: &[u8], proto_num: u8, hl: usize) -> Option<(Proto, u16, bool)>
                 return key_port(&l3[q + qhl..], qp, 0).map(|p| (qp, p, true));
             }
             // Only echo replies belong to a session.
-            (l3.len() >= hl + 8 && l3[hl] == icmp::msg::ECHO_REPLY).then(|| {
-                (
-                    Proto::Icmp,
-                    u16::from_be_bytes([l3[hl + 4], l3[hl + 5]]),
-                    false,
-                )
-            })
+            let l4 = l4_of(l3, hl);
+            if l4.first() != Some(&icmp::msg::ECHO_REPLY) {
+                return None;
+            }
+            own_port(l4, Proto::Icmp, 0).map(|id| (Proto::Icmp, id, false))
         }
         p => {
             if ipv4::Packet::new_unchecked(l3).is_fragment() {
                 return None;
             }
-            key_port(&l3[hl..], p, 2).map(|port| (p, port, false))
+            own_port(l4_of(l3, hl), p, 2).map(|port| (p, port, false))
         }
     }
 }
@@ -491,7 +510,7 @@ fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
             return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
         }
     }
-    key_port(&l3[hl..], proto, 0)
+    own_port(l4_of(l3, hl), proto, 0)
         .map(|p| (proto, p))
         .ok_or(SlowOut::Drop(DropReason::NatUnsupportedProtocol))
 }

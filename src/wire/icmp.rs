@@ -148,8 +148,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         let old = get_u16(b, field::TYPE);
         b[field::TYPE] = msg::ECHO_REPLY;
         let new = get_u16(b, field::TYPE);
-        let c = checksum::update16(get_u16(b, field::CHECKSUM), old, new);
-        set_u16(b, field::CHECKSUM, c);
+        self.patch_checksum16(old, new);
+    }
+    /// Patch the checksum for one 16-bit word changed from `old` to `new` (RFC 1624 eqn. 3).
+    ///
+    /// ICMP has no pseudo-header, so the message can be all zeros (an echo reply with
+    /// identifier, sequence and data all zero). Its checksum must then be 0xffff, the only
+    /// value that verifies, while eqn. 3 yields 0x0000 (RFC 1624 section 3). Whenever eqn. 3
+    /// gives 0x0000 the other words sum to zero in one's complement, so 0xffff verifies as
+    /// well: it is always the value written.
+    #[inline]
+    pub fn patch_checksum16(&mut self, old: u16, new: u16) {
+        let c = checksum::update16(self.checksum(), old, new);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
     }
 }
 

@@ -1,0 +1,357 @@
+//! Fuzz target `pipeline`: arbitrary frames on every port of a fixed configuration
+//! (`fuzz/pipeline.toml`: external, Geneve underlay, flat tenant port, policy-routed transit
+//! port; floating IPs, SNAT, proxy ARP, chassis, a VNI network) through one worker on the
+//! mem backend, with the worker's clock driven by the input.
+//!
+//! Input: a setup byte, then operations until the input ends.
+//!
+//! * setup: bit 0 a pool of [`SMALL_POOL`] frames instead of [`POOL`] (frame exhaustion),
+//!   bit 1 tiny neighbour tables instead of small ones (hold queue and table limits), bits
+//!   2..8 the batch size minus one. The tables are smaller than in production so that a
+//!   run costs little to set up; the code paths are the same.
+//! * op `xxxxxx00`: a frame for port `xxxxxx % ports`: a big-endian u16 length, then that
+//!   many bytes (fewer if the input ends first).
+//! * op `xxxxxx01`: the same, with the IPv4, ICMP, UDP and TCP checksums made right first
+//!   (also those of a frame inside Geneve), so mutations get past the checksum checks.
+//! * op `xxxxxx10`: poll until every port's receive queue is empty.
+//! * op `0xxxxx11`: advance the clock by 2^`xxxxx` ms and poll once (timers run).
+//! * op `10xxxx11`: reload: swap in the other of two snapshots of the same configuration
+//!   (generations 1 and 2), as a SIGHUP does.
+//! * op `11xxxx11`: ask for a session dump, as `GET /api/v1/sessions` does; the worker
+//!   answers on its next timer tick.
+//!
+//! After every poll the books must balance (received + generated = transmitted + dropped +
+//! held, and exactly the held frames are out of the pool), and every transmitted frame must
+//! be one vgate may send: ARP or IPv4 from a unicast MAC, a header that checks and verifies,
+//! a TTL above zero and a total length within the port's MTU. At the end the clock runs on
+//! until every ARP resolution has finished: nothing may stay held, no frame may leak.
+
+use arc_swap::ArcSwap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use vgate::control::apply::build_snapshot;
+use vgate::control::config::Config;
+use vgate::io::mem::MemPort;
+use vgate::io::{FramePool, MAX_FRAME_LEN};
+use vgate::metrics::WorkerStats;
+use vgate::tables::Snapshot;
+use vgate::tables::neighbor::NeighborConfig;
+use vgate::wire::checksum;
+use vgate::wire::ethernet::{self, ethertype};
+use vgate::wire::ipv4::{self, protocol};
+use vgate::wire::{EthernetAddress, arp, geneve};
+use vgate::worker::{NeighborBus, SESSION_DUMP_MAX, Worker};
+
+/// The configuration every run uses.
+pub const CONFIG: &str = include_str!("../pipeline.toml");
+
+pub const POOL: usize = 256;
+pub const SMALL_POOL: usize = 32;
+const MS: u64 = 1_000_000;
+const SEC: u64 = 1_000 * MS;
+
+/// Two snapshots of [`CONFIG`], generations 1 and 2, built once per process.
+fn snapshots() -> &'static [Arc<Snapshot>; 2] {
+    static SNAPSHOTS: OnceLock<[Arc<Snapshot>; 2]> = OnceLock::new();
+    SNAPSHOTS.get_or_init(|| {
+        let cfg = Config::from_toml_str(CONFIG).expect("fuzz/pipeline.toml validates");
+        let mac = |_: &str| Some(EthernetAddress([2, 0, 0, 0, 0, 0xee]));
+        let build = |generation| {
+            Arc::new(build_snapshot(&cfg, generation, &mac, None).expect("snapshot builds"))
+        };
+        [build(1), build(2)]
+    })
+}
+
+/// The queues between workers and the control thread, made once: with a single worker
+/// nothing is ever queued to it, and what it publishes to the control thread (learned
+/// neighbours, overwritten when full) is never read back, so sharing them keeps runs
+/// independent while sparing each run their allocation.
+fn bus() -> Arc<NeighborBus> {
+    static BUS: OnceLock<Arc<NeighborBus>> = OnceLock::new();
+    BUS.get_or_init(|| Arc::new(NeighborBus::new(1))).clone()
+}
+
+pub struct Harness {
+    pub worker: Worker<MemPort>,
+    pub now: u64,
+    /// Which of [`snapshots`] is live.
+    generation: usize,
+    /// Frames collected from the ports so far.
+    collected: u64,
+    /// What the ports transmitted, (port, frame), since a caller last took it.
+    pub sent: Vec<(usize, Vec<u8>)>,
+}
+
+impl Harness {
+    pub fn new(setup: u8) -> Harness {
+        let snap = snapshots()[0].clone();
+        let bus = bus();
+        // A dump asked for in an earlier run must not be answered in this one.
+        bus.session_request.store(0, Ordering::Release);
+        while bus.session_dumps.pop().is_some() {}
+        let nports = snap.ports.len();
+        let ncfg = if setup & 2 != 0 {
+            NeighborConfig {
+                max_entries: 8,
+                max_unresolved: 4,
+                hold_per_entry: 2,
+                ..NeighborConfig::default()
+            }
+        } else {
+            NeighborConfig {
+                max_entries: 256,
+                max_unresolved: 32,
+                hold_per_entry: 8,
+                ..NeighborConfig::default()
+            }
+        };
+        let pool = FramePool::new_heap(if setup & 1 != 0 { SMALL_POOL } else { POOL });
+        let worker = Worker::new(
+            0,
+            (0..nports).map(|_| MemPort::new()).collect(),
+            pool,
+            Arc::new(ArcSwap::new(snap)),
+            bus,
+            usize::from(setup >> 2) + 1,
+            ncfg,
+        );
+        Harness {
+            worker,
+            now: SEC,
+            generation: 0,
+            collected: 0,
+            sent: Vec::new(),
+        }
+    }
+
+    pub fn ports(&self) -> usize {
+        self.worker.ports.len()
+    }
+
+    /// Queue a frame on `port`. A frame longer than a UMEM frame cannot arrive through
+    /// AF_XDP, so it is cut to [`MAX_FRAME_LEN`].
+    pub fn inject(&mut self, port: usize, frame: &[u8]) {
+        let n = frame.len().min(MAX_FRAME_LEN);
+        self.worker.ports[port].inject(&frame[..n]);
+    }
+
+    /// Poll until nothing is left to receive (or the pool stays empty).
+    pub fn run(&mut self) {
+        for _ in 0..64 {
+            self.poll(1_000);
+            if self.worker.ports.iter().all(|p| p.rx.is_empty()) {
+                break;
+            }
+        }
+    }
+
+    /// Queue a frame on the port called `name`.
+    pub fn inject_on(&mut self, name: &str, frame: &[u8]) {
+        let p = self.worker.tables.load().port_by_name(name).expect("port");
+        self.inject(p, frame);
+    }
+
+    /// Advance the clock by `ns` and poll once.
+    pub fn advance(&mut self, ns: u64) {
+        self.poll(ns);
+    }
+
+    pub fn request_sessions(&mut self) {
+        self.worker
+            .bus
+            .session_request
+            .fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn reload(&mut self) {
+        self.generation ^= 1;
+        self.worker
+            .tables
+            .store(snapshots()[self.generation].clone());
+    }
+
+    fn poll(&mut self, ns: u64) {
+        self.now = self.now.saturating_add(ns);
+        self.worker.poll_once(self.now);
+        self.check();
+    }
+
+    /// Every frame is accounted for, every transmitted frame is well formed.
+    fn check(&mut self) {
+        let s: &WorkerStats = &self.worker.stats;
+        let rx: u64 = s.port_rx_packets.iter().map(|c| c.get()).sum();
+        let tx: u64 = s.port_tx_packets.iter().map(|c| c.get()).sum();
+        let (generated, drops, held) = (s.generated.get(), s.total_drops(), s.held.get());
+        assert_eq!(
+            rx + generated,
+            tx + drops + held,
+            "books: rx {rx} + generated {generated} != tx {tx} + drops {drops} + held {held}"
+        );
+        let pool = &self.worker.pool;
+        let in_use = (pool.nframes() - pool.free_count()) as u64;
+        assert_eq!(in_use, held, "frames out of the pool but not held");
+
+        let snap = self.worker.tables.load_full();
+        for p in 0..self.worker.ports.len() {
+            for f in self.worker.ports[p].take_tx() {
+                check_tx(&snap, p, &f);
+                self.collected += 1;
+                self.sent.push((p, f));
+            }
+        }
+        assert_eq!(self.collected, tx, "frames on the wire != tx counter");
+
+        while let Some((_, worker, rows)) = self.worker.bus.session_dumps.pop() {
+            assert_eq!(worker, 0);
+            assert!(rows.len() <= SESSION_DUMP_MAX);
+            for r in rows {
+                assert!(usize::from(r.rule) < snap.snat.len(), "session of no rule");
+            }
+        }
+    }
+
+    /// Let every pending resolution finish: ARP retries run out after a few seconds.
+    pub fn finish(&mut self) {
+        self.run();
+        for _ in 0..16 {
+            self.advance(SEC);
+        }
+        let held = self.worker.stats.held.get();
+        assert_eq!(held, 0, "packets still held after every ARP gave up");
+        let pool = &self.worker.pool;
+        assert_eq!(pool.free_count(), pool.nframes(), "frames leaked");
+    }
+}
+
+/// What vgate may put on a wire.
+fn check_tx(snap: &Snapshot, port: usize, f: &[u8]) {
+    assert!(f.len() <= MAX_FRAME_LEN, "frame of {} bytes", f.len());
+    let eth = ethernet::Frame::new_checked(f).expect("a whole Ethernet header");
+    assert!(
+        !eth.src_addr().is_multicast(),
+        "sent from multicast {}",
+        eth.src_addr()
+    );
+    match eth.ethertype() {
+        ethertype::ARP => {
+            let a = arp::Packet::new_checked(eth.payload()).expect("whole ARP packet");
+            assert!(arp::Repr::parse(&a).is_ok(), "ARP that does not parse");
+        }
+        ethertype::IPV4 => {
+            let ip = ipv4::Packet::new_checked(eth.payload()).expect("IPv4 header checks");
+            assert!(ip.verify_checksum(), "IPv4 header checksum");
+            assert!(ip.ttl() > 0, "TTL 0 sent");
+            let mtu = snap.ports[port].mtu;
+            assert!(
+                ip.total_len() <= mtu,
+                "{} bytes on {} with MTU {mtu}",
+                ip.total_len(),
+                snap.ports[port].name
+            );
+        }
+        t => panic!("sent EtherType {t:#06x}"),
+    }
+}
+
+pub fn run(data: &[u8]) {
+    let Some((&setup, mut ops)) = data.split_first() else {
+        return;
+    };
+    let mut h = Harness::new(setup);
+    let nports = h.ports();
+    let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
+    while let Some((&op, rest)) = ops.split_first() {
+        ops = rest;
+        match op & 3 {
+            0 | 1 => {
+                let (len, body) = match ops {
+                    [a, b, body @ ..] => (usize::from(u16::from_be_bytes([*a, *b])), body),
+                    _ => (ops.len(), &[][..]),
+                };
+                let n = len.min(body.len());
+                frame.clear();
+                frame.extend_from_slice(&body[..n]);
+                ops = &body[n..];
+                if op & 1 != 0 {
+                    fix_checksums(&mut frame, 0);
+                }
+                h.inject(usize::from(op >> 2) % nports, &frame);
+            }
+            2 => h.run(),
+            _ if op & 0xc0 == 0xc0 => h.request_sessions(),
+            _ if op & 0x80 != 0 => h.reload(),
+            _ => h.advance(MS << ((op >> 2) & 0x1f)),
+        }
+    }
+    h.finish();
+}
+
+/// Make the checksums of an Ethernet/IPv4 frame right where its lengths allow: the IPv4
+/// header, then ICMP, UDP (unless it says "none") or TCP of an unfragmented datagram, and
+/// first those of an Ethernet frame carried in Geneve.
+pub fn fix_checksums(frame: &mut [u8], depth: usize) {
+    if frame.len() < ethernet::HEADER_LEN + ipv4::HEADER_LEN
+        || u16::from_be_bytes([frame[12], frame[13]]) != ethertype::IPV4
+    {
+        return;
+    }
+    let l3 = &mut frame[ethernet::HEADER_LEN..];
+    let hl = usize::from(l3[0] & 0x0f) * 4;
+    if l3[0] >> 4 != 4 || hl < ipv4::HEADER_LEN || hl > l3.len() {
+        return;
+    }
+    l3[10..12].fill(0);
+    let c = checksum::checksum(&l3[..hl]);
+    l3[10..12].copy_from_slice(&c.to_be_bytes());
+
+    let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
+    let flags_offset = u16::from_be_bytes([l3[6], l3[7]]);
+    if total < hl || total > l3.len() || flags_offset & 0x3fff != 0 {
+        return; // truncated, or a fragment: the transport checksum spans other packets
+    }
+    let (src, dst) = (
+        [l3[12], l3[13], l3[14], l3[15]],
+        [l3[16], l3[17], l3[18], l3[19]],
+    );
+    let proto = l3[9];
+    let l4 = &mut l3[hl..total];
+    match proto {
+        protocol::ICMP if l4.len() >= 4 => {
+            l4[2..4].fill(0);
+            let c = checksum::checksum(l4);
+            l4[2..4].copy_from_slice(&c.to_be_bytes());
+        }
+        protocol::UDP if l4.len() >= 8 => {
+            let ulen = usize::from(u16::from_be_bytes([l4[4], l4[5]]));
+            if ulen < 8 || ulen > l4.len() {
+                return;
+            }
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            if dport == geneve::UDP_PORT && depth < 2 {
+                let g = &mut l4[8..ulen];
+                if g.len() >= geneve::HEADER_LEN {
+                    let ghl = geneve::HEADER_LEN + usize::from(g[0] & 0x3f) * 4;
+                    if ghl <= g.len() {
+                        fix_checksums(&mut g[ghl..], depth + 1);
+                    }
+                }
+            }
+            if l4[6..8] == [0, 0] {
+                return; // "no checksum" (RFC 768), as Geneve senders often do
+            }
+            l4[6..8].fill(0);
+            let acc = checksum::pseudo_header_sum(src, dst, protocol::UDP, ulen as u16);
+            let c = !checksum::fold(checksum::sum(&l4[..ulen], acc));
+            let c = if c == 0 { 0xffff } else { c };
+            l4[6..8].copy_from_slice(&c.to_be_bytes());
+        }
+        protocol::TCP if l4.len() >= 20 => {
+            l4[16..18].fill(0);
+            let acc = checksum::pseudo_header_sum(src, dst, protocol::TCP, l4.len() as u16);
+            let c = !checksum::fold(checksum::sum(l4, acc));
+            l4[16..18].copy_from_slice(&c.to_be_bytes());
+        }
+        _ => {}
+    }
+}
