@@ -260,7 +260,7 @@ pub fn run(path: &Path) -> i32 {
 
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        control.collect_neighbors();
+        control.collect_moves();
         control.garp_tick();
         if hup.swap(false, Ordering::Relaxed) {
             match control.reload_from_file() {

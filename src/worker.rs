@@ -10,7 +10,7 @@ use crate::io::{Desc, FramePool, Port};
 use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
 use crate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
 use crate::tables::Snapshot;
-use crate::tables::neighbor::NeighborConfig;
+use crate::tables::neighbor::{NeighborConfig, NeighborView};
 use crate::wire::EthernetAddress;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
@@ -24,7 +24,10 @@ pub type NeighborUpdate = (u8, u32, EthernetAddress);
 /// Queues that carry learned neighbours between workers and to the control thread.
 pub struct NeighborBus {
     pub to_worker: Vec<ArrayQueue<NeighborUpdate>>,
-    pub to_control: ArrayQueue<NeighborUpdate>,
+    /// Neighbour dumps for the API, like the session dumps: each worker answers the request
+    /// numbered `neighbor_request` on its timer with its whole table.
+    pub neighbor_request: AtomicU64,
+    pub neighbor_dumps: ArrayQueue<(u64, usize, Vec<NeighborView>)>,
     /// Gratuitous ARPs the control thread wants sent; worker 0 sends them.
     pub garp: ArrayQueue<Announcement>,
     /// SNAT return traffic for another worker's sessions, one queue per worker. Workers own
@@ -64,7 +67,8 @@ impl NeighborBus {
     pub fn new(workers: usize) -> NeighborBus {
         NeighborBus {
             to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
-            to_control: ArrayQueue::new(16384),
+            neighbor_request: AtomicU64::new(0),
+            neighbor_dumps: ArrayQueue::new(workers.max(1) * 4),
             garp: ArrayQueue::new(1024),
             session_request: AtomicU64::new(0),
             session_dumps: ArrayQueue::new(workers.max(1) * 4),
@@ -105,6 +109,7 @@ pub struct Worker<P: Port> {
     batch_size: usize,
     next_tick: u64,
     sessions_served: u64,
+    neighbors_served: u64,
 }
 
 impl<P: Port> Worker<P> {
@@ -136,6 +141,7 @@ impl<P: Port> Worker<P> {
             batch_size: batch_size.clamp(1, MAX_BATCH),
             next_tick: 0,
             sessions_served: 0,
+            neighbors_served: 0,
         }
     }
 
@@ -235,6 +241,13 @@ impl<P: Port> Worker<P> {
                 sessions += t.len();
             }
             ctx.stats.nat_sessions.set(sessions as u64);
+            ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
+            let want = self.bus.neighbor_request.load(Ordering::Acquire);
+            if want != self.neighbors_served {
+                self.neighbors_served = want;
+                let rows = ctx.state.neighbors.entries().collect();
+                let _ = self.bus.neighbor_dumps.force_push((want, self.id, rows));
+            }
             let want = self.bus.session_request.load(Ordering::Acquire);
             if want != self.sessions_served {
                 self.sessions_served = want;
@@ -303,7 +316,6 @@ impl<P: Port> Worker<P> {
                     let _ = q.push(u);
                 }
             }
-            let _ = self.bus.to_control.force_push(u);
         }
         self.stats.neighbors.set(self.state.neighbors.len() as u64);
     }

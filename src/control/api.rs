@@ -303,7 +303,7 @@ fn status(control: &Control) -> Value {
         "uptime_seconds": st.started.elapsed().as_secs(),
         "workers": control.workers.len(),
         "ports": ports,
-        "neighbors": st.neighbors.len(),
+        "neighbors": control.neighbor_count(),
         "tunnel": tunnel,
         "chassis": chassis,
         "networks": networks,
@@ -384,18 +384,49 @@ fn routes(control: &Control) -> Value {
     Value::Array(out)
 }
 
+/// Ask every worker for its neighbour table and wait (bounded) for the answers; one row per
+/// (port, ip), with the workers that hold it.
 fn neighbors(control: &Control) -> Value {
-    control.collect_neighbors();
+    let bus = &control.bus;
+    let want = bus
+        .neighbor_request
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    let workers = control.workers.len();
+    let mut rows: std::collections::BTreeMap<
+        (u8, u32),
+        (crate::tables::neighbor::NeighborView, Vec<usize>),
+    > = std::collections::BTreeMap::new();
+    let mut answered = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+    while answered < workers && std::time::Instant::now() < deadline {
+        match bus.neighbor_dumps.pop() {
+            Some((seq, worker, dump)) if seq == want => {
+                answered += 1;
+                for v in dump {
+                    let e = rows.entry((v.port, v.ip)).or_insert((v, Vec::new()));
+                    // A worker that has the MAC knows more than one still asking.
+                    if e.0.mac.is_none() && v.mac.is_some() {
+                        e.0 = v;
+                    }
+                    e.1.push(worker);
+                }
+            }
+            Some(_) => {} // an answer to an older request
+            None => std::thread::sleep(std::time::Duration::from_millis(2)),
+        }
+    }
     let snap = control.tables.load();
-    let st = control.lock();
     Value::Array(
-        st.neighbors
-            .iter()
-            .map(|((port, a), mac)| {
+        rows.values()
+            .filter(|(v, _)| v.mac.is_some())
+            .map(|(v, w)| {
                 json!({
-                    "port": snap.ports.get(*port as usize).map(|p| p.name.clone()),
-                    "ip": ip(*a),
-                    "mac": mac.to_string(),
+                    "port": snap.ports.get(usize::from(v.port)).map(|p| p.name.clone()),
+                    "ip": ip(v.ip),
+                    "mac": v.mac.map(|m| m.to_string()),
+                    "state": v.state,
+                    "workers": w,
                 })
             })
             .collect(),
@@ -403,7 +434,7 @@ fn neighbors(control: &Control) -> Value {
 }
 
 fn fips(control: &Control) -> Value {
-    control.collect_neighbors();
+    control.collect_moves();
     let snap = control.tables.load();
     let moved = control.lock().virtual_locations.clone();
     let sum = |f: &dyn Fn(&crate::metrics::WorkerStats) -> u64| -> u64 {

@@ -28,8 +28,6 @@ pub struct ControlState {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub garp: garp::GarpScheduler,
-    /// Neighbours learned by the workers: (port, ip) -> mac.
-    pub neighbors: BTreeMap<(u8, u32), EthernetAddress>,
     /// Virtual endpoints moved by gratuitous ARPs: IP -> chassis address.
     pub virtual_locations: BTreeMap<u32, u32>,
     /// Start-up facts for `/api/v1/status`: one line per port with its XDP mode.
@@ -85,7 +83,6 @@ impl Control {
                 reloads_ok: 0,
                 reloads_failed: 0,
                 garp: scheduler,
-                neighbors: BTreeMap::new(),
                 virtual_locations: BTreeMap::new(),
                 port_modes: Vec::new(),
                 started: std::time::Instant::now(),
@@ -101,15 +98,22 @@ impl Control {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drain neighbours the workers learned into the control view.
-    pub fn collect_neighbors(&self) {
+    /// Drain the virtual-endpoint moves the workers saw into the control view.
+    pub fn collect_moves(&self) {
         let mut st = self.lock();
-        while let Some((port, ip, mac)) = self.bus.to_control.pop() {
-            st.neighbors.insert((port, ip), mac);
-        }
         while let Some((ip, chassis)) = self.bus.virtual_to_control.pop() {
             st.virtual_locations.insert(ip, chassis);
         }
+    }
+
+    /// Entries of the largest worker neighbour table (each worker resolves for itself and
+    /// shares what it learns, so the tables hold nearly the same entries).
+    pub fn neighbor_count(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.neighbors.get())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Hand due gratuitous ARPs to worker 0 (called from the control loop), as many as its
@@ -244,13 +248,12 @@ impl Control {
             config_generation: st.generation,
             reloads_ok: st.reloads_ok,
             reloads_failed: st.reloads_failed,
-            neighbors: st.neighbors.len() as u64,
+            neighbors: self.neighbor_count(),
         }
     }
 
     /// The Prometheus exposition.
     pub fn metrics_text(&self) -> String {
-        self.collect_neighbors();
         let cv = self.control_values();
         let snap = self.tables.load();
         let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
