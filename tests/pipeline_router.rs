@@ -381,7 +381,7 @@ fn bad_ipv4_headers_dropped_with_reasons() {
 fn our_own_addresses_as_source_are_dropped() {
     let mut h = Harness::new(CONF);
     // Each of vgate's addresses, claimed from the other side; and one that only shares the
-    // last octet with ours (the pre-filter's false positive) must still be forwarded.
+    // last octet with ours must still be forwarded.
     h.inject(
         "external",
         &arp_reply(UPSTREAM_MAC, "203.0.113.1", EXT_MAC, "203.0.113.2"),

@@ -26,7 +26,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 && total <= d.len as usize - ETH
                 && checksum::header20_ok(h)
                 && !(martian(h[12]) | martian(h[16]))
-                && !ctx.snap.own.maybe(h[15])
+                && !ctx
+                    .snap
+                    .own
+                    .maybe(u32::from_be_bytes([h[12], h[13], h[14], h[15]]))
             {
                 b.desc[i].len = (ETH + total) as u32;
                 b.dst[i] = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);

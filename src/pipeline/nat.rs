@@ -260,7 +260,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Ingress filtering (RFC 2827): only vgate sends from its floating IPs and SNAT
         // addresses, and its own packets never enter here. Forwarded, such a packet would
         // reach a tenant disguised as translated traffic of another tenant.
-        if snap.nat_sources.maybe(src as u8) && snap.nat_sources.contains(src) {
+        if snap.nat_sources.contains(src) {
             b.drop(i, DropReason::NatSpoofedSource);
             continue;
         }

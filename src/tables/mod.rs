@@ -163,12 +163,21 @@ pub struct Snapshot {
     pub nat_sources: OwnAddrs,
 }
 
-/// A small set of addresses with a one-load pre-filter on the last octet, for a check that
-/// runs on every received packet and almost never matches.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A small set of addresses with a one-load pre-filter (a 4096-bit map of a hash of the
+/// address), for a check that runs on every received packet and almost never matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnAddrs {
-    last_octet: [u64; 4],
+    filter: Box<[u64; 64]>,
     addrs: Vec<u32>,
+}
+
+impl Default for OwnAddrs {
+    fn default() -> OwnAddrs {
+        OwnAddrs {
+            filter: Box::new([0; 64]),
+            addrs: Vec::new(),
+        }
+    }
 }
 
 impl OwnAddrs {
@@ -176,22 +185,31 @@ impl OwnAddrs {
         let mut o = OwnAddrs::default();
         for a in addrs {
             if !o.addrs.contains(&a) {
-                let b = (a & 0xff) as usize;
-                o.last_octet[b / 64] |= 1 << (b % 64);
+                let b = Self::bit(a);
+                o.filter[b / 64] |= 1 << (b % 64);
                 o.addrs.push(a);
             }
         }
         o
     }
 
-    /// False means `a` is certainly not ours; true means look with [`OwnAddrs::contains`].
+    /// Multiplicative (Fibonacci) hash to 12 bits: addresses that differ only in a few bits
+    /// (a subnet's hosts) spread over the map.
     #[inline(always)]
-    pub fn maybe(&self, last_octet: u8) -> bool {
-        self.last_octet[usize::from(last_octet / 64)] & (1 << (last_octet % 64)) != 0
+    fn bit(a: u32) -> usize {
+        (a.wrapping_mul(0x9e37_79b1) >> 20) as usize
+    }
+
+    /// False means `a` is certainly not in the set; true means look with
+    /// [`OwnAddrs::contains`].
+    #[inline(always)]
+    pub fn maybe(&self, a: u32) -> bool {
+        let b = Self::bit(a);
+        self.filter[b / 64] & (1 << (b % 64)) != 0
     }
 
     pub fn contains(&self, a: u32) -> bool {
-        self.maybe(a as u8) && self.addrs.contains(&a)
+        self.maybe(a) && self.addrs.contains(&a)
     }
 }
 
