@@ -9,17 +9,16 @@
 //! Each iteration restores 64 template frames (a frame-sized copy per packet, included in the
 //! figure) and runs them through every stage. Run: `cargo bench --bench geneve`.
 
+#[path = "harness.rs"]
+mod harness;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use harness::{Bench, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use vgate::control::apply::build_snapshot;
 use vgate::control::config::Config;
-use vgate::io::{Desc, FramePool};
-use vgate::metrics::WorkerStats;
-use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
-use vgate::tables::Snapshot;
-use vgate::tables::neighbor::NeighborConfig;
-use vgate::wire::{EthernetAddress, geneve};
+use vgate::pipeline::MAX_BATCH;
+use vgate::wire::geneve;
 
 const EXT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const UND_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -90,15 +89,6 @@ gateway_mac = "fa:16:3e:00:00:01"
     Config::from_toml_str(&c).expect("bench config")
 }
 
-fn udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src.to_be_bytes(), dst.to_be_bytes(), 64)
-        .udp(sport, dport);
-    let mut out = Vec::new();
-    b.write(&mut out, &[0u8; 18]).unwrap();
-    out
-}
-
 /// `inner` inside outer Ethernet/IPv4/UDP/Geneve from the chassis to the tunnel address.
 fn encap(inner: &[u8]) -> Vec<u8> {
     let mut g = vec![0u8; geneve::HEADER_LEN];
@@ -119,89 +109,16 @@ fn encap(inner: &[u8]) -> Vec<u8> {
     out
 }
 
-fn ip(a: [u8; 4]) -> u32 {
-    u32::from_be_bytes(a)
-}
-
-struct Bench {
-    snap: Snapshot,
-    pool: FramePool,
-    state: WorkerState,
-    stats: WorkerStats,
-    tx: TxQueues,
-    batch: Box<Batch>,
-    descs: [Desc; MAX_BATCH],
-}
-
-impl Bench {
-    fn new() -> Bench {
-        let snap = build_snapshot(&config(), 1, &|_| None, None).expect("snapshot");
-        let mut state = WorkerState::new(NeighborConfig::default());
-        state.sync_snat(&snap);
-        let mut released = Vec::new();
-        let n = &mut state.neighbors;
-        n.learn(
-            0,
-            ip([203, 0, 113, 1]),
-            EthernetAddress(UPSTREAM),
-            0,
-            true,
-            &mut released,
-        );
-        n.learn(
-            1,
-            ip([192, 0, 2, 11]),
-            EthernetAddress(CHASSIS_MAC),
-            0,
-            true,
-            &mut released,
-        );
-        let mut pool = FramePool::new_heap(1024);
-        let mut descs = [Desc::default(); MAX_BATCH];
-        for d in descs.iter_mut() {
-            *d = pool.alloc().unwrap();
-        }
-        Bench {
-            snap,
-            pool,
-            state,
-            stats: WorkerStats::default(),
-            tx: TxQueues::new(2, 4 * MAX_BATCH),
-            batch: Box::default(),
-            descs,
-        }
-    }
-
-    /// Run `frames` received on `port`; the packets sent on `out`.
-    fn run(&mut self, frames: &[Vec<u8>], port: u8, out: usize) -> usize {
-        self.batch.reset_rx(MAX_BATCH, port);
-        for (i, f) in frames.iter().enumerate() {
-            let mut d = self.descs[i];
-            d.len = f.len() as u32;
-            self.pool.bytes_mut(&d).copy_from_slice(f);
-            self.batch.desc[i] = d;
-        }
-        let mut ctx = Ctx {
-            snap: &self.snap,
-            pool: &mut self.pool,
-            state: &mut self.state,
-            stats: &self.stats,
-            tx: &mut self.tx,
-            now: 1_000,
-        };
-        pipeline::process(&mut ctx, &mut self.batch);
-        let sent = self.tx.per_port[out].len();
-        for q in self.tx.per_port.iter_mut() {
-            q.clear();
-        }
-        sent
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("geneve");
     g.throughput(Throughput::Elements(MAX_BATCH as u64));
-    let mut b = Bench::new();
+    let mut b = Bench::new(
+        &config(),
+        &[
+            (0, ip([203, 0, 113, 1]), UPSTREAM),
+            (1, ip([192, 0, 2, 11]), CHASSIS_MAC),
+        ],
+    );
 
     let inbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
         .map(|k| {
@@ -215,9 +132,9 @@ fn bench(c: &mut Criterion) {
             )
         })
         .collect();
-    assert_eq!(b.run(&inbound, 0, 1), MAX_BATCH);
+    assert_eq!(b.run(&inbound, 0, Some(1)), MAX_BATCH);
     g.bench_function("fip_dnat_encap", |bn| {
-        bn.iter(|| black_box(b.run(&inbound, 0, 1)))
+        bn.iter(|| black_box(b.run(&inbound, 0, Some(1))))
     });
     assert_eq!(b.stats.total_drops(), 0);
 
@@ -233,9 +150,9 @@ fn bench(c: &mut Criterion) {
             ))
         })
         .collect();
-    assert_eq!(b.run(&outbound, 1, 0), MAX_BATCH);
+    assert_eq!(b.run(&outbound, 1, Some(0)), MAX_BATCH);
     g.bench_function("decap_fip_snat", |bn| {
-        bn.iter(|| black_box(b.run(&outbound, 1, 0)))
+        bn.iter(|| black_box(b.run(&outbound, 1, Some(0))))
     });
     assert_eq!(b.stats.total_drops(), 0);
     g.finish();

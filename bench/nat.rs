@@ -14,18 +14,16 @@
 //!
 //! Run: `cargo bench --bench nat`.
 
+#[path = "harness.rs"]
+mod harness;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use harness::{Bench, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
-use vgate::control::apply::build_snapshot;
 use vgate::control::config::Config;
-use vgate::io::{Desc, FramePool};
-use vgate::metrics::WorkerStats;
-use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, Meta, Next, TxQueues, WorkerState};
-use vgate::tables::Snapshot;
+use vgate::pipeline::{self, Ctx, MAX_BATCH, Meta, Next};
 use vgate::tables::nat::Proto;
-use vgate::tables::neighbor::NeighborConfig;
-use vgate::wire::EthernetAddress;
 
 const EXT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const GW_MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 1];
@@ -85,85 +83,25 @@ via = "203.0.113.1"
     Config::from_toml_str(&c).expect("bench config")
 }
 
-fn udp(src_mac: [u8; 6], dst_mac: [u8; 6], src: u32, dst: u32, sport: u16, dport: u16) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
-        .ipv4(src.to_be_bytes(), dst.to_be_bytes(), 64)
-        .udp(sport, dport);
-    let mut out = Vec::new();
-    b.write(&mut out, &[0u8; 18]).unwrap();
-    out
+/// The FIP bench's worker: knows the upstream router and the 64 VMs.
+fn bench_worker() -> Bench {
+    let mut neighbors = vec![(0, ip([203, 0, 113, 1]), UPSTREAM)];
+    neighbors.extend((0..64u32).map(|k| {
+        (
+            1,
+            ip([10, 0, 0, 10 + k as u8]),
+            [0xfa, 0x16, 0x3e, 1, 0, k as u8],
+        )
+    }));
+    Bench::new(&config(), &neighbors)
 }
 
-fn ip(a: [u8; 4]) -> u32 {
-    u32::from_be_bytes(a)
+/// Only the NAT stages, for `nat/stage_*`.
+trait StageBench {
+    fn stage(&mut self, frames: &[Vec<u8>], stage: Next, run: bool) -> u32;
 }
 
-struct Bench {
-    snap: Snapshot,
-    pool: FramePool,
-    state: WorkerState,
-    stats: WorkerStats,
-    tx: TxQueues,
-    batch: Box<Batch>,
-    descs: [Desc; MAX_BATCH],
-}
-
-impl Bench {
-    fn new() -> Bench {
-        let snap = build_snapshot(&config(), 1, &|_| None, None).expect("snapshot");
-        let mut state = WorkerState::new(NeighborConfig::default());
-        state.sync_snat(&snap);
-        let mut released = Vec::new();
-        let mac = EthernetAddress(UPSTREAM);
-        state
-            .neighbors
-            .learn(0, ip([203, 0, 113, 1]), mac, 0, true, &mut released);
-        for k in 0..64u32 {
-            let vm = EthernetAddress([0xfa, 0x16, 0x3e, 1, 0, k as u8]);
-            state
-                .neighbors
-                .learn(1, ip([10, 0, 0, 10 + k as u8]), vm, 0, true, &mut released);
-        }
-        let mut pool = FramePool::new_heap(1024);
-        let mut descs = [Desc::default(); MAX_BATCH];
-        for d in descs.iter_mut() {
-            *d = pool.alloc().unwrap();
-        }
-        Bench {
-            snap,
-            pool,
-            state,
-            stats: WorkerStats::default(),
-            tx: TxQueues::new(2, 4 * MAX_BATCH),
-            batch: Box::default(),
-            descs,
-        }
-    }
-
-    fn run(&mut self, frames: &[Vec<u8>], port: u8) -> usize {
-        self.batch.reset_rx(MAX_BATCH, port);
-        for (i, f) in frames.iter().enumerate() {
-            let mut d = self.descs[i];
-            d.len = f.len() as u32;
-            self.pool.bytes_mut(&d).copy_from_slice(f);
-            self.batch.desc[i] = d;
-        }
-        let mut ctx = Ctx {
-            snap: &self.snap,
-            pool: &mut self.pool,
-            state: &mut self.state,
-            stats: &self.stats,
-            tx: &mut self.tx,
-            now: 1_000,
-        };
-        pipeline::process(&mut ctx, &mut self.batch);
-        let sent = self.tx.total();
-        for q in self.tx.per_port.iter_mut() {
-            q.clear();
-        }
-        sent
-    }
-
+impl StageBench for Bench {
     /// Restore `frames` and queue them at `stage` as the stage before it leaves them (the
     /// destination and TTL in the batch; for nat_out also the route result); then run the
     /// stage alone if `run`. Returns the packets headed for route or rewrite, or still at `stage`: not dropped.
@@ -210,7 +148,7 @@ fn nat(c: &mut Criterion) {
     g.throughput(Throughput::Elements(MAX_BATCH as u64));
 
     // Floating IP DNAT: the internet to 64 floating IPs.
-    let mut b = Bench::new();
+    let mut b = bench_worker();
     let inbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
         .map(|k| {
             udp(
@@ -223,9 +161,9 @@ fn nat(c: &mut Criterion) {
             )
         })
         .collect();
-    assert_eq!(b.run(&inbound, 0), MAX_BATCH);
+    assert_eq!(b.run(&inbound, 0, None), MAX_BATCH);
     g.bench_function("fip_dnat_in", |bn| {
-        bn.iter(|| black_box(b.run(&inbound, 0)))
+        bn.iter(|| black_box(b.run(&inbound, 0, None)))
     });
     assert_eq!(b.stats.total_drops(), 0);
 
@@ -242,9 +180,9 @@ fn nat(c: &mut Criterion) {
             )
         })
         .collect();
-    assert_eq!(b.run(&outbound, 1), MAX_BATCH);
+    assert_eq!(b.run(&outbound, 1, None), MAX_BATCH);
     g.bench_function("fip_snat_out", |bn| {
-        bn.iter(|| black_box(b.run(&outbound, 1)))
+        bn.iter(|| black_box(b.run(&outbound, 1, None)))
     });
     assert_eq!(b.stats.total_drops(), 0);
     let mut stage = |name: &str, frames: &[Vec<u8>], next: Next, run: bool| {
@@ -257,7 +195,7 @@ fn nat(c: &mut Criterion) {
     assert_eq!(b.stats.total_drops(), 0);
 
     // SNAT with 1,000,000 sessions; packets of random existing sessions.
-    let mut b = Bench::new();
+    let mut b = bench_worker();
     let mut inside = Vec::with_capacity((NETWORKS * SESSIONS_PER_NETWORK) as usize);
     for n in 0..NETWORKS {
         let t = b.state.snat[n as usize].as_mut().unwrap();
@@ -283,11 +221,11 @@ fn nat(c: &mut Criterion) {
         })
         .collect();
     let mut round = 0;
-    assert_eq!(b.run(&sets[0], 1), MAX_BATCH);
+    assert_eq!(b.run(&sets[0], 1, None), MAX_BATCH);
     g.bench_function("snat_existing_1m_sessions", |bn| {
         bn.iter(|| {
             round += 1;
-            black_box(b.run(&sets[round % sets.len()], 1))
+            black_box(b.run(&sets[round % sets.len()], 1, None))
         })
     });
     assert_eq!(

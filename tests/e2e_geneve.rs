@@ -97,13 +97,19 @@ struct Setup {
     vg: Vgate,
     chassis: OvsChassis,
     lab: Lab,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One OVS chassis at a time: its datapath, vgate and the kernel peers already share the
+/// machine's two CPUs with the rest of the suite.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn setup(mss_clamp: bool) -> Option<Setup> {
     if !is_root() {
         eprintln!("skipped: needs root");
         return None;
     }
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let lab = lab_up(RouterMode::Vgate);
     let mut spec = ChassisSpec::new(&format!("{}g", lab.spec().prefix));
     spec.underlay_ns = Some(lab.ns(Role::Router));
@@ -130,7 +136,12 @@ fn setup(mss_clamp: bool) -> Option<Setup> {
             .status();
     }
     let vg = Vgate::start(&lab, &conf(mss_clamp));
-    Some(Setup { vg, chassis, lab })
+    Some(Setup {
+        vg,
+        chassis,
+        lab,
+        _serial: serial,
+    })
 }
 
 /// `ping` from a VM namespace: (sent, received).
@@ -217,7 +228,7 @@ fn floating_ip_on_a_remote_chassis_with_vm_mtu_1500() {
     for r in &to_vm {
         assert_eq!(r[1], format!("192.0.2.21,{VM_IP}"), "{r:?}");
         assert_eq!(r[2], "6081", "{r:?}");
-        assert_eq!(vni(&r[3]), 100, "{r:?}");
+        assert_eq!(tshark_number(&r[3]), 100, "{r:?}");
         assert_eq!(r[4], "8", "{r:?}");
     }
 
@@ -330,7 +341,17 @@ fn vms_on_a_remote_chassis_reach_the_internet_through_snat() {
         Some(vgate_mac)
     );
     let cap = Capture::start(&inet, &s.lab.inet_iface(), "icmp or tcp");
-    assert_eq!(vm_ping(&s, 1, INET_IP, 3), (3, 3));
+    let pinged = vm_ping(&s, 1, INET_IP, 3);
+    assert_eq!(
+        pinged,
+        (3, 3),
+        "drops: {}",
+        s.vg.metrics()
+            .lines()
+            .filter(|l| l.starts_with("vgate_drops_total") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let bytes = 5 * 1000 * 1000;
     assert_eq!(transfer(&vm2_ns, &inet, INET_IP, bytes), bytes);
     assert_eq!(transfer(&inet, &vm2_ns, VM2_IP, 1000), 0, "no way in");
@@ -392,29 +413,4 @@ fn without_clamping_inbound_tcp_works_by_pmtud_and_outbound_black_holes_at_the_c
     );
     assert_eq!(biggest, 1514, "the VM sent full 1500-byte packets");
     assert_eq!(s.vg.metric("vgate_tcp_mss_clamped_total"), 0);
-}
-
-fn vni(s: &str) -> u64 {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    }
-    .unwrap_or_else(|_| panic!("not a VNI: {s:?}"))
-}
-
-/// Writes `frames` as a libpcap file (microsecond timestamps, Ethernet).
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65535, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for f in frames {
-        for v in [0u32, 0, f.len() as u32, f.len() as u32] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(f);
-    }
-    std::fs::write(path, b).expect("write pcap");
 }

@@ -158,32 +158,6 @@ fn field<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {row:?}"))
 }
 
-/// A tshark number, printed in hex ("0x000064") or decimal.
-fn number(s: &str) -> u64 {
-    match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => s.parse(),
-    }
-    .unwrap_or_else(|_| panic!("not a number: {s:?}"))
-}
-
-/// Writes `frames` as a libpcap file (microsecond timestamps, Ethernet).
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
-    b.extend_from_slice(&2u16.to_le_bytes());
-    b.extend_from_slice(&4u16.to_le_bytes());
-    for v in [0u32, 0, 65535, 1] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for (i, f) in frames.iter().enumerate() {
-        for v in [i as u32, 0, f.len() as u32, f.len() as u32] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(f);
-    }
-    std::fs::write(path, b).expect("write pcap");
-}
-
 /// Sends Geneve-encapsulated pings from the gateway namespace, one per "vni,seq,inner dst
 /// MAC" argument, all from 198.51.100.7 to argv[5]; captures UDP 6081 on the underlay (both
 /// directions) until an echo reply for every seq in argv[7] is in, plus half a second, and
@@ -334,8 +308,8 @@ fn ovs_answers_a_geneve_ping_through_the_tunnel() {
     assert_eq!(field(row, "ip.src"), "192.0.2.21,10.0.0.5");
     assert_eq!(field(row, "ip.dst"), "192.0.2.10,198.51.100.7");
     assert_eq!(field(row, "udp.dstport"), "6081");
-    assert_eq!(number(field(row, "geneve.vni")), 100);
-    assert_eq!(number(field(row, "geneve.proto_type")), 0x6558);
+    assert_eq!(tshark_number(field(row, "geneve.vni")), 100);
+    assert_eq!(tshark_number(field(row, "geneve.proto_type")), 0x6558);
     assert_eq!(field(row, "icmp.type"), "0");
     assert_eq!(field(row, "icmp.seq"), "3");
 
@@ -440,13 +414,13 @@ fn vm_traffic_leaves_encapsulated_with_a_critical_option() {
     );
     assert_eq!(rows.len(), packets.len(), "{rows:?}");
     for row in &rows {
-        assert_eq!(number(field(row, "geneve.vni")), 100);
+        assert_eq!(tshark_number(field(row, "geneve.vni")), 100);
         assert!(matches!(
             field(row, "geneve.flags.critical"),
             "1" | "True" | "true"
         ));
-        assert_eq!(number(field(row, "geneve.option.class")), 0x0102);
-        assert_eq!(number(field(row, "geneve.option.type")), 0x80);
+        assert_eq!(tshark_number(field(row, "geneve.option.class")), 0x0102);
+        assert_eq!(tshark_number(field(row, "geneve.option.type")), 0x80);
         assert_eq!(field(row, "icmp.type"), "8");
     }
 

@@ -376,3 +376,29 @@ pub fn af_xdp_skip_reason() -> Option<String> {
     }
     None
 }
+
+/// A tshark number, printed in hex ("0x000064") or decimal.
+pub fn tshark_number(s: &str) -> u64 {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    }
+    .unwrap_or_else(|_| panic!("not a number: {s:?}"))
+}
+
+/// Writes `frames` as a libpcap file (microsecond timestamps, Ethernet), for tshark.
+pub fn write_pcap(path: &std::path::Path, frames: &[Vec<u8>]) {
+    let mut b = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&4u16.to_le_bytes());
+    for v in [0u32, 0, 65535, 1] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for v in [i as u32, 0, f.len() as u32, f.len() as u32] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(f);
+    }
+    std::fs::write(path, b).expect("write pcap");
+}

@@ -1,0 +1,100 @@
+//! What the NAT and Geneve benches share: one worker's state on the in-memory backend, 64
+//! frames restored from templates per iteration and run through the whole pipeline.
+
+use vgate::control::config::Config;
+use vgate::io::{Desc, FramePool};
+use vgate::metrics::WorkerStats;
+use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
+use vgate::tables::Snapshot;
+use vgate::tables::neighbor::NeighborConfig;
+use vgate::wire::EthernetAddress;
+
+pub struct Bench {
+    pub snap: Snapshot,
+    pub pool: FramePool,
+    pub state: WorkerState,
+    pub stats: WorkerStats,
+    pub tx: TxQueues,
+    pub batch: Box<Batch>,
+    pub descs: [Desc; MAX_BATCH],
+}
+
+impl Bench {
+    /// A worker for `cfg` (two ports) that already knows `neighbors`: (port, IP, MAC).
+    pub fn new(cfg: &Config, neighbors: &[(u8, u32, [u8; 6])]) -> Bench {
+        let snap =
+            vgate::control::apply::build_snapshot(cfg, 1, &|_| None, None).expect("snapshot");
+        let mut state = WorkerState::new(NeighborConfig::default());
+        state.sync_snat(&snap);
+        let mut released = Vec::new();
+        for &(port, ip, mac) in neighbors {
+            state
+                .neighbors
+                .learn(port, ip, EthernetAddress(mac), 0, true, &mut released);
+        }
+        let mut pool = FramePool::new_heap(1024);
+        let mut descs = [Desc::default(); MAX_BATCH];
+        for d in descs.iter_mut() {
+            *d = pool.alloc().unwrap();
+        }
+        Bench {
+            snap,
+            pool,
+            state,
+            stats: WorkerStats::default(),
+            tx: TxQueues::new(2, 4 * MAX_BATCH),
+            batch: Box::default(),
+            descs,
+        }
+    }
+
+    /// Restore `frames` as received on `port` and run them through every stage; the packets
+    /// sent on port `out`, or on all ports when `None`.
+    pub fn run(&mut self, frames: &[Vec<u8>], port: u8, out: Option<usize>) -> usize {
+        self.batch.reset_rx(MAX_BATCH, port);
+        for (i, f) in frames.iter().enumerate() {
+            let mut d = self.descs[i];
+            d.len = f.len() as u32;
+            self.pool.bytes_mut(&d).copy_from_slice(f);
+            self.batch.desc[i] = d;
+        }
+        let mut ctx = Ctx {
+            snap: &self.snap,
+            pool: &mut self.pool,
+            state: &mut self.state,
+            stats: &self.stats,
+            tx: &mut self.tx,
+            now: 1_000,
+        };
+        pipeline::process(&mut ctx, &mut self.batch);
+        let sent = match out {
+            Some(p) => self.tx.per_port[p].len(),
+            None => self.tx.total(),
+        };
+        for q in self.tx.per_port.iter_mut() {
+            q.clear();
+        }
+        sent
+    }
+}
+
+/// An Ethernet/IPv4/UDP frame with 18 bytes of payload (a 64-byte frame with FCS).
+pub fn udp(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: u32,
+    dst: u32,
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src.to_be_bytes(), dst.to_be_bytes(), 64)
+        .udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, &[0u8; 18]).unwrap();
+    out
+}
+
+pub fn ip(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
