@@ -552,6 +552,58 @@ fn gateway_answers_echo_through_the_tunnel() {
     assert_eq!(h.frames_in_use(), 0);
 }
 
+/// The tunnel address stays an ordinary address of vgate's: echo is answered and other UDP
+/// ports get port unreachable; Geneve in a datagram with IP options (not the fast path that
+/// sends tunnel packets straight to decap) is decapsulated all the same.
+#[test]
+fn the_tunnel_address_is_still_an_address_of_vgate() {
+    let mut h = ready();
+    h.inject(
+        "underlay",
+        &icmp_echo(C1_MAC, UND_MAC, "192.0.2.11", "192.0.2.1", 64, 5, 1, 8),
+    );
+    h.inject(
+        "underlay",
+        &udp(C1_MAC, UND_MAC, "192.0.2.11", "192.0.2.1", 64, 4000, 53, 8),
+    );
+    let inner = icmp_echo(VM_MAC, GW_MAC, "10.1.0.5", "198.51.100.7", 64, 7, 1, 32);
+    let plain = encap(C1_MAC, "192.0.2.11", VNI, &[], false, &inner);
+    // Four option bytes (no-operation x3, end of list) after the fixed header.
+    let mut with_options = plain[..34].to_vec();
+    with_options.extend_from_slice(&[1, 1, 1, 0]);
+    with_options.extend_from_slice(&plain[34..]);
+    with_options[14] = 0x46;
+    let total = u16::from_be_bytes([with_options[16], with_options[17]]) + 4;
+    with_options[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_ip_checksum(&mut with_options);
+    h.inject("underlay", &with_options);
+    h.run();
+
+    let under = h.tx("underlay");
+    assert_eq!(under.len(), 2, "echo reply and port unreachable");
+    let types: Vec<(u8, u8)> = under
+        .iter()
+        .map(|f| {
+            let p = parse(f);
+            let Some(TransportSlice::Icmpv4(i)) = &p.transport else {
+                panic!("ICMP expected")
+            };
+            (i.type_u8(), i.code_u8())
+        })
+        .collect();
+    assert_eq!(types, vec![(0, 0), (3, 3)]);
+    let ext = h.tx("external");
+    assert_eq!(ext.len(), 1, "the decapsulated echo, translated");
+    let p = parse(&ext[0]);
+    let Some(NetSlice::Ipv4(v4)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(v4.header().source(), ip("203.0.113.10"));
+    assert_eq!(h.stats().geneve_decap.get(), 1);
+    assert_eq!(h.drops(DropReason::Ip4LocalUnsupported), 1);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
 #[test]
 fn geneve_config_errors_are_clear() {
     use vgate::control::apply::build_snapshot;

@@ -10,7 +10,7 @@ use crate::metrics::{ArpKind, MAX_FIPS};
 use crate::tables::addrmap::AddrMap;
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
-use crate::tables::neighbor::{IntMap, NeighborConfig};
+use crate::tables::neighbor::NeighborConfig;
 use crate::tables::{
     ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, OwnAddrs, PortArp,
     PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
@@ -197,7 +197,7 @@ pub fn build_snapshot(
         None => None,
     };
     let mut tunnel_routes: Vec<(u32, u8, u32)> = Vec::new();
-    let mut network_by_vni = IntMap::default();
+    let mut network_by_vni = crate::tables::addrmap::AddrMap::default();
     for (ni, n) in networks.iter().enumerate() {
         let Some(vni) = n.vni else { continue };
         let Some((_, tport)) = tunnel else {
@@ -425,6 +425,14 @@ pub fn build_snapshot(
         .enumerate()
         .map(|(i, r)| (r.params.external, i as u16))
         .collect();
+    // A floating IP wins over an SNAT rule for the same address, as nat_in always had it.
+    let mut nat_by_external = AddrMap::default();
+    for (i, r) in snat.iter().enumerate() {
+        nat_by_external.insert(r.params.external, crate::tables::NAT_SNAT | i as u16);
+    }
+    for (i, f) in fips.iter().enumerate() {
+        nat_by_external.insert(f.external, i as u16);
+    }
     let mut network_ranges: Vec<(u32, u32, u16)> = networks
         .iter()
         .enumerate()
@@ -440,14 +448,14 @@ pub fn build_snapshot(
             address: c.address.to_bits(),
         })
         .collect();
-    let mut chassis_by_addr = IntMap::default();
+    let mut chassis_by_addr = crate::tables::addrmap::AddrMap::default();
     for (i, c) in chassis.iter().enumerate() {
         if chassis_by_addr.insert(c.address, i as u16).is_some() {
             return Err(format!("chassis {}: address used twice", c.name));
         }
     }
     let mut endpoints = Vec::with_capacity(cfg.endpoints.len());
-    let mut endpoint_by_ip = IntMap::default();
+    let mut endpoint_by_ip = crate::tables::addrmap::AddrMap::default();
     for e in &cfg.endpoints {
         let network = cfg
             .network_index(&e.network)
@@ -490,6 +498,7 @@ pub fn build_snapshot(
         nexthops,
         arp,
         snat_by_external,
+        nat_by_external,
         network_ranges,
         networks,
         fips,

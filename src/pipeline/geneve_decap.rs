@@ -4,7 +4,7 @@
 //! tunnel to the sending chassis, IPv4 to the gateway MAC is routed like traffic from a flat
 //! network (NAT applies).
 
-use super::{Batch, Ctx, Next};
+use super::{Batch, Ctx, Next, bits};
 use crate::metrics::{ArpKind, DropReason};
 use crate::tables::Snapshot;
 use crate::wire::arp::{self, Operation};
@@ -26,17 +26,70 @@ pub fn is_tunnel(snap: &Snapshot, l3: &[u8]) -> bool {
         && u16::from_be_bytes([l3[hl + 2], l3[hl + 3]]) == t.udp_port
 }
 
+/// The decap stage: every packet of `mask` is a datagram that ip4_input found addressed to
+/// the tunnel endpoint (see [`is_tunnel`]); inner IPv4 frames go back to ip4_input as
+/// packets of their tenant network.
+pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    // A batch usually comes from one chassis for one VNI: the last lookups are kept.
+    let mut last = Last {
+        src: 0,
+        chassis: None,
+        vni: u32::MAX,
+        network: None,
+    };
+    let (mut to_ip4, mut done) = (0u64, 0u64);
+    for i in bits(mask) {
+        match decap_one(ctx, b, i, &mut last) {
+            Ok(Inner::Ip4) => {
+                to_ip4 |= 1 << i;
+                done += 1;
+            }
+            Ok(Inner::Sent) => done += 1,
+            Err(r) => b.drop(i, r),
+        }
+    }
+    b.set_next_mask(Next::Decap, to_ip4, Next::Ip4Input);
+    ctx.stats.geneve_decap.add(done);
+}
+
 /// Decapsulate packet `i` (a datagram for which [`is_tunnel`] holds) and send the inner
 /// frame on, or drop it with its reason.
 pub fn decap(ctx: &mut Ctx, b: &mut Batch, i: usize) {
-    match decap_one(ctx, b, i) {
-        Ok(()) => ctx.stats.geneve_decap.add(1),
+    let mut last = Last {
+        src: 0,
+        chassis: None,
+        vni: u32::MAX,
+        network: None,
+    };
+    match decap_one(ctx, b, i, &mut last) {
+        Ok(Inner::Ip4) => {
+            b.set_next(i, Next::Ip4Input);
+            ctx.stats.geneve_decap.add(1);
+        }
+        Ok(Inner::Sent) => ctx.stats.geneve_decap.add(1),
         Err(r) => b.drop(i, r),
     }
 }
 
-/// Everything of [`decap`] but the counting.
-fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
+/// What became of a decapsulated frame.
+enum Inner {
+    /// IPv4 for the network's gateway: to ip4_input (left for the caller to move).
+    Ip4,
+    /// Answered or sent on already (ARP).
+    Sent,
+}
+
+/// The chassis of the last outer source and the network of the last VNI seen.
+struct Last {
+    src: u32,
+    chassis: Option<u16>,
+    vni: u32,
+    network: Option<u16>,
+}
+
+/// Everything of [`decap`] but the counting and moving of inner IPv4 frames.
+#[inline]
+fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize, last: &mut Last) -> Result<Inner, DropReason> {
     let snap = ctx.snap;
     let d = b.desc[i];
     let bytes = ctx.pool.bytes(&d);
@@ -47,10 +100,14 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
         ip.header_len(),
         usize::from(ip.total_len()),
     );
-    let Some(&ci) = snap.chassis_by_addr.get(&src) else {
+    if last.chassis.is_none() || last.src != src {
+        last.src = src;
+        last.chassis = snap.chassis_by_addr.lookup(src);
+    }
+    let Some(ci) = last.chassis else {
         return Err(DropReason::GeneveUnknownChassis);
     };
-    let chassis = snap.chassis[ci as usize].address;
+    let chassis = snap.chassis[usize::from(ci)].address;
     let l4 = &bytes[ETH + hl..ETH + total];
     let u = udp::Packet::new_checked(l4).map_err(|_| DropReason::GeneveMalformed)?;
     // RFC 8926 section 3.3: a non-zero checksum is verified like any UDP checksum.
@@ -63,15 +120,22 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
     }
     let g = geneve::Packet::new_checked(u.payload()).map_err(|_| DropReason::GeneveMalformed)?;
     // RFC 8926 section 3.5: vgate understands no option, so any critical one drops it.
-    match g.has_unknown_critical(|_, _| false) {
-        Ok(false) => {}
-        Ok(true) => return Err(DropReason::GeneveCriticalOption),
-        Err(_) => return Err(DropReason::GeneveMalformed),
+    if g.header_len() > geneve::HEADER_LEN {
+        match g.has_unknown_critical(|_, _| false) {
+            Ok(false) => {}
+            Ok(true) => return Err(DropReason::GeneveCriticalOption),
+            Err(_) => return Err(DropReason::GeneveMalformed),
+        }
     }
     if g.protocol() != PROTO_ETHERNET {
         return Err(DropReason::GeneveMalformed);
     }
-    let Some(&ni) = snap.network_by_vni.get(&g.vni()) else {
+    let vni = g.vni();
+    if last.network.is_none() || last.vni != vni {
+        last.vni = vni;
+        last.network = snap.network_by_vni.lookup(vni);
+    }
+    let Some(ni) = last.network else {
         return Err(DropReason::GeneveUnknownVni);
     };
     let inner_at = ETH + hl + udp::HEADER_LEN + g.header_len();
@@ -88,7 +152,7 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
     let inner = ctx.pool.bytes(&d);
     let f = ethernet::Frame::new_unchecked(inner);
     match f.ethertype() {
-        ethertype::ARP => arp_in(ctx, b, i, ni, chassis),
+        ethertype::ARP => arp_in(ctx, b, i, ni, chassis).map(|()| Inner::Sent),
         ethertype::IPV4 => {
             let to = f.dst_addr();
             if to != net.gateway_mac {
@@ -106,15 +170,16 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> Result<(), DropReason> {
                     return Err(DropReason::GeneveSpoofedSource);
                 }
             }
-            if snap.tunnel.is_some_and(|t| t.tcp_mss_clamp) {
+            if inner.get(ETH + 9) == Some(&ipv4::protocol::TCP)
+                && snap.tunnel.is_some_and(|t| t.tcp_mss_clamp)
+            {
                 // The way back to this VM is through the port its packets came in on.
                 let port_mtu = usize::from(snap.ports[usize::from(b.meta[i].rx_port)].mtu);
                 let inner_mtu = geneve::inner_ip_mtu(port_mtu, 0);
                 let buf = ctx.pool.bytes_mut(&d);
                 super::geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
             }
-            b.set_next(i, Next::Ip4Input);
-            Ok(())
+            Ok(Inner::Ip4)
         }
         ethertype::IPV6 => Err(DropReason::L2Ipv6),
         _ => Err(DropReason::L2UnknownEthertype),

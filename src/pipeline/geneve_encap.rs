@@ -9,7 +9,7 @@ use crate::metrics::{DropReason, IcmpKind, WorkerStats};
 use crate::tables::{NextHop, TunnelInfo};
 use crate::wire::ethernet::{self, HEADER_LEN as ETH, ethertype};
 use crate::wire::geneve::{self, ENCAP_OVERHEAD_IPV4, PROTO_ETHERNET};
-use crate::wire::{ipv4, tcp, udp};
+use crate::wire::{checksum, ipv4, tcp, udp};
 
 /// TTL of the outer header (RFC 8926 section 4.3: set like any packet the tunnel end
 /// originates).
@@ -18,13 +18,116 @@ const OUTER_TTL: u8 = 64;
 /// Encapsulate every packet of `mask` (inner IPv4 routed to a Geneve network, `Batch::dst`
 /// its destination) and send it on to rewrite.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    let mut done = 0u64;
+    let Some(tunnel) = ctx.snap.tunnel else {
+        for i in bits(mask) {
+            b.drop(i, DropReason::GeneveNoUnderlayRoute);
+        }
+        return;
+    };
+    // A batch usually goes to few chassis: the way to the last one and its outer headers
+    // are kept.
+    let mut way = Way::NONE;
+    let (mut fast, mut done) = (0u64, 0u64);
     for i in bits(mask) {
-        if encap_one(ctx, b, i) {
-            done += 1;
+        match encap_one(ctx, b, i, &tunnel, &mut way) {
+            Encapped::Fast => {
+                fast |= 1 << i;
+                done += 1;
+            }
+            Encapped::Moved => done += 1,
+            Encapped::Not => {}
         }
     }
+    b.set_next_mask(Next::Encap, fast, Next::Rewrite);
     ctx.stats.geneve_encap.add(done);
+}
+
+/// What [`encap_one`] did with a packet.
+enum Encapped {
+    /// Encapsulated whole, still at `Next::Encap` with its outer metadata: on to rewrite.
+    Fast,
+    /// Encapsulated as fragments, already sent on.
+    Moved,
+    /// Dropped or turned into an ICMP error.
+    Not,
+}
+
+/// The way to one chassis for one VNI: underlay port, next hop and MTUs, and the outer
+/// headers every packet to it starts from (lengths, checksum and source port left to fill).
+struct Way {
+    chassis: u32,
+    vni: u32,
+    port: u8,
+    nexthop: u32,
+    inner_mtu: usize,
+    outer: [u8; ENCAP_OVERHEAD_IPV4],
+    /// Unfolded sum of the outer IPv4 header with total length and checksum zero.
+    ip_sum: u32,
+}
+
+impl Way {
+    const NONE: Way = Way {
+        chassis: 0,
+        vni: u32::MAX,
+        port: 0,
+        nexthop: 0,
+        inner_mtu: 0,
+        outer: [0; ENCAP_OVERHEAD_IPV4],
+        ip_sum: 0,
+    };
+
+    /// The way to `chassis` with `vni`; false when the underlay has no route to it.
+    fn set(&mut self, ctx: &Ctx, tunnel: &TunnelInfo, chassis: u32, vni: u32) -> bool {
+        let Some((port, nexthop, mtu)) = underlay(ctx, chassis) else {
+            return false;
+        };
+        let mut outer = [0u8; ENCAP_OVERHEAD_IPV4];
+        ethernet::Frame::new_unchecked(&mut outer[..]).set_ethertype(ethertype::IPV4);
+        {
+            let mut ip = ipv4::Packet::new_unchecked(&mut outer[ETH..ETH + ipv4::HEADER_LEN]);
+            ip.set_version_ihl(ipv4::HEADER_LEN);
+            ip.set_dscp_ecn(0);
+            ip.set_total_len(0);
+            // An atomic datagram (DF set, never fragmented): identification zero (RFC 6864
+            // section 4.1).
+            ip.set_ident(0);
+            ip.set_flags_offset(true, false, 0);
+            ip.set_ttl(OUTER_TTL);
+            ip.set_protocol(ipv4::protocol::UDP);
+            ip.set_src_addr(std::net::Ipv4Addr::from_bits(tunnel.local));
+            ip.set_dst_addr(std::net::Ipv4Addr::from_bits(chassis));
+            ip.set_checksum(0);
+        }
+        let l4 = ETH + ipv4::HEADER_LEN;
+        udp::Packet::new_unchecked(&mut outer[l4..l4 + udp::HEADER_LEN])
+            .set_dst_port(tunnel.udp_port);
+        geneve_header(vni).emit(&mut geneve::Packet::new_unchecked(
+            &mut outer[l4 + udp::HEADER_LEN..],
+        ));
+        let ip_sum = checksum::sum(&outer[ETH..l4], 0);
+        *self = Way {
+            chassis,
+            vni,
+            port,
+            nexthop,
+            // RFC 8926 section 4.1.1: the tenant MTU is what fits the underlay after the
+            // overhead.
+            inner_mtu: geneve::inner_ip_mtu(usize::from(mtu), 0),
+            outer,
+            ip_sum,
+        };
+        true
+    }
+}
+
+fn geneve_header(vni: u32) -> geneve::Repr {
+    geneve::Repr {
+        vni,
+        protocol: PROTO_ETHERNET,
+        oam: false,
+        critical: false,
+        options_len: 0,
+    }
 }
 
 /// The underlay way to `chassis`: (port, neighbour to resolve, IP MTU of the port).
@@ -63,48 +166,57 @@ pub fn clamp_tcp_mss(stats: &WorkerStats, l3: &mut [u8], inner_mtu: usize) {
     }
 }
 
-/// Encapsulate packet `i`; true when it went on to rewrite (with any fragments of it).
-fn encap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> bool {
+/// Encapsulate packet `i` toward its endpoint's chassis.
+#[inline]
+fn encap_one(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    i: usize,
+    tunnel: &TunnelInfo,
+    way: &mut Way,
+) -> Encapped {
     let snap = ctx.snap;
     let dst = b.dst[i];
-    let Some(tunnel) = snap.tunnel else {
-        b.drop(i, DropReason::GeneveNoUnderlayRoute);
-        return false;
-    };
     let Some(ep) = snap
         .endpoint_by_ip
-        .get(&dst)
-        .map(|&e| snap.endpoints[e as usize])
-        .filter(|e| snap.networks[e.network as usize].vni.is_some())
+        .lookup(dst)
+        .map(|e| &snap.endpoints[usize::from(e)])
     else {
         b.drop(i, DropReason::GeneveNoEndpoint);
-        return false;
+        return Encapped::Not;
     };
-    let net = &snap.networks[ep.network as usize];
-    let vni = net.vni.unwrap_or(0);
+    let net = &snap.networks[usize::from(ep.network)];
+    let Some(vni) = net.vni else {
+        b.drop(i, DropReason::GeneveNoEndpoint);
+        return Encapped::Not;
+    };
     // A virtual endpoint is where its last gratuitous ARP came from, else where configured.
     let moved = if ep.is_virtual {
         ctx.state.virtual_chassis.get(&dst).copied()
     } else {
         None
     };
-    let chassis = moved.or(ep.chassis.map(|c| snap.chassis[c as usize].address));
-    let Some(chassis) = chassis else {
+    let Some(chassis) = moved.or(ep.chassis.map(|c| snap.chassis[usize::from(c)].address)) else {
         b.drop(i, DropReason::GeneveNoEndpoint);
-        return false;
+        return Encapped::Not;
     };
-    let Some((port, nexthop, mtu)) = underlay(ctx, chassis) else {
+    if (way.chassis, way.vni) != (chassis, vni) && !way.set(ctx, tunnel, chassis, vni) {
         b.drop(i, DropReason::GeneveNoUnderlayRoute);
-        return false;
-    };
-    // RFC 8926 section 4.1.1: the tenant MTU is what fits the underlay after the overhead.
-    let inner_mtu = geneve::inner_ip_mtu(usize::from(mtu), 0);
+        return Encapped::Not;
+    }
     let m = b.meta[i];
-    let d = b.desc[i];
-    let (total, df, hl) = {
-        let ip = ipv4::Packet::new_unchecked(&ctx.pool.bytes(&d)[ETH..]);
-        (usize::from(ip.total_len()), ip.dont_frag(), ip.header_len())
+    let mut d = b.desc[i];
+    let inner_mtu = way.inner_mtu;
+    let buf = ctx.pool.bytes_mut(&d);
+    let Some(h) = buf
+        .get(ETH..)
+        .and_then(|l3| l3.first_chunk::<{ ipv4::HEADER_LEN }>())
+    else {
+        b.drop(i, DropReason::GeneveNoUnderlayRoute);
+        return Encapped::Not;
     };
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let (hl, df, proto) = (usize::from(h[0] & 0x0f) * 4, h[6] & 0x40 != 0, h[9]);
     if total > inner_mtu && df && !m.local_origin {
         // RFC 1191 section 4: the next-hop MTU is the tenant MTU.
         b.icmp_error(
@@ -113,53 +225,108 @@ fn encap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> bool {
             IcmpKind::FragNeeded,
             inner_mtu as u16,
         );
-        return false;
+        return Encapped::Not;
     }
-    if tunnel.tcp_mss_clamp {
-        let buf = ctx.pool.bytes_mut(&d);
+    if proto == ipv4::protocol::TCP && tunnel.tcp_mss_clamp {
         clamp_tcp_mss(ctx.stats, &mut buf[ETH..ETH + total], inner_mtu);
     }
+    if !m.local_origin {
+        ipv4::Packet::new_unchecked(&mut buf[ETH..]).decrement_ttl();
+    }
     {
-        let buf = ctx.pool.bytes_mut(&d);
-        if !m.local_origin {
-            ipv4::Packet::new_unchecked(&mut buf[ETH..]).decrement_ttl();
-        }
         let mut f = ethernet::Frame::new_unchecked(&mut buf[..]);
         f.set_dst_addr(ep.mac);
         f.set_src_addr(net.gateway_mac);
         f.set_ethertype(ethertype::IPV4);
     }
     let out = super::Meta {
-        tx_port: port,
-        nexthop,
+        tx_port: way.port,
+        nexthop: way.nexthop,
         local_origin: true,
         ..m
     };
     if total <= inner_mtu {
-        let mut d = d;
-        if !encapsulate(ctx, &mut d, &tunnel, vni, chassis) {
+        let l3 = &buf[ETH..];
+        let ports = match proto {
+            ipv4::protocol::TCP | ipv4::protocol::UDP
+                if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0 && total >= hl + 4 =>
+            {
+                u32::from_be_bytes([l3[hl], l3[hl + 1], l3[hl + 2], l3[hl + 3]])
+            }
+            _ => 0,
+        };
+        let sport = geneve::flow_entropy_port_ipv4(
+            u32::from_be_bytes([l3[12], l3[13], l3[14], l3[15]]),
+            u32::from_be_bytes([l3[16], l3[17], l3[18], l3[19]]),
+            proto,
+            ports,
+        );
+        if !d.push_front(ENCAP_OVERHEAD_IPV4) {
             b.drop(i, DropReason::GeneveNoUnderlayRoute);
-            return false;
+            return Encapped::Not;
         }
+        write_outer(ctx, &d, way, tunnel, sport);
         b.desc[i] = d;
         b.meta[i] = out;
-        b.set_next(i, Next::Rewrite);
-        return true;
+        return Encapped::Fast;
     }
     // Without DF (RFC 791 section 3.2): fragment the inner datagram, then encapsulate each
     // fragment, so the underlay never fragments.
     if inner_mtu < hl + 8 {
         b.drop(i, DropReason::GeneveNoUnderlayRoute);
-        return false;
+        return Encapped::Not;
     }
+    encap_fragments(ctx, b, i, tunnel, way.chassis, vni, out, inner_mtu);
+    Encapped::Moved
+}
+
+/// Fill the outer headers of `d` (already grown by the overhead) from `way`: lengths, IPv4
+/// checksum from the precomputed sum (RFC 1071 section 2, the header differs only in its
+/// length), UDP source port, and the UDP checksum when configured.
+#[inline]
+fn write_outer(ctx: &mut Ctx, d: &Desc, way: &Way, tunnel: &TunnelInfo, sport: u16) {
+    let buf = ctx.pool.bytes_mut(d);
+    let Some(o) = buf.first_chunk_mut::<ENCAP_OVERHEAD_IPV4>() else {
+        return;
+    };
+    *o = way.outer;
+    let ip_len = d.len as usize - ETH;
+    let udp_len = ip_len - ipv4::HEADER_LEN;
+    let l4 = ETH + ipv4::HEADER_LEN;
+    o[ETH + 2..ETH + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    let c = !checksum::fold(way.ip_sum + ip_len as u32);
+    o[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    o[l4..l4 + 2].copy_from_slice(&sport.to_be_bytes());
+    o[l4 + 4..l4 + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    if tunnel.udp_checksum {
+        udp::Packet::new_unchecked(&mut buf[l4..l4 + udp_len])
+            .fill_checksum(tunnel.local.to_be_bytes(), way.chassis.to_be_bytes());
+    }
+}
+
+/// Packet `i`, larger than the tenant MTU and without DF: split into fragments (RFC 791),
+/// each encapsulated and sent on to rewrite with `out` as metadata.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn encap_fragments(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    i: usize,
+    tunnel: &TunnelInfo,
+    chassis: u32,
+    vni: u32,
+    out: super::Meta,
+    inner_mtu: usize,
+) {
+    let d = b.desc[i];
     let mut frags = [Desc::default(); super::rewrite::MAX_FRAGMENTS];
     b.set_next(i, Next::Consumed);
     let Some(n) = super::rewrite::split(ctx, d, inner_mtu, &mut frags) else {
-        return false;
+        return;
     };
     for (k, f) in frags[..n].iter().enumerate() {
         let mut f = *f;
-        if !encapsulate(ctx, &mut f, &tunnel, vni, chassis) {
+        if !encapsulate(ctx, &mut f, tunnel, vni, chassis) {
             ctx.pool.free(f);
             ctx.stats.count_drop(DropReason::GeneveNoUnderlayRoute, 1);
             continue;
@@ -174,7 +341,6 @@ fn encap_one(ctx: &mut Ctx, b: &mut Batch, i: usize) -> bool {
             ctx.stats.count_drop(DropReason::RewriteNoFrames, 1);
         }
     }
-    true
 }
 
 /// Prepend outer Ethernet + IPv4 + UDP + Geneve (RFC 8926 sections 3.1 to 3.4) to the
@@ -212,14 +378,7 @@ pub fn encapsulate(
         ip.fill_checksum();
     }
     let l4 = ETH + ipv4::HEADER_LEN;
-    geneve::Repr {
-        vni,
-        protocol: PROTO_ETHERNET,
-        oam: false,
-        critical: false,
-        options_len: 0,
-    }
-    .emit(&mut geneve::Packet::new_unchecked(
+    geneve_header(vni).emit(&mut geneve::Packet::new_unchecked(
         &mut buf[l4 + udp::HEADER_LEN..],
     ));
     let mut u = udp::Packet::new_unchecked(&mut buf[l4..l4 + udp_len]);

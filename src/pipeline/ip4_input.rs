@@ -9,7 +9,25 @@ use crate::wire::ipv4::{self, class};
 /// Validate every IPv4 packet of `mask`; trim link-layer padding so later stages see
 /// exactly the datagram; then route it.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    // Geneve to the tunnel endpoint goes straight to decap: it is local (the address is in
+    // every table), neither NAT nor routing has anything to do with it. Without a tunnel the
+    // loop has no such check at all.
+    match ctx.snap.tunnel {
+        Some(t) => run_with::<true>(ctx, b, mask, t.local, t.udp_port),
+        None => run_with::<false>(ctx, b, mask, 0, 0),
+    }
+}
+
+#[inline(always)]
+fn run_with<const TUNNEL: bool>(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    mask: u64,
+    tun_local: u32,
+    tun_port: u16,
+) {
     let mut slow = 0u64;
+    let mut to_tunnel = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
         // Fast path: a valid header without options from and to ordinary addresses. Anything
@@ -31,9 +49,14 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     .own
                     .maybe(u32::from_be_bytes([h[12], h[13], h[14], h[15]]))
             {
+                let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
                 b.desc[i].len = (ETH + total) as u32;
-                b.dst[i] = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+                b.dst[i] = dst;
                 b.meta[i].ttl = h[8];
+                // Looked at more closely after the loop: one compare here.
+                if TUNNEL {
+                    to_tunnel |= u64::from(dst == tun_local) << i;
+                }
                 continue;
             }
         }
@@ -57,7 +80,28 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     } else {
         Next::Route
     };
-    b.set_next_mask(Next::Ip4Input, to_route, next);
+    let mut to_decap = 0u64;
+    if TUNNEL {
+        for i in bits(to_tunnel & to_route) {
+            let d = b.desc[i];
+            if is_geneve(&ctx.pool.bytes(&d)[ETH..], tun_port) {
+                to_decap |= 1 << i;
+            }
+        }
+    }
+    b.set_next_mask(Next::Ip4Input, to_decap, Next::Decap);
+    b.set_next_mask(Next::Ip4Input, to_route & !to_decap, next);
+}
+
+/// A UDP datagram to `port`, not a fragment, in the option-less IPv4 packet `l3` (checked,
+/// trimmed to its total length).
+#[inline(always)]
+fn is_geneve(l3: &[u8], port: u16) -> bool {
+    l3[9] == ipv4::protocol::UDP
+        && u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0
+        && l3
+            .get(ipv4::HEADER_LEN + 2..ipv4::HEADER_LEN + 4)
+            .is_some_and(|p| u16::from_be_bytes([p[0], p[1]]) == port)
 }
 
 /// [`class::is_martian_source`] (and `_destination`, the same classes) by the first octet:

@@ -7,9 +7,11 @@
 //! carry a [`DropReason`]; there is no other way out of the pipeline.
 //!
 //! ```text
-//! l2_input -> arp ----------------------------------------------> tx
-//!          -> ip4_input -> route -> rewrite (neighbour, TTL, MTU) -> tx
-//!                     \-> local (echo) -/     \-> hold (ARP pending)
+//! l2_input -> arp ---------------------------------------------------------------> tx
+//!          -> ip4_input -> nat_in -> route -> nat_out -> rewrite (neighbour, TTL, MTU) -> tx
+//!                     |                  \-> local (echo) -/  \-> hold (ARP pending)
+//!                     |                  \-> encap (Geneve) -> rewrite
+//!                     \-> decap (Geneve to the tunnel endpoint) -> ip4_input (inner)
 //!          any stage -> icmp_error -> route ...
 //! ```
 
@@ -58,9 +60,11 @@ pub enum Next {
     Handoff,
     /// Routed to a Geneve network: encapsulate toward the endpoint's chassis.
     Encap,
+    /// Geneve to the tunnel endpoint: decapsulate (found by ip4_input).
+    Decap,
 }
 
-const NEXT_COUNT: usize = 14;
+const NEXT_COUNT: usize = 15;
 
 /// Per-packet metadata, VPP's `vnet_buffer` opaque. Aligned to 16 bytes so one vector
 /// store writes it and one load reads it.
@@ -157,6 +161,7 @@ const NEXT_ALL: [Next; NEXT_COUNT] = [
     Next::Consumed,
     Next::Handoff,
     Next::Encap,
+    Next::Decap,
 ];
 
 impl Batch {
@@ -472,6 +477,15 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
         if m != 0 {
             ip4_input::run(ctx, b, m);
         }
+        let m = b.mask(Next::Decap);
+        if m != 0 {
+            // Inner IPv4 goes back to ip4_input.
+            geneve_decap::run(ctx, b, m);
+            let m = b.mask(Next::Ip4Input);
+            if m != 0 {
+                ip4_input::run(ctx, b, m);
+            }
+        }
         let m = b.mask(Next::NatIn);
         if m != 0 {
             nat::run_in(ctx, b, m);
@@ -524,6 +538,7 @@ fn pending(b: &Batch) -> u64 {
         | b.mask(Next::NatIn)
         | b.mask(Next::NatOut)
         | b.mask(Next::Encap)
+        | b.mask(Next::Decap)
 }
 
 /// Hand transmitted packets to their port queues, free and count dropped ones.

@@ -12,8 +12,8 @@
 
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use crate::metrics::DropReason;
-use crate::tables::Snapshot;
 use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
+use crate::tables::{NAT_SNAT, Snapshot};
 use crate::wire::ethernet::HEADER_LEN as ETH;
 use crate::wire::{checksum, icmp, ipv4, tcp, udp};
 
@@ -265,9 +265,12 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         }
 
+        let Some(x) = snap.nat_by_external.lookup(dst) else {
+            continue;
+        };
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
-        if let Some(fi) = snap.fip_by_external.lookup(dst) {
-            let f = &snap.fips[fi as usize];
+        if x & NAT_SNAT == 0 {
+            let f = &snap.fips[usize::from(x)];
             translate(l3, Side::Dst, f.internal, None);
             if proto_num == ipv4::protocol::ICMP {
                 translate_quote(l3, Side::Src, f.internal, None);
@@ -279,9 +282,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
 
         // SNAT return traffic.
-        if let Some(ri) = snap.snat_by_external.lookup(dst) {
-            snat_in(ctx, b, i, usize::from(ri), dst, proto_num);
-        }
+        snat_in(ctx, b, i, usize::from(x & !NAT_SNAT), dst, proto_num);
     }
 }
 

@@ -12,7 +12,8 @@ use crate::wire::ipv4;
 /// The last next hop resolved in a batch, the Ethernet header it gives and the MTU of its
 /// port; the MTU and MAC of the last transmit port seen.
 struct Cache {
-    hop: Option<(u8, u32)>,
+    /// [`hop_key`] of the last next hop, [`NO_HOP`] before the first.
+    hop: u64,
     eth: [u8; ETH],
     hop_mtu: u16,
     port: Option<u8>,
@@ -22,7 +23,7 @@ struct Cache {
 
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut c = Cache {
-        hop: None,
+        hop: NO_HOP,
         eth: [0; ETH],
         hop_mtu: 0,
         port: None,
@@ -33,11 +34,13 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
-        // Fast path: a forwarded packet within the MTU, to the next hop resolved last.
-        // Everything else goes through `rewrite_one`, in order, since resolution has side
-        // effects (hold queues, ARP requests).
-        if c.hop == Some((m.tx_port, m.nexthop))
-            && !m.local_origin
+        let hop = hop_key(m.tx_port, m.nexthop);
+        // Fast path: a packet within the MTU, to the next hop resolved last or one the
+        // neighbour table has cached as reachable. Everything else goes through
+        // `rewrite_one`, in order, since resolution has side effects (hold queues, ARP
+        // requests). vgate's own packets (echo replies, errors, Geneve outer headers) keep
+        // their TTL.
+        if (c.hop == hop || refill(ctx, &mut c, m.tx_port, m.nexthop))
             && let Some(f) = ctx
                 .pool
                 .bytes_mut(&d)
@@ -46,7 +49,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             let (eth, l3) = f.split_at_mut(ETH);
             let mut ip = ipv4::Packet::new_unchecked(l3);
             if ip.total_len() <= c.hop_mtu {
-                ip.decrement_ttl();
+                if !m.local_origin {
+                    ip.decrement_ttl();
+                }
                 eth.copy_from_slice(&c.eth);
                 continue;
             }
@@ -56,6 +61,30 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
     }
     b.set_next_mask(Next::Rewrite, mask & !not_tx, Next::Tx);
+}
+
+/// A next hop as one comparable word.
+#[inline(always)]
+fn hop_key(port: u8, nexthop: u32) -> u64 {
+    (u64::from(port) << 32) | u64::from(nexthop)
+}
+
+/// No next hop: above every [`hop_key`].
+const NO_HOP: u64 = u64::MAX;
+
+/// Make `nexthop` on `port` the cached hop when the neighbour table has it cached as
+/// reachable (true); otherwise leave the cache as it is (the packet takes `rewrite_one`).
+#[inline(always)]
+fn refill(ctx: &Ctx, c: &mut Cache, port: u8, nexthop: u32) -> bool {
+    if let Some(mac) = ctx.state.neighbors.lookup_hot(port, nexthop, ctx.now)
+        && let Some(p) = ctx.snap.ports.get(usize::from(port))
+    {
+        c.hop = hop_key(port, nexthop);
+        c.hop_mtu = p.mtu;
+        set_macs(&mut c.eth, mac, p.mac);
+        return true;
+    }
+    false
 }
 
 /// The whole of rewrite for packet `i`. True when it is ready to transmit as it is;
@@ -82,7 +111,7 @@ fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
             ip.decrement_ttl();
         }
     }
-    if c.hop == Some((port, m.nexthop)) {
+    if c.hop == hop_key(port, m.nexthop) {
         ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);
     } else {
         let mac = match ctx.state.neighbors.resolve(port, m.nexthop, d, ctx.now) {
@@ -109,7 +138,7 @@ fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
                 return false;
             }
         };
-        c.hop = Some((port, m.nexthop));
+        c.hop = hop_key(port, m.nexthop);
         c.hop_mtu = mtu;
         set_macs(&mut c.eth, mac, c.mac);
         ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);

@@ -14,7 +14,6 @@ use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
 use addrmap::AddrMap;
 use lpm::Lpm;
-use neighbor::IntMap;
 use std::collections::{HashMap, HashSet};
 
 /// Index of the "main" routing table.
@@ -143,6 +142,9 @@ pub struct Snapshot {
     pub snat: Vec<SnatRule>,
     /// SNAT rule index by external address.
     pub snat_by_external: AddrMap,
+    /// Every address nat_in translates to, in one map for one lookup per packet: a floating
+    /// IP's index, or [`NAT_SNAT`] | an SNAT rule's index.
+    pub nat_by_external: AddrMap,
     /// Tenant networks sorted by subnet start, for a binary search (subnets never overlap).
     pub network_ranges: Vec<(u32, u32, u16)>,
     /// The Geneve underlay endpoint (`[tunnel]`), when Geneve networks are served.
@@ -150,18 +152,23 @@ pub struct Snapshot {
     /// `[[chassis]]`, in configuration order.
     pub chassis: Vec<ChassisInfo>,
     /// Chassis index by underlay address.
-    pub chassis_by_addr: IntMap<u32, u16>,
+    pub chassis_by_addr: AddrMap,
     /// Geneve network index by VNI.
-    pub network_by_vni: IntMap<u32, u16>,
+    pub network_by_vni: AddrMap,
     /// `[[endpoint]]`s of every network.
     pub endpoints: Vec<EndpointInfo>,
     /// Endpoint index by IP (tenant subnets never overlap).
-    pub endpoint_by_ip: IntMap<u32, u16>,
+    pub endpoint_by_ip: AddrMap,
     /// vgate's own addresses (ports, gateways): never a valid source of a received packet.
     pub own: OwnAddrs,
     /// Floating IPs and SNAT addresses: sources only vgate may send from.
     pub nat_sources: OwnAddrs,
 }
+
+/// Marks an SNAT rule in [`Snapshot::nat_by_external`] (floating IPs are far fewer than
+/// 2^15: `metrics::MAX_FIPS`).
+pub const NAT_SNAT: u16 = 0x8000;
+const _: () = assert!(crate::metrics::MAX_FIPS < NAT_SNAT as usize);
 
 /// A small set of addresses with a one-load pre-filter (a 4096-bit map of a hash of the
 /// address), for a check that runs on every received packet and almost never matches.
@@ -208,6 +215,7 @@ impl OwnAddrs {
         self.filter[b / 64] & (1 << (b % 64)) != 0
     }
 
+    #[inline]
     pub fn contains(&self, a: u32) -> bool {
         self.maybe(a) && self.addrs.contains(&a)
     }

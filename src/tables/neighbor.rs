@@ -138,9 +138,40 @@ pub struct TickOutput {
     pub failed: Vec<(u8, Desc)>,
 }
 
+/// Entries of the reachable cache: a power of two.
+const HOT_ENTRIES: usize = 1024;
+/// `key` of an empty cache entry (real keys are below 2^40).
+const HOT_EMPTY: u64 = u64::MAX;
+
+/// One entry of the reachable cache: the MAC of `key` until `deadline` (the end of its
+/// reachable time).
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
+struct Hot {
+    key: u64,
+    deadline: u64,
+    mac: EthernetAddress,
+}
+
+const HOT_NONE: Hot = Hot {
+    key: HOT_EMPTY,
+    deadline: 0,
+    mac: EthernetAddress([0; 6]),
+};
+
+#[inline(always)]
+fn hot_slot(k: u64) -> usize {
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HOT_ENTRIES.trailing_zeros())) as usize
+}
+
 pub struct NeighborTable {
     cfg: NeighborConfig,
     map: IntMap<u64, State>,
+    /// Direct-mapped cache of reachable entries in front of `map`: a hit is one load and
+    /// two compares where the map costs a hash probe. An entry is written whenever its key
+    /// is found or made reachable and cleared whenever the key's entry goes, so a cached MAC
+    /// is always the map's; past its reachable time it misses and `resolve` re-probes.
+    hot: Box<[Hot; HOT_ENTRIES]>,
     slots: Vec<HoldSlot>,
     free_slots: Vec<u32>,
     held: usize,
@@ -159,6 +190,7 @@ impl NeighborTable {
         NeighborTable {
             cfg,
             map,
+            hot: Box::new([HOT_NONE; HOT_ENTRIES]),
             slots,
             free_slots: (0..cfg.max_unresolved as u32).rev().collect(),
             held: 0,
@@ -190,22 +222,54 @@ impl NeighborTable {
         }
     }
 
+    /// The MAC of `ip` on `port` when the entry is cached and within its reachable time at
+    /// `now`: what [`resolve`](Self::resolve) would answer with [`Resolve::Hit`], without its
+    /// side effects (there are none for such an entry). None says "ask `resolve`".
+    #[inline(always)]
+    pub fn lookup_hot(&self, port: u8, ip: u32, now: u64) -> Option<EthernetAddress> {
+        let k = key(port, ip);
+        let h = &self.hot[hot_slot(k)];
+        (h.key == k && now <= h.deadline).then_some(h.mac)
+    }
+
+    #[inline(always)]
+    fn hot_fill(&mut self, k: u64, mac: EthernetAddress, confirmed: u64) {
+        self.hot[hot_slot(k)] = Hot {
+            key: k,
+            deadline: confirmed.saturating_add(self.cfg.reachable_ns),
+            mac,
+        };
+    }
+
+    #[inline(always)]
+    fn hot_clear(&mut self, k: u64) {
+        let h = &mut self.hot[hot_slot(k)];
+        if h.key == k {
+            *h = HOT_NONE;
+        }
+    }
+
     /// Resolve `ip` on `port` for `desc`. On [`Resolve::Held`] the table owns `desc`.
     #[inline]
     pub fn resolve(&mut self, port: u8, ip: u32, desc: Desc, now: u64) -> Resolve {
         let k = key(port, ip);
+        if let Some(mac) = self.lookup_hot(port, ip, now) {
+            return Resolve::Hit(mac);
+        }
         if let Some(st) = self.map.get_mut(&k) {
             return match st {
                 State::Reachable { mac, confirmed } => {
-                    let mac = *mac;
-                    if now.saturating_sub(*confirmed) > self.cfg.reachable_ns {
+                    let (mac, confirmed) = (*mac, *confirmed);
+                    if now.saturating_sub(confirmed) > self.cfg.reachable_ns {
                         *st = State::Probe {
                             mac,
                             probes: 1,
                             next_probe: now + self.cfg.retry_ns,
                         };
+                        self.hot_clear(k);
                         Resolve::HitProbe(mac)
                     } else {
+                        self.hot_fill(k, mac, confirmed);
                         Resolve::Hit(mac)
                     }
                 }
@@ -282,6 +346,7 @@ impl NeighborTable {
                     mac,
                     confirmed: now,
                 };
+                self.hot_fill(k, mac, now);
                 true
             }
             None if create && room => {
@@ -292,6 +357,7 @@ impl NeighborTable {
                         confirmed: now,
                     },
                 );
+                self.hot_fill(k, mac, now);
                 true
             }
             None => false,
@@ -315,6 +381,7 @@ impl NeighborTable {
         }
         self.held = 0;
         self.map.clear();
+        self.hot.fill(HOT_NONE);
     }
 
     /// Timers: re-send requests, give up on silent neighbours. Cheap enough to call every few
@@ -363,6 +430,7 @@ impl NeighborTable {
         }
         for (k, slot) in dead {
             self.map.remove(&k);
+            self.hot_clear(k);
             if let Some(slot) = slot {
                 let s = &mut self.slots[slot as usize];
                 let port = (k >> 32) as u8;
@@ -548,5 +616,47 @@ mod tests {
         t.resolve(0, 8, d(0), late);
         t.learn(0, 8, MAC, late + 10, false, &mut rel);
         assert_eq!(t.resolve(0, 8, d(0), late + 20), Resolve::Hit(MAC));
+    }
+
+    /// The reachable cache answers exactly what the table would: a new MAC at once, nothing
+    /// for a removed or flushed entry, and nothing past the reachable time (so `resolve`
+    /// re-probes).
+    #[test]
+    fn reachable_cache_follows_the_table() {
+        const OTHER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x43]);
+        let mut t = small();
+        let mut rel = Vec::new();
+        let r = t.config().reachable_ns;
+        assert_eq!(t.lookup_hot(0, 7, 0), None, "unknown");
+        t.learn(0, 7, MAC, 0, true, &mut rel);
+        assert_eq!(t.lookup_hot(0, 7, 5), Some(MAC));
+        assert_eq!(t.lookup_hot(1, 7, 5), None, "another port");
+        t.learn(0, 7, OTHER, 10, false, &mut rel);
+        assert_eq!(t.lookup_hot(0, 7, 20), Some(OTHER), "the new MAC at once");
+        assert_eq!(t.lookup_hot(0, 7, 10 + r), Some(OTHER));
+        assert_eq!(t.lookup_hot(0, 7, 11 + r), None, "past its reachable time");
+        assert_eq!(t.resolve(0, 7, d(0), 11 + r), Resolve::HitProbe(OTHER));
+        assert_eq!(t.lookup_hot(0, 7, 11 + r), None, "being probed");
+        // Probes unanswered: the entry goes, and so does anything cached for it.
+        let mut out = TickOutput::default();
+        for i in 1..=3 {
+            t.tick(11 + r + i * S, &mut out);
+        }
+        assert!(!t.contains(0, 7));
+        assert_eq!(t.lookup_hot(0, 7, 0), None);
+        // Collected as stale, and flushed.
+        t.learn(0, 8, MAC, 0, true, &mut rel);
+        t.tick(STALE_FACTOR * r + 1, &mut out);
+        assert!(!t.contains(0, 8));
+        assert_eq!(t.lookup_hot(0, 8, 0), None, "collected");
+        t.learn(0, 9, MAC, 0, true, &mut rel);
+        assert_eq!(t.resolve(0, 9, d(0), 1), Resolve::Hit(MAC));
+        t.flush(&mut rel);
+        assert_eq!(t.lookup_hot(0, 9, 1), None, "flushed");
+        // Resolved after holding: cached from the reply on.
+        assert_eq!(t.resolve(0, 9, d(1), 2), Resolve::Held { request: true });
+        assert_eq!(t.lookup_hot(0, 9, 2), None, "incomplete");
+        t.learn(0, 9, OTHER, 3, false, &mut rel);
+        assert_eq!(t.lookup_hot(0, 9, 4), Some(OTHER));
     }
 }

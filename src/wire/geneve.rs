@@ -356,6 +356,16 @@ pub fn flow_entropy_port(inner: &[u8]) -> u16 {
     0xc000 | (mix(key) as u16 & 0x3fff)
 }
 
+/// [`flow_entropy_port`] of an inner IPv4 packet whose flow is already known: source,
+/// destination, protocol and `ports`, the first four bytes of a TCP or UDP header (0 for
+/// other protocols and for fragments). The same port as `flow_entropy_port` gives the frame.
+#[inline]
+pub fn flow_entropy_port_ipv4(src: u32, dst: u32, proto: u8, ports: u32) -> u16 {
+    let addrs = u64::from(src) << 32 | u64::from(dst);
+    let rest = u64::from(proto) << 32 | u64::from(ports);
+    0xc000 | (mix(u128::from(addrs) << 64 | u128::from(rest)) as u16 & 0x3fff)
+}
+
 /// `src << 32 | dst` and `proto << 32 | sport << 16 | dport`, as one 128-bit value.
 fn ipv4_flow_key(frame: &[u8]) -> Option<u128> {
     let eth = ethernet::Frame::new_checked(frame).ok()?;
