@@ -83,21 +83,7 @@ impl Way {
         };
         let mut outer = [0u8; ENCAP_OVERHEAD_IPV4];
         ethernet::Frame::new_unchecked(&mut outer[..]).set_ethertype(ethertype::IPV4);
-        {
-            let mut ip = ipv4::Packet::new_unchecked(&mut outer[ETH..ETH + ipv4::HEADER_LEN]);
-            ip.set_version_ihl(ipv4::HEADER_LEN);
-            ip.set_dscp_ecn(0);
-            ip.set_total_len(0);
-            // An atomic datagram (DF set, never fragmented): identification zero (RFC 6864
-            // section 4.1).
-            ip.set_ident(0);
-            ip.set_flags_offset(true, false, 0);
-            ip.set_ttl(OUTER_TTL);
-            ip.set_protocol(ipv4::protocol::UDP);
-            ip.set_src_addr(std::net::Ipv4Addr::from_bits(tunnel.local));
-            ip.set_dst_addr(std::net::Ipv4Addr::from_bits(chassis));
-            ip.set_checksum(0);
-        }
+        outer_ipv4(&mut outer, tunnel.local, chassis, 0);
         let l4 = ETH + ipv4::HEADER_LEN;
         udp::Packet::new_unchecked(&mut outer[l4..l4 + udp::HEADER_LEN])
             .set_dst_port(tunnel.udp_port);
@@ -118,6 +104,24 @@ impl Way {
         };
         true
     }
+}
+
+/// The outer IPv4 header (RFC 8926 section 4.3) after the Ethernet header in `frame`, from
+/// `local` to `chassis`, `total_len` long, checksum zero (left to the caller).
+fn outer_ipv4(frame: &mut [u8], local: u32, chassis: u32, total_len: u16) {
+    let mut ip = ipv4::Packet::new_unchecked(&mut frame[ETH..ETH + ipv4::HEADER_LEN]);
+    ip.set_version_ihl(ipv4::HEADER_LEN);
+    ip.set_dscp_ecn(0);
+    ip.set_total_len(total_len);
+    // An atomic datagram (DF set, never fragmented): identification zero (RFC 6864 section
+    // 4.1).
+    ip.set_ident(0);
+    ip.set_flags_offset(true, false, 0);
+    ip.set_ttl(OUTER_TTL);
+    ip.set_protocol(ipv4::protocol::UDP);
+    ip.set_src_addr(std::net::Ipv4Addr::from_bits(local));
+    ip.set_dst_addr(std::net::Ipv4Addr::from_bits(chassis));
+    ip.set_checksum(0);
 }
 
 fn geneve_header(vni: u32) -> geneve::Repr {
@@ -362,21 +366,8 @@ pub fn encapsulate(
     ethernet::Frame::new_unchecked(&mut buf[..]).set_ethertype(ethertype::IPV4);
     let udp_len = udp::HEADER_LEN + geneve::HEADER_LEN + inner_len;
     let ip_len = ipv4::HEADER_LEN + udp_len;
-    {
-        let mut ip = ipv4::Packet::new_unchecked(&mut buf[ETH..ETH + ipv4::HEADER_LEN]);
-        ip.set_version_ihl(ipv4::HEADER_LEN);
-        ip.set_dscp_ecn(0);
-        ip.set_total_len(ip_len as u16);
-        // An atomic datagram (DF set, never fragmented): identification zero (RFC 6864
-        // section 4.1).
-        ip.set_ident(0);
-        ip.set_flags_offset(true, false, 0);
-        ip.set_ttl(OUTER_TTL);
-        ip.set_protocol(ipv4::protocol::UDP);
-        ip.set_src_addr(std::net::Ipv4Addr::from_bits(tunnel.local));
-        ip.set_dst_addr(std::net::Ipv4Addr::from_bits(chassis));
-        ip.fill_checksum();
-    }
+    outer_ipv4(buf, tunnel.local, chassis, ip_len as u16);
+    ipv4::Packet::new_unchecked(&mut buf[ETH..ETH + ipv4::HEADER_LEN]).fill_checksum();
     let l4 = ETH + ipv4::HEADER_LEN;
     geneve_header(vni).emit(&mut geneve::Packet::new_unchecked(
         &mut buf[l4 + udp::HEADER_LEN..],
