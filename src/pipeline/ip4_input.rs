@@ -37,28 +37,22 @@ fn run_with<const TUNNEL: bool>(
             .bytes(&d)
             .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
             && let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>()
-            && h[0] == 0x45
+            && let Some(total) = fast_header_total(h, d.len as usize - ETH)
+            && !(martian(h[12]) | martian(h[16]))
+            && !ctx
+                .snap
+                .own
+                .maybe(u32::from_be_bytes([h[12], h[13], h[14], h[15]]))
         {
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            if total >= ipv4::HEADER_LEN
-                && total <= d.len as usize - ETH
-                && checksum::header20_ok(h)
-                && !(martian(h[12]) | martian(h[16]))
-                && !ctx
-                    .snap
-                    .own
-                    .maybe(u32::from_be_bytes([h[12], h[13], h[14], h[15]]))
-            {
-                let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-                b.desc[i].len = (ETH + total) as u32;
-                b.dst[i] = dst;
-                b.meta[i].ttl = h[8];
-                // Looked at more closely after the loop: one compare here.
-                if TUNNEL {
-                    to_tunnel |= u64::from(dst == tun_local) << i;
-                }
-                continue;
+            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            b.desc[i].len = (ETH + total) as u32;
+            b.dst[i] = dst;
+            b.meta[i].ttl = h[8];
+            // Looked at more closely after the loop: one compare here.
+            if TUNNEL {
+                to_tunnel |= u64::from(dst == tun_local) << i;
             }
+            continue;
         }
         slow |= 1 << i;
     }
@@ -93,10 +87,23 @@ fn run_with<const TUNNEL: bool>(
     b.set_next_mask(Next::Ip4Input, to_route & !to_decap, next);
 }
 
+/// The total length of the IPv4 header `h` when it is the common one, checked as RFC 1812
+/// section 5.2.2 asks: version 4 without options, a total length from 20 bytes up to
+/// `l3_len` (what the frame holds after the Ethernet header), a correct checksum. None sends
+/// the packet to the full checks of [`check`], which name what is wrong.
+#[inline(always)]
+pub(super) fn fast_header_total(h: &[u8; ipv4::HEADER_LEN], l3_len: usize) -> Option<usize> {
+    if h[0] != 0x45 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    (total >= ipv4::HEADER_LEN && total <= l3_len && checksum::header20_ok(h)).then_some(total)
+}
+
 /// A UDP datagram to `port`, not a fragment, in the option-less IPv4 packet `l3` (checked,
 /// trimmed to its total length).
 #[inline(always)]
-fn is_geneve(l3: &[u8], port: u16) -> bool {
+pub(super) fn is_geneve(l3: &[u8], port: u16) -> bool {
     l3[9] == ipv4::protocol::UDP
         && u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0
         && l3
@@ -107,7 +114,7 @@ fn is_geneve(l3: &[u8], port: u16) -> bool {
 /// [`class::is_martian_source`] (and `_destination`, the same classes) by the first octet:
 /// 0, 127, or 224 and above.
 #[inline(always)]
-fn martian(first_octet: u8) -> bool {
+pub(super) fn martian(first_octet: u8) -> bool {
     MARTIAN_OCTET[first_octet as usize]
 }
 

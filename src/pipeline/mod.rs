@@ -7,6 +7,7 @@
 //! carry a [`DropReason`]; there is no other way out of the pipeline.
 //!
 //! ```text
+//! fast (the common case of l2_input .. rewrite in one pass) ----------------------> tx
 //! l2_input -> arp ---------------------------------------------------------------> tx
 //!          -> ip4_input -> nat_in -> route -> nat_out -> rewrite (neighbour, TTL, MTU) -> tx
 //!                     |                  \-> local (echo) -/  \-> hold (ARP pending)
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod arp;
+pub mod fast;
 pub mod geneve_decap;
 pub mod geneve_encap;
 pub mod icmp_error;
@@ -380,6 +382,9 @@ pub struct WorkerState {
     pub virtual_chassis: crate::tables::neighbor::IntMap<u32, u32>,
     /// Moves seen here, to tell the other workers and the control thread: (IP, chassis).
     pub virtual_moved: Vec<(u32, u32)>,
+    /// Received packets try the [`fast`] path first (the default). Off, every packet takes
+    /// the stages: the reference the fast path is tested against.
+    pub fast_path: bool,
 }
 
 /// Virtual-endpoint moves one worker publishes per poll; more in one poll wait for the
@@ -417,6 +422,7 @@ impl WorkerState {
                 Default::default(),
             ),
             virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
+            fast_path: true,
         }
     }
 
@@ -460,8 +466,22 @@ pub struct Ctx<'a> {
     pub now: u64,
 }
 
-/// Run a batch through the stages until every packet is transmitted, dropped or held.
+/// Run a batch through the stages until every packet is transmitted, dropped or held:
+/// received packets take the [`fast`] path when they qualify, the stages otherwise.
+/// Out of line: one call per batch, and one symbol to profile.
+#[inline(never)]
 pub fn process(ctx: &mut Ctx, b: &mut Batch) {
+    if ctx.state.fast_path {
+        let m = b.mask(Next::L2Input);
+        if m != 0 {
+            fast::run(ctx, b, m);
+        }
+    }
+    process_staged(ctx, b);
+}
+
+/// [`process`] without the fast path: every packet through the stages.
+pub fn process_staged(ctx: &mut Ctx, b: &mut Batch) {
     // A packet can loop back at most once through icmp_error -> route -> rewrite (an error
     // about an error is never sent), so a handful of rounds always drains the batch.
     for _ in 0..4 {

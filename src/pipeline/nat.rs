@@ -19,7 +19,7 @@ use crate::wire::{checksum, icmp, ipv4, tcp, udp};
 
 /// Which address of a packet a translation rewrites.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub(super) enum Side {
     Src,
     Dst,
 }
@@ -54,7 +54,7 @@ fn get16(b: &[u8], at: usize) -> u16 {
 /// section 3.1, RFC 768) are patched incrementally, each once (RFC 1624). Returns the old
 /// address.
 #[inline(always)]
-fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16, u16)>) -> u32 {
+pub(super) fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16, u16)>) -> u32 {
     let (a, p) = match side {
         Side::Src => (12, 0),
         Side::Dst => (16, 2),
@@ -201,7 +201,7 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
 /// Translate the datagram quoted in an ICMP error: address `side` becomes `new`, and the
 /// quoted L4 port (source port for `Side::Src`) becomes `port` if given. The ICMP checksum
 /// is recomputed.
-fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bool {
+pub(super) fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bool {
     let Some((q, qhl)) = quote(l3) else {
         return false;
     };
@@ -483,7 +483,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 }
 
 /// Why an outbound SNAT packet has no session key of its own.
-enum SlowOut {
+pub(super) enum SlowOut {
     Drop(DropReason),
     /// An ICMP error from a tenant host: translated by the session it is about.
     IcmpError,
@@ -492,7 +492,7 @@ enum SlowOut {
 /// The session of an outbound packet from a tenant host: (protocol, source port or echo
 /// identifier), read from the IPv4 packet `l3` that ip4_input checked.
 #[inline(always)]
-fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
+pub(super) fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
     let hl = usize::from(l3[0] & 0x0f) * 4;
     let Some(proto) = Proto::from_ip(l3[9]) else {
         return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));

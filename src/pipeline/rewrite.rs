@@ -11,25 +11,32 @@ use crate::wire::ipv4;
 
 /// The last next hop resolved in a batch, the Ethernet header it gives and the MTU of its
 /// port; the MTU and MAC of the last transmit port seen.
-struct Cache {
+pub(super) struct Cache {
     /// [`hop_key`] of the last next hop, [`NO_HOP`] before the first.
-    hop: u64,
-    eth: [u8; ETH],
-    hop_mtu: u16,
+    pub(super) hop: u64,
+    pub(super) eth: [u8; ETH],
+    pub(super) hop_mtu: u16,
     port: Option<u8>,
     mtu: u16,
     mac: EthernetAddress,
 }
 
+impl Cache {
+    /// Nothing cached yet.
+    pub(super) fn new() -> Cache {
+        Cache {
+            hop: NO_HOP,
+            eth: [0; ETH],
+            hop_mtu: 0,
+            port: None,
+            mtu: 0,
+            mac: EthernetAddress::ZERO,
+        }
+    }
+}
+
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
-    let mut c = Cache {
-        hop: NO_HOP,
-        eth: [0; ETH],
-        hop_mtu: 0,
-        port: None,
-        mtu: 0,
-        mac: EthernetAddress::ZERO,
-    };
+    let mut c = Cache::new();
     let mut not_tx = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
@@ -65,7 +72,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 
 /// A next hop as one comparable word.
 #[inline(always)]
-fn hop_key(port: u8, nexthop: u32) -> u64 {
+pub(super) fn hop_key(port: u8, nexthop: u32) -> u64 {
     (u64::from(port) << 32) | u64::from(nexthop)
 }
 
@@ -75,7 +82,7 @@ const NO_HOP: u64 = u64::MAX;
 /// Make `nexthop` on `port` the cached hop when the neighbour table has it cached as
 /// reachable (true); otherwise leave the cache as it is (the packet takes `rewrite_one`).
 #[inline(always)]
-fn refill(ctx: &Ctx, c: &mut Cache, port: u8, nexthop: u32) -> bool {
+pub(super) fn refill(ctx: &Ctx, c: &mut Cache, port: u8, nexthop: u32) -> bool {
     if let Some(mac) = ctx.state.neighbors.lookup_hot(port, nexthop, ctx.now)
         && let Some(p) = ctx.snap.ports.get(usize::from(port))
     {

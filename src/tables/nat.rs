@@ -302,22 +302,36 @@ impl SnatTable {
         tcp_flags: u8,
         now: u64,
     ) -> Result<u16, SnatError> {
-        let proto = key_proto(key);
-        if let Some(slot) = self.map.find(key, h) {
-            let v = self.map.value(slot);
-            let mut tcp = tcp_of(v);
-            if self.expired(proto, v, now) {
-                // Same inside endpoint again after the timeout: a fresh session that keeps
-                // its mapping (endpoint-independent mapping, RFC 4787 REQ-1).
-                tcp = TcpState::SynSent;
-            }
-            if proto == Proto::Tcp {
-                tcp = next_tcp_state(tcp, tcp_flags, false);
-            }
-            *self.map.value_mut(slot) = pack(ext_port_of(v), tcp, tick(now));
-            return Ok(ext_port_of(v));
+        if let Some(port) = self.outbound_existing(key, h, tcp_flags, now) {
+            return Ok(port);
         }
-        self.create(proto, key, h, tcp_flags, now)
+        self.create(key_proto(key), key, h, tcp_flags, now)
+    }
+
+    /// [`SnatTable::outbound_hashed`] when `key` already has a mapping: its external port,
+    /// the session refreshed; None (and nothing changed) when it has none.
+    #[inline(always)]
+    pub fn outbound_existing(
+        &mut self,
+        key: u64,
+        h: usize,
+        tcp_flags: u8,
+        now: u64,
+    ) -> Option<u16> {
+        let proto = key_proto(key);
+        let slot = self.map.find(key, h)?;
+        let v = self.map.value(slot);
+        let mut tcp = tcp_of(v);
+        if self.expired(proto, v, now) {
+            // Same inside endpoint again after the timeout: a fresh session that keeps
+            // its mapping (endpoint-independent mapping, RFC 4787 REQ-1).
+            tcp = TcpState::SynSent;
+        }
+        if proto == Proto::Tcp {
+            tcp = next_tcp_state(tcp, tcp_flags, false);
+        }
+        *self.map.value_mut(slot) = pack(ext_port_of(v), tcp, tick(now));
+        Some(ext_port_of(v))
     }
 
     /// A new session for `key`: out of line, the hit path above is the common one.

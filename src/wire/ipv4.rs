@@ -262,7 +262,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Decrement TTL by one and patch the checksum incrementally (RFC 1624, RFC 1812
     /// section 5.3.1). The caller has checked TTL > 1.
-    #[inline]
+    #[inline(always)]
     pub fn decrement_ttl(&mut self) {
         let b = self.buffer.as_mut();
         let ttl = b[field::TTL];

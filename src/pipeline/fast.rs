@@ -1,0 +1,288 @@
+//! The fast path: the common case of every stage from l2_input to rewrite in one pass per
+//! packet, in front of the staged pipeline (VPP's fast-path node variants, DPDK's
+//! run-to-completion loop).
+//!
+//! A received packet qualifies when it is an option-less, valid IPv4 datagram to the port
+//! MAC, routed out of a port to a next hop the neighbour table has cached as reachable,
+//! within the port MTU, with a TTL above 1, and at most one translation on the way: a
+//! floating IP (DNAT in or SNAT out) or an SNAT session that already exists. Everything
+//! about it is decided first, from reads only; only then is the packet written, with exactly
+//! the stages' own operations in the stages' order ([`nat::translate`], then the TTL
+//! decrement, then the Ethernet header), so its bytes and counters are those the staged
+//! pipeline gives it. Geneve to the tunnel address, and packets routed into a Geneve
+//! network, go on to decap and encap in the state ip4_input (and nat_in, route) would have
+//! left them in. Anything else (ARP, errors, ICMP to vgate, new SNAT sessions, SNAT return
+//! traffic, unresolved neighbours, fragmentation, every drop) is left untouched at l2_input
+//! for the stages. `tests/pipeline_fast.rs` runs mixed traffic through
+//! both and compares bytes and counters.
+//!
+//! Like nat_out, SNAT goes in two passes: the first computes every session key and
+//! prefetches its slot, the second looks the sessions up, so that with a million sessions
+//! the cache misses of a batch overlap.
+
+use super::ip4_input::{fast_header_total, is_geneve, martian};
+use super::nat::{self, Side};
+use super::rewrite::{self, Cache};
+use super::{Batch, Ctx, MAX_BATCH, Next, bits};
+use crate::metrics::MAX_PORTS;
+use crate::tables::nat::{Proto, inside_key};
+use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop};
+use crate::wire::ethernet::{self, HEADER_LEN as ETH, ethertype};
+use crate::wire::ipv4;
+
+/// The translation a packet gets: none, DNAT/SNAT with this floating IP index, or an
+/// SNAT session of this rule.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nat {
+    None,
+    FipIn(u16),
+    FipOut(u16),
+    Snat(u16),
+}
+
+/// What the second pass needs of a packet waiting for its SNAT session.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    rule: u16,
+    /// [`inside_key`] and its home slot.
+    key: u64,
+    home: usize,
+    tcp_flags: u8,
+    total: u16,
+    tx: u8,
+    eth: [u8; ETH],
+}
+
+/// Take every packet of `mask` (received on one port, at l2_input) that qualifies all the
+/// way to [`Next::Tx`], or on to [`Next::Decap`] / [`Next::Encap`]; leave the others where
+/// they are, untouched.
+pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
+    let snap = ctx.snap;
+    let Some(pinfo) = snap.ports.get(usize::from(port)) else {
+        return;
+    };
+    let port_mac = pinfo.mac.0;
+    let lpm = &snap.tables[usize::from(pinfo.table)].lpm;
+    let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
+    let has_nat = snap.has_nat();
+    let tun_local = snap.tunnel.map(|t| (t.local, t.udp_port));
+    let ranges = &snap.network_ranges;
+    let (net_lo, net_hi) = match (ranges.first(), ranges.last()) {
+        (Some(f), Some(l)) => (f.0, l.1),
+        _ => (1, 0),
+    };
+    let mut c = Cache::new();
+    let (mut done, mut bytes) = (0u64, 0u64);
+    let mut pending = [Pending::default(); MAX_BATCH];
+    let mut waiting = 0u64;
+    let (mut to_decap, mut to_encap) = (0u64, 0u64);
+    for i in bits(mask) {
+        if b.meta[i].rx_port != port {
+            continue;
+        }
+        let d = b.desc[i];
+        let Some(f) = ctx
+            .pool
+            .bytes(&d)
+            .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
+        else {
+            continue;
+        };
+        // l2_input: unicast to the port MAC, IPv4.
+        if f[..6] != port_mac || u16::from_be_bytes([f[12], f[13]]) != ethertype::IPV4 {
+            continue;
+        }
+        // ip4_input's fast path, and a TTL that survives forwarding.
+        let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>() else {
+            continue;
+        };
+        let Some(total) = fast_header_total(h, d.len as usize - ETH) else {
+            continue;
+        };
+        let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+        let mut dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+        let (ttl, proto) = (h[8], h[9]);
+        if martian(h[12]) | martian(h[16]) || snap.own.maybe(src) {
+            continue;
+        }
+        if let Some((local, udp_port)) = tun_local
+            && dst == local
+        {
+            // Geneve to the tunnel endpoint: on to decap as ip4_input sends it; anything else
+            // to that address is the stages'.
+            if is_geneve(&ctx.pool.bytes(&d)[ETH..ETH + total], udp_port) {
+                advance(b, i, total, dst, ttl);
+                bytes += u64::from(d.len);
+                to_decap |= 1 << i;
+            }
+            continue;
+        }
+        if ttl <= 1 {
+            continue;
+        }
+        // nat_in: floating IP DNAT; SNAT return traffic and spoofed NAT sources are the
+        // stages' business. nat_out's decision needs nothing from route, so it is made here
+        // too: floating IP SNAT for tenant traffic leaving the tenant networks; a tenant
+        // source with an SNAT rule needs a session (the stages').
+        let mut nat = Nat::None;
+        let mut session = (0u64, 0usize, 0u8);
+        if has_nat {
+            if snap.nat_sources.maybe(src) {
+                continue;
+            }
+            if let Some(x) = snap.nat_by_external.lookup(dst) {
+                if x & NAT_SNAT != 0 {
+                    continue;
+                }
+                nat = Nat::FipIn(x);
+                dst = snap.fips[usize::from(x)].internal;
+            } else if !((net_lo..=net_hi).contains(&dst) && snap.network_of(dst).is_some()) {
+                if let Some(fi) = snap.fip_by_internal.lookup(src) {
+                    nat = Nat::FipOut(fi);
+                } else if let Some(ri) = snap
+                    .network_of(src)
+                    .and_then(|n| snap.networks[usize::from(n)].snat)
+                {
+                    let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
+                        continue;
+                    };
+                    let l3 = &ctx.pool.bytes(&d)[ETH..ETH + total];
+                    let Ok((p, port)) = nat::session_key(l3) else {
+                        continue;
+                    };
+                    let key = inside_key(p, src, port);
+                    let home = table.hash(key);
+                    table.prefetch(home);
+                    let flags = match l3.get(ipv4::HEADER_LEN + 13) {
+                        Some(&f) if p == Proto::Tcp => f,
+                        _ => 0,
+                    };
+                    session = (key, home, flags);
+                    nat = Nat::Snat(ri);
+                }
+            }
+        }
+        // route: the port's table, then main; out of a port.
+        let hop = match lpm.lookup(dst) {
+            None => main.and_then(|m| m.lookup(dst)),
+            h => h,
+        };
+        let Some(&NextHop::Forward { port: tx, via }) =
+            hop.and_then(|h| snap.nexthops.get(h as usize))
+        else {
+            // Routed into a Geneve network: on to encap with what nat_in and route leave
+            // (such a destination is a tenant's: nat_out has nothing to do with it).
+            if matches!(nat, Nat::None | Nat::FipIn(_))
+                && hop.and_then(|h| snap.tunnel_network(h)).is_some()
+            {
+                advance(b, i, total, dst, ttl);
+                bytes += u64::from(d.len);
+                if let Nat::FipIn(x) = nat {
+                    fip_in(ctx, b, i, x, proto);
+                }
+                to_encap |= 1 << i;
+            }
+            continue;
+        };
+        let nexthop = if via == 0 { dst } else { via };
+        // rewrite: a reachable next hop, within the MTU.
+        if !(c.hop == rewrite::hop_key(tx, nexthop) || rewrite::refill(ctx, &mut c, tx, nexthop))
+            || total > usize::from(c.hop_mtu)
+        {
+            continue;
+        }
+
+        if let Nat::Snat(rule) = nat {
+            // Decided but for the session: the second pass.
+            pending[i] = Pending {
+                rule,
+                key: session.0,
+                home: session.1,
+                tcp_flags: session.2,
+                total: total as u16,
+                tx,
+                eth: c.eth,
+            };
+            waiting |= 1 << i;
+            continue;
+        }
+
+        // Decided: write it, as the stages would.
+        b.desc[i].len = (ETH + total) as u32;
+        bytes += u64::from(d.len);
+        match nat {
+            Nat::None | Nat::Snat(_) => {}
+            Nat::FipIn(x) => fip_in(ctx, b, i, x, proto),
+            Nat::FipOut(x) => {
+                let fe = &snap.fips[usize::from(x)];
+                let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+                nat::translate(l3, Side::Src, fe.external, None);
+                if proto == ipv4::protocol::ICMP {
+                    nat::translate_quote(l3, Side::Dst, fe.external, None);
+                }
+                ctx.stats.fip_out[fe.slot as usize].add(1);
+            }
+        }
+        let frame = ctx.pool.bytes_mut(&b.desc[i]);
+        ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
+        frame[..ethernet::HEADER_LEN].copy_from_slice(&c.eth);
+        b.meta[i].tx_port = tx;
+        done |= 1 << i;
+    }
+    // SNAT: packets whose session exists leave translated; a new session is the stages'
+    // (nothing was changed, the packet is still as received).
+    for i in bits(waiting) {
+        let p = &pending[i];
+        let Some(Some(table)) = ctx.state.snat.get_mut(usize::from(p.rule)) else {
+            continue;
+        };
+        let Some(ext_port) = table.outbound_existing(p.key, p.home, p.tcp_flags, ctx.now) else {
+            continue;
+        };
+        let d = b.desc[i];
+        bytes += u64::from(d.len);
+        b.desc[i].len = ETH as u32 + u32::from(p.total);
+        let frame = ctx.pool.bytes_mut(&b.desc[i]);
+        let l3 = &mut frame[ETH..];
+        let ext = snap.snat[usize::from(p.rule)].params.external;
+        nat::translate(l3, Side::Src, ext, Some(((p.key >> 32) as u16, ext_port)));
+        ipv4::Packet::new_unchecked(l3).decrement_ttl();
+        frame[..ethernet::HEADER_LEN].copy_from_slice(&p.eth);
+        b.meta[i].tx_port = p.tx;
+        done |= 1 << i;
+    }
+    b.set_next_mask(Next::L2Input, done, Next::Tx);
+    b.set_next_mask(Next::L2Input, to_decap, Next::Decap);
+    b.set_next_mask(Next::L2Input, to_encap, Next::Encap);
+    let taken = done | to_decap | to_encap;
+    if taken != 0
+        && let Some(p) = (usize::from(port) < MAX_PORTS).then_some(usize::from(port))
+    {
+        ctx.stats.port_rx_packets[p].add(u64::from(taken.count_ones()));
+        ctx.stats.port_rx_bytes[p].add(bytes);
+    }
+}
+
+/// What ip4_input leaves of packet `i`: trimmed to its datagram, destination and TTL in the
+/// batch for route.
+#[inline(always)]
+fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
+    b.desc[i].len = (ETH + total) as u32;
+    b.dst[i] = dst;
+    b.meta[i].ttl = ttl;
+}
+
+/// nat_in's floating IP DNAT of packet `i` (trimmed) to floating IP `x`'s internal address.
+#[inline(always)]
+fn fip_in(ctx: &mut Ctx, b: &mut Batch, i: usize, x: u16, proto: u8) {
+    let fe = &ctx.snap.fips[usize::from(x)];
+    let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+    nat::translate(l3, Side::Dst, fe.internal, None);
+    if proto == ipv4::protocol::ICMP {
+        nat::translate_quote(l3, Side::Src, fe.internal, None);
+    }
+    ctx.stats.fip_in[fe.slot as usize].add(1);
+    b.dst[i] = fe.internal;
+    b.meta[i].nat_done = true;
+}
