@@ -605,6 +605,29 @@ impl Bench {
     }
 }
 
+/// Each of `out` (from `frames`) at `Next::Tx` when `taken`, else still at
+/// `Next::L2Input` with its bytes as received.
+fn check_taken(out: &[(Next, Vec<u8>)], frames: &[Vec<u8>], taken: &[bool], what: &str) {
+    assert_eq!(out.len(), taken.len());
+    for (k, ((next, bytes), taken)) in out.iter().zip(taken).enumerate() {
+        if *taken {
+            assert_eq!(*next, Next::Tx, "{what} frame {k}");
+        } else {
+            assert_eq!(*next, Next::L2Input, "{what} frame {k}");
+            assert_eq!(bytes, &frames[k], "{what} frame {k} must be untouched");
+        }
+    }
+}
+
+/// The IPv4 header of an Ethernet frame, parsed by etherparse.
+fn ipv4_header(frame: &[u8]) -> etherparse::Ipv4Header {
+    let p = parse(frame);
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else {
+        panic!("not IPv4")
+    };
+    v4.header().to_header()
+}
+
 /// What the fast path is for goes straight to transmit, translated; everything else stays
 /// at l2_input with not a byte changed.
 #[test]
@@ -686,21 +709,11 @@ fn the_fast_path_takes_the_common_case_and_leaves_the_rest_untouched() {
     ];
     let out = bench.fast(0, &ext);
     let expect_taken = [true, false, false, false, false, false, false, false];
-    for (k, ((next, bytes), taken)) in out.iter().zip(expect_taken).enumerate() {
-        if taken {
-            assert_eq!(*next, Next::Tx, "external frame {k}");
-        } else {
-            assert_eq!(*next, Next::L2Input, "external frame {k}");
-            assert_eq!(bytes, &ext[k], "external frame {k} must be untouched");
-        }
-    }
+    check_taken(&out, &ext, &expect_taken, "external");
     // 203.0.113.77 is on-link but unresolved: the stages resolve it. The FIP's VM is known.
-    let p = parse(&out[0].1);
-    let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else {
-        panic!("not IPv4")
-    };
-    assert_eq!(v4.header().destination(), ip("10.0.0.10"));
-    assert_eq!(v4.header().ttl(), 63);
+    let v4 = ipv4_header(&out[0].1);
+    assert_eq!(v4.destination, ip("10.0.0.10"));
+    assert_eq!(v4.time_to_live, 63);
     assert_eq!(&out[0].1[..6], &mac("fa:16:3e:00:00:10"));
     assert_eq!(&out[0].1[6..12], &mac(INT_MAC));
     assert_eq!(bench.stats.port_rx_packets[0].get(), 1);
@@ -750,19 +763,8 @@ fn the_fast_path_takes_the_common_case_and_leaves_the_rest_untouched() {
     let int = [fip_out, snat_out, east_west, unresolved, to_gw_mac];
     let out = bench.fast(1, &int);
     let expect_taken = [true, false, true, false, false];
-    for (k, ((next, bytes), taken)) in out.iter().zip(expect_taken).enumerate() {
-        if taken {
-            assert_eq!(*next, Next::Tx, "internal frame {k}");
-        } else {
-            assert_eq!(*next, Next::L2Input, "internal frame {k}");
-            assert_eq!(bytes, &int[k], "internal frame {k} must be untouched");
-        }
-    }
-    let p = parse(&out[0].1);
-    let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else {
-        panic!("not IPv4")
-    };
-    assert_eq!(v4.header().source(), ip("203.0.113.10"));
+    check_taken(&out, &int, &expect_taken, "internal");
+    assert_eq!(ipv4_header(&out[0].1).source, ip("203.0.113.10"));
     assert_eq!(&out[0].1[..6], &mac("02:00:00:00:02:01"));
     assert_eq!(bench.stats.fip_out.iter().map(|c| c.get()).sum::<u64>(), 1);
 

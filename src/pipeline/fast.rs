@@ -7,7 +7,7 @@
 //! within the port MTU, with a TTL above 1, and at most one translation on the way: a
 //! floating IP (DNAT in or SNAT out) or an SNAT session that already exists. Everything
 //! about it is decided first, from reads only; only then is the packet written, with exactly
-//! the stages' own operations in the stages' order ([`nat::translate`], then the TTL
+//! the stages' own operations in the stages' order (the NAT translation, then the TTL
 //! decrement, then the Ethernet header), so its bytes and counters are those the staged
 //! pipeline gives it. Geneve to the tunnel address, and packets routed into a Geneve
 //! network, go on to decap and encap in the state ip4_input (and nat_in, route) would have
@@ -21,13 +21,13 @@
 //! the cache misses of a batch overlap.
 
 use super::ip4_input::{fast_header_total, is_geneve, martian};
-use super::nat::{self, Side};
+use super::nat::{self, Side, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use crate::metrics::MAX_PORTS;
 use crate::tables::nat::{Proto, inside_key};
 use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop};
-use crate::wire::ethernet::{self, HEADER_LEN as ETH, ethertype};
+use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
 use crate::wire::ipv4;
 
 /// The translation a packet gets: none, DNAT/SNAT with this floating IP index, or an
@@ -67,11 +67,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
     let has_nat = snap.has_nat();
     let tun_local = snap.tunnel.map(|t| (t.local, t.udp_port));
-    let ranges = &snap.network_ranges;
-    let (net_lo, net_hi) = match (ranges.first(), ranges.last()) {
-        (Some(f), Some(l)) => (f.0, l.1),
-        _ => (1, 0),
-    };
+    let tenants = TenantSpan::new(snap);
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut pending = [Pending::default(); MAX_BATCH];
@@ -137,7 +133,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 }
                 nat = Nat::FipIn(x);
                 dst = snap.fips[usize::from(x)].internal;
-            } else if !((net_lo..=net_hi).contains(&dst) && snap.network_of(dst).is_some()) {
+            } else if !tenants.holds(snap, dst) {
                 if let Some(fi) = snap.fip_by_internal.lookup(src) {
                     nat = Nat::FipOut(fi);
                 } else if let Some(ri) = snap
@@ -217,17 +213,11 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             Nat::FipOut(x) => {
                 let fe = &snap.fips[usize::from(x)];
                 let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
-                nat::translate(l3, Side::Src, fe.external, None);
-                if proto == ipv4::protocol::ICMP {
-                    nat::translate_quote(l3, Side::Dst, fe.external, None);
-                }
+                nat::translate_fip(l3, Side::Src, fe.external, proto);
                 ctx.stats.fip_out[fe.slot as usize].add(1);
             }
         }
-        let frame = ctx.pool.bytes_mut(&b.desc[i]);
-        ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
-        frame[..ethernet::HEADER_LEN].copy_from_slice(&c.eth);
-        b.meta[i].tx_port = tx;
+        send(ctx, b, i, &c.eth, tx);
         done |= 1 << i;
     }
     // SNAT: packets whose session exists leave translated; a new session is the stages'
@@ -243,13 +233,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let d = b.desc[i];
         bytes += u64::from(d.len);
         b.desc[i].len = ETH as u32 + u32::from(p.total);
-        let frame = ctx.pool.bytes_mut(&b.desc[i]);
-        let l3 = &mut frame[ETH..];
+        let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
         let ext = snap.snat[usize::from(p.rule)].params.external;
         nat::translate(l3, Side::Src, ext, Some(((p.key >> 32) as u16, ext_port)));
-        ipv4::Packet::new_unchecked(l3).decrement_ttl();
-        frame[..ethernet::HEADER_LEN].copy_from_slice(&p.eth);
-        b.meta[i].tx_port = p.tx;
+        send(ctx, b, i, &p.eth, p.tx);
         done |= 1 << i;
     }
     b.set_next_mask(Next::L2Input, done, Next::Tx);
@@ -262,6 +249,15 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.port_rx_packets[p].add(u64::from(taken.count_ones()));
         ctx.stats.port_rx_bytes[p].add(bytes);
     }
+}
+
+/// rewrite's part for packet `i` (translated, trimmed): TTL, Ethernet header, port.
+#[inline(always)]
+fn send(ctx: &mut Ctx, b: &mut Batch, i: usize, eth: &[u8; ETH], tx: u8) {
+    let frame = ctx.pool.bytes_mut(&b.desc[i]);
+    ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
+    frame[..ETH].copy_from_slice(eth);
+    b.meta[i].tx_port = tx;
 }
 
 /// What ip4_input leaves of packet `i`: trimmed to its datagram, destination and TTL in the
@@ -278,10 +274,7 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
 fn fip_in(ctx: &mut Ctx, b: &mut Batch, i: usize, x: u16, proto: u8) {
     let fe = &ctx.snap.fips[usize::from(x)];
     let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
-    nat::translate(l3, Side::Dst, fe.internal, None);
-    if proto == ipv4::protocol::ICMP {
-        nat::translate_quote(l3, Side::Src, fe.internal, None);
-    }
+    nat::translate_fip(l3, Side::Dst, fe.internal, proto);
     ctx.stats.fip_in[fe.slot as usize].add(1);
     b.dst[i] = fe.internal;
     b.meta[i].nat_done = true;

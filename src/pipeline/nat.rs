@@ -24,6 +24,15 @@ pub(super) enum Side {
     Dst,
 }
 
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Src => Side::Dst,
+            Side::Dst => Side::Src,
+        }
+    }
+}
+
 /// Byte offsets of the L4 checksum for TCP/UDP at the start of an L4 header.
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
@@ -198,10 +207,41 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
     (l3[q] >> 4 == 4 && qhl >= 20 && q + qhl <= total).then_some((q, qhl))
 }
 
+/// A floating IP's stateless translation of address `side` of `l3` (protocol `proto`) to
+/// `addr`; an ICMP error's quote gets the other side translated to match (RFC 5508).
+#[inline(always)]
+pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, proto: u8) {
+    translate(l3, side, addr, None);
+    if proto == ipv4::protocol::ICMP {
+        translate_quote(l3, side.other(), addr, None);
+    }
+}
+
+/// The span of addresses the tenant networks cover (their subnets sorted by start, never
+/// overlapping): most destinations are outside it and need no search.
+#[derive(Clone, Copy)]
+pub(super) struct TenantSpan(u32, u32);
+
+impl TenantSpan {
+    pub(super) fn new(snap: &Snapshot) -> TenantSpan {
+        let r = &snap.network_ranges;
+        match (r.first(), r.last()) {
+            (Some(f), Some(l)) => TenantSpan(f.0, l.1),
+            _ => TenantSpan(1, 0),
+        }
+    }
+
+    /// True when `ip` is in a tenant network.
+    #[inline(always)]
+    pub(super) fn holds(self, snap: &Snapshot, ip: u32) -> bool {
+        (self.0..=self.1).contains(&ip) && snap.network_of(ip).is_some()
+    }
+}
+
 /// Translate the datagram quoted in an ICMP error: address `side` becomes `new`, and the
 /// quoted L4 port (source port for `Side::Src`) becomes `port` if given. The ICMP checksum
 /// is recomputed.
-pub(super) fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bool {
+fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bool {
     let Some((q, qhl)) = quote(l3) else {
         return false;
     };
@@ -271,10 +311,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
         if x & NAT_SNAT == 0 {
             let f = &snap.fips[usize::from(x)];
-            translate(l3, Side::Dst, f.internal, None);
-            if proto_num == ipv4::protocol::ICMP {
-                translate_quote(l3, Side::Src, f.internal, None);
-            }
+            translate_fip(l3, Side::Dst, f.internal, proto_num);
             b.dst[i] = f.internal;
             b.meta[i].nat_done = true;
             ctx.stats.fip_in[f.slot as usize].add(1);
@@ -382,14 +419,9 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut key = [0u64; MAX_BATCH];
     let mut home = [0usize; MAX_BATCH];
     let mut pending = 0u64;
-    // Tenant networks span [lo, hi] (ranges sorted by start, never overlapping): most
-    // destinations are outside and need no search. The last source network found is tried
-    // first, since a batch tends to come from few networks.
-    let ranges = &snap.network_ranges;
-    let (lo, hi) = match (ranges.first(), ranges.last()) {
-        (Some(f), Some(l)) => (f.0, l.1),
-        _ => (1, 0),
-    };
+    // The last source network found is tried first, since a batch tends to come from few
+    // networks.
+    let tenants = TenantSpan::new(snap);
     let mut last_net: (u32, u32, u16) = (1, 0, 0);
     for i in bits(mask) {
         let m = b.meta[i];
@@ -409,15 +441,12 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let proto_num = h[9];
         // Only tenant sources leaving the tenant networks are translated.
-        if (lo..=hi).contains(&dst) && snap.network_of(dst).is_some() {
+        if tenants.holds(snap, dst) {
             continue;
         }
         if let Some(fi) = snap.fip_by_internal.lookup(src) {
             let f = &snap.fips[fi as usize];
-            translate(l3, Side::Src, f.external, None);
-            if proto_num == ipv4::protocol::ICMP {
-                translate_quote(l3, Side::Dst, f.external, None);
-            }
+            translate_fip(l3, Side::Src, f.external, proto_num);
             ctx.stats.fip_out[f.slot as usize].add(1);
             continue;
         }
