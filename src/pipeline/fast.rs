@@ -24,10 +24,13 @@ use super::ip4_input::{fast_header_total, is_geneve, martian};
 use super::nat::{self, Side, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
+use super::{geneve_decap, geneve_encap};
+use crate::io::Desc;
 use crate::metrics::MAX_PORTS;
 use crate::tables::nat::{Proto, inside_key};
-use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop};
+use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, TunnelInfo};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
+use crate::wire::geneve;
 use crate::wire::ipv4;
 
 /// The translation a packet gets: none, DNAT/SNAT with this floating IP index, or an
@@ -66,54 +69,79 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let lpm = &snap.tables[usize::from(pinfo.table)].lpm;
     let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
     let has_nat = snap.has_nat();
-    let tun_local = snap.tunnel.map(|t| (t.local, t.udp_port));
+    let tunnel = snap.tunnel;
     let tenants = TenantSpan::new(snap);
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut pending = [Pending::default(); MAX_BATCH];
     let mut waiting = 0u64;
     let (mut to_decap, mut to_encap) = (0u64, 0u64);
-    for i in bits(mask) {
+    // Geneve packets decapsulated here and still at ip4_input: left there for the stages
+    // unless they get all the way through.
+    let (mut to_ip4, mut decapped) = (0u64, 0u64);
+    let mut last = geneve_decap::Last::NONE;
+    'packets: for i in bits(mask) {
         if b.meta[i].rx_port != port {
             continue;
         }
-        let d = b.desc[i];
-        let Some(f) = ctx
-            .pool
-            .bytes(&d)
-            .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
-        else {
-            continue;
-        };
-        // l2_input: unicast to the port MAC, IPv4.
-        if f[..6] != port_mac || u16::from_be_bytes([f[12], f[13]]) != ethertype::IPV4 {
-            continue;
-        }
-        // ip4_input's fast path, and a TTL that survives forwarding.
-        let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>() else {
-            continue;
-        };
-        let Some(total) = fast_header_total(h, d.len as usize - ETH) else {
-            continue;
-        };
-        let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-        let mut dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-        let (ttl, proto) = (h[8], h[9]);
-        if martian(h[12]) | martian(h[16]) || snap.own.maybe(src) {
-            continue;
-        }
-        if let Some((local, udp_port)) = tun_local
-            && dst == local
-        {
-            // Geneve to the tunnel endpoint: on to decap as ip4_input sends it; anything else
-            // to that address is the stages'.
-            if is_geneve(&ctx.pool.bytes(&d)[ETH..ETH + total], udp_port) {
-                advance(b, i, total, dst, ttl);
-                bytes += u64::from(d.len);
-                to_decap |= 1 << i;
+        let mut d = b.desc[i];
+        let mut rx_len = u64::from(d.len);
+        // The received packet, then (once) the packet decapsulated from it.
+        let mut inner = false;
+        let (total, src, mut dst, ttl, proto) = loop {
+            let Some(f) = ctx
+                .pool
+                .bytes(&d)
+                .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
+            else {
+                continue 'packets;
+            };
+            // l2_input: unicast to the port MAC, IPv4 (geneve_decap checked the inner
+            // frame's).
+            if !inner
+                && (f[..6] != port_mac || u16::from_be_bytes([f[12], f[13]]) != ethertype::IPV4)
+            {
+                continue 'packets;
             }
-            continue;
-        }
+            // ip4_input's fast path.
+            let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>() else {
+                continue 'packets;
+            };
+            let Some(total) = fast_header_total(h, d.len as usize - ETH) else {
+                continue 'packets;
+            };
+            let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+            if martian(h[12]) | martian(h[16]) || snap.own.maybe(src) {
+                continue 'packets;
+            }
+            let Some(t) = tunnel.as_ref().filter(|t| dst == t.local) else {
+                break (total, src, dst, h[8], h[9]);
+            };
+            // To the tunnel endpoint: Geneve is decapsulated (the common case here, the rest
+            // by the decap stage, as ip4_input sends it there); anything else to that
+            // address, or a tunnel inside the tunnel, is the stages'.
+            if inner {
+                continue 'packets;
+            }
+            match decap(ctx, b, i, total, t, pinfo.mtu, &mut last) {
+                Decap::NotGeneve => continue 'packets,
+                Decap::Stage => {
+                    bytes += rx_len;
+                    to_decap |= 1 << i;
+                    continue 'packets;
+                }
+                Decap::Inner(x) => {
+                    d = x;
+                    decapped += 1;
+                    // Counted as received once, now.
+                    bytes += rx_len;
+                    rx_len = 0;
+                    to_ip4 |= 1 << i;
+                    inner = true;
+                }
+            }
+        };
         if ttl <= 1 {
             continue;
         }
@@ -173,7 +201,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 && hop.and_then(|h| snap.tunnel_network(h)).is_some()
             {
                 advance(b, i, total, dst, ttl);
-                bytes += u64::from(d.len);
+                bytes += rx_len;
                 if let Nat::FipIn(x) = nat {
                     fip_in(ctx, b, i, x, proto);
                 }
@@ -206,7 +234,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 
         // Decided: write it, as the stages would.
         b.desc[i].len = (ETH + total) as u32;
-        bytes += u64::from(d.len);
+        bytes += rx_len;
         match nat {
             Nat::None | Nat::Snat(_) => {}
             Nat::FipIn(x) => fip_in(ctx, b, i, x, proto),
@@ -230,8 +258,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let Some(ext_port) = table.outbound_existing(p.key, p.home, p.tcp_flags, ctx.now) else {
             continue;
         };
-        let d = b.desc[i];
-        bytes += u64::from(d.len);
+        if to_ip4 & (1 << i) == 0 {
+            bytes += u64::from(b.desc[i].len);
+        }
         b.desc[i].len = ETH as u32 + u32::from(p.total);
         let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
         let ext = snap.snat[usize::from(p.rule)].params.external;
@@ -242,13 +271,63 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     b.set_next_mask(Next::L2Input, done, Next::Tx);
     b.set_next_mask(Next::L2Input, to_decap, Next::Decap);
     b.set_next_mask(Next::L2Input, to_encap, Next::Encap);
-    let taken = done | to_decap | to_encap;
+    let to_ip4 = to_ip4 & !(done | to_encap);
+    b.set_next_mask(Next::L2Input, to_ip4, Next::Ip4Input);
+    if decapped != 0 {
+        ctx.stats.geneve_decap.add(decapped);
+    }
+    let taken = done | to_decap | to_encap | to_ip4;
     if taken != 0
         && let Some(p) = (usize::from(port) < MAX_PORTS).then_some(usize::from(port))
     {
         ctx.stats.port_rx_packets[p].add(u64::from(taken.count_ones()));
         ctx.stats.port_rx_bytes[p].add(bytes);
     }
+}
+
+/// What [`decap`] did with a packet to the tunnel address.
+enum Decap {
+    /// Not Geneve: left untouched.
+    NotGeneve,
+    /// On to the decap stage, as ip4_input leaves it.
+    Stage,
+    /// Decapsulated as geneve_decap does it: the inner frame, at ip4_input.
+    Inner(Desc),
+}
+
+/// ip4_input and geneve_decap for packet `i`, an option-less IPv4 datagram of `total`
+/// bytes to the tunnel address `t`, received on a port of IP MTU `mtu`: the common case
+/// of Geneve is decapsulated here; the rest goes to the stage (Geneve) or stays as it is.
+#[inline(never)]
+fn decap(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    i: usize,
+    total: usize,
+    t: &TunnelInfo,
+    mtu: u16,
+    last: &mut geneve_decap::Last,
+) -> Decap {
+    let mut d = b.desc[i];
+    let outer = ctx.pool.bytes(&d);
+    if !is_geneve(&outer[ETH..ETH + total], t.udp_port) {
+        return Decap::NotGeneve;
+    }
+    let Some(x) = geneve_decap::inner_ip4(ctx.snap, outer, total, last) else {
+        let ttl = outer[ETH + 8];
+        advance(b, i, total, t.local, ttl);
+        return Decap::Stage;
+    };
+    d.pull_front(x.at);
+    d.len = x.len as u32;
+    b.desc[i] = d;
+    b.meta[i].vni_net = u8::try_from(x.network + 1).unwrap_or(0);
+    if t.tcp_mss_clamp && ctx.pool.bytes(&d)[ETH + 9] == ipv4::protocol::TCP {
+        let inner_mtu = geneve::inner_ip_mtu(usize::from(mtu), 0);
+        let buf = ctx.pool.bytes_mut(&d);
+        geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
+    }
+    Decap::Inner(d)
 }
 
 /// rewrite's part for packet `i` (translated, trimmed): TTL, Ethernet header, port.

@@ -31,12 +31,7 @@ pub fn is_tunnel(snap: &Snapshot, l3: &[u8]) -> bool {
 /// packets of their tenant network.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // A batch usually comes from one chassis for one VNI: the last lookups are kept.
-    let mut last = Last {
-        src: 0,
-        chassis: None,
-        vni: u32::MAX,
-        network: None,
-    };
+    let mut last = Last::NONE;
     let (mut to_ip4, mut done) = (0u64, 0u64);
     for i in bits(mask) {
         match decap_one(ctx, b, i, &mut last) {
@@ -55,12 +50,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 /// Decapsulate packet `i` (a datagram for which [`is_tunnel`] holds) and send the inner
 /// frame on, or drop it with its reason.
 pub fn decap(ctx: &mut Ctx, b: &mut Batch, i: usize) {
-    let mut last = Last {
-        src: 0,
-        chassis: None,
-        vni: u32::MAX,
-        network: None,
-    };
+    let mut last = Last::NONE;
     match decap_one(ctx, b, i, &mut last) {
         Ok(Inner::Ip4) => {
             b.set_next(i, Next::Ip4Input);
@@ -80,11 +70,89 @@ enum Inner {
 }
 
 /// The chassis of the last outer source and the network of the last VNI seen.
-struct Last {
+pub(super) struct Last {
     src: u32,
     chassis: Option<u16>,
     vni: u32,
     network: Option<u16>,
+}
+
+impl Last {
+    pub(super) const NONE: Last = Last {
+        src: 0,
+        chassis: None,
+        vni: u32::MAX,
+        network: None,
+    };
+}
+
+/// Where [`inner_ip4`] found the inner frame: its offset and length in the outer frame, and
+/// its tenant network.
+pub(super) struct Inner4 {
+    pub at: usize,
+    pub len: usize,
+    pub network: u16,
+}
+
+/// The fast path's decap check, from reads only: `Some` exactly when [`decap_one`] would
+/// send the inner frame of `frame` (an option-less IPv4 datagram of `total` bytes for which
+/// [`is_tunnel`] holds) on to ip4_input, and the Geneve header has no options; `None`
+/// leaves the packet to the stage, which knows every other case. The inner frame must also
+/// hold a whole option-less IPv4 header for its source check to be made here.
+#[inline(always)]
+pub(super) fn inner_ip4(
+    snap: &Snapshot,
+    frame: &[u8],
+    total: usize,
+    last: &mut Last,
+) -> Option<Inner4> {
+    const L4: usize = ETH + ipv4::HEADER_LEN;
+    const INNER: usize = udp::HEADER_LEN + geneve::HEADER_LEN;
+    let l4 = frame.get(L4..ETH + total)?;
+    let h = l4.first_chunk::<INNER>()?;
+    let udp_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+    // Version 0 with no options (RFC 8926 section 3.4), an inner Ethernet frame.
+    if udp_len < INNER + ETH + ipv4::HEADER_LEN
+        || udp_len > l4.len()
+        || h[8] != 0
+        || u16::from_be_bytes([h[10], h[11]]) != PROTO_ETHERNET
+    {
+        return None;
+    }
+    let ip = &frame[ETH..L4];
+    let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    if last.chassis.is_none() || last.src != src {
+        last.src = src;
+        last.chassis = snap.chassis_by_addr.lookup(src);
+    }
+    last.chassis?;
+    let u = udp::Packet::new_unchecked(&l4[..udp_len]);
+    if u.checksum() != 0 && !u.verify_checksum(src.to_be_bytes(), [ip[16], ip[17], ip[18], ip[19]])
+    {
+        return None;
+    }
+    let vni = u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8;
+    if last.network.is_none() || last.vni != vni {
+        last.vni = vni;
+        last.network = snap.network_by_vni.lookup(vni);
+    }
+    let ni = last.network?;
+    let net = &snap.networks[usize::from(ni)];
+    let inner = &l4[INNER..udp_len];
+    let s = u32::from_be_bytes([
+        inner[ETH + 12],
+        inner[ETH + 13],
+        inner[ETH + 14],
+        inner[ETH + 15],
+    ]);
+    (inner[..6] == net.gateway_mac.0
+        && u16::from_be_bytes([inner[12], inner[13]]) == ethertype::IPV4
+        && net.contains(s))
+    .then_some(Inner4 {
+        at: L4 + INNER,
+        len: udp_len - INNER,
+        network: ni,
+    })
 }
 
 /// Everything of [`decap`] but the counting and moving of inner IPv4 frames.

@@ -4,16 +4,24 @@
 ///
 /// The value is only meaningful through [`fold`]: it is congruent modulo 0xffff to `acc`
 /// plus the 16-bit words of `data`, and zero only when both are. The bulk is added as
-/// native-order 32-bit words into a 64-bit sum (RFC 1071 section 2(B) and (C): deferred
-/// carries, byte order fixed once at the end).
+/// native-order 64-bit words into a 128-bit sum, an add and an add-with-carry per 8 bytes
+/// (RFC 1071 section 2(B) and (C): deferred carries, byte order fixed once at the end;
+/// 2^16, 2^32 and 2^64 are all 1 modulo 0xffff, so folding the halves keeps the sum).
 #[inline]
 pub fn sum(data: &[u8], mut acc: u32) -> u32 {
-    let (words, tail) = data.as_chunks::<4>();
-    let wide: u64 = words
+    let (words, rest) = data.as_chunks::<8>();
+    let mut wide: u128 = words
         .iter()
-        .map(|w| u64::from(u32::from_ne_bytes(*w)))
+        .map(|w| u128::from(u64::from_ne_bytes(*w)))
         .sum();
-    acc += u32::from(u16::from_be(fold64(wide)));
+    let (word, tail) = match rest.split_first_chunk::<4>() {
+        Some((w, t)) => (u32::from_ne_bytes(*w), t),
+        None => (0, rest),
+    };
+    wide += u128::from(word);
+    // Below 2^64 + 2^64: the end-around carry of the halves fits a u64.
+    let (lo, carry) = (wide as u64).overflowing_add((wide >> 64) as u64);
+    acc += u32::from(u16::from_be(fold64(lo + u64::from(carry))));
     let mut chunks = tail.chunks_exact(2);
     for c in &mut chunks {
         acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
@@ -88,9 +96,8 @@ pub fn checksum(data: &[u8]) -> u16 {
 /// Sum of the IPv4 pseudo-header (RFC 768, RFC 793 section 3.1) for a UDP/TCP checksum.
 #[inline]
 pub fn pseudo_header_sum(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> u32 {
-    let mut acc = sum(&src, 0);
-    acc = sum(&dst, acc);
-    acc + u32::from(protocol) + u32::from(length)
+    let (s, d) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
+    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(protocol) + u32::from(length)
 }
 
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` for one 16-bit field changing from `old` to `new`.
