@@ -129,15 +129,17 @@ fn tcp(src_mac: &str, dst_mac: &str, src: &str, dst: &str, sport: u16, dport: u1
     out
 }
 
-/// A TCP SYN from a VM of the Geneve network, announcing an MSS of 1460.
-fn tcp_syn_mss(src: &str, dst: &str) -> Vec<u8> {
-    let b =
-        etherparse::PacketBuilder::ethernet2(mac("fa:16:3e:00:01:05"), mac("fa:16:3e:00:01:01"))
-            .ipv4(ip(src), ip(dst), 64)
-            .tcp(5002, 443, 1000, 65535)
-            .syn()
-            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
-            .unwrap();
+/// The gateway MAC of the Geneve network.
+const GW_G: &str = "fa:16:3e:00:01:01";
+
+/// A TCP SYN announcing an MSS of 1460.
+fn tcp_syn_mss(src_mac: &str, dst_mac: &str, src: &str, dst: &str) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv4(ip(src), ip(dst), 64)
+        .tcp(5002, 443, 1000, 65535)
+        .syn()
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap();
     let mut out = Vec::new();
     b.write(&mut out, &[]).unwrap();
     out
@@ -430,9 +432,21 @@ ip = "10.1.0.6"
 mac = "fa:16:3e:00:01:06"
 chassis = "compute-2"
 
+[[endpoint]]
+network = "g"
+ip = "10.1.0.7"
+mac = "fa:16:3e:00:01:07"
+chassis = "compute-1"
+virtual = true
+
 [[floating_ip]]
 external = "203.0.113.10"
 internal = "10.1.0.5"
+network = "g"
+
+[[floating_ip]]
+external = "203.0.113.11"
+internal = "10.1.0.7"
 network = "g"
 
 [[snat]]
@@ -491,11 +505,18 @@ fn geneve_with_option(src: &str, vni: u32, inner: &[u8], kind: u8) -> Vec<u8> {
 fn geneve_frame(r: &mut Rng) -> (&'static str, Vec<u8>) {
     let (port, mut f) = match r.next() % 6 {
         0..=1 => {
-            let dst = *r.pick(&["203.0.113.10", "203.0.113.10", "10.1.0.6", "10.1.0.9"]);
-            let len = *r.pick(&[18, 1300, 1472]);
-            let f = match r.next() % 3 {
+            let dst = *r.pick(&[
+                "203.0.113.10",
+                "203.0.113.10",
+                "203.0.113.11",
+                "10.1.0.6",
+                "10.1.0.9",
+            ]);
+            let len = *r.pick(&[18, 1300, 1372, 1373, 1472]);
+            let f = match r.next() % 4 {
                 0 => udp(PEER_MAC, EXT_MAC, "198.51.100.7", dst, 64, 4000, 53, len),
                 1 => tcp(PEER_MAC, EXT_MAC, "198.51.100.7", dst, 4001, 80),
+                2 => tcp_syn_mss(PEER_MAC, EXT_MAC, "198.51.100.7", dst),
                 _ => icmp_echo(PEER_MAC, EXT_MAC, "198.51.100.7", dst, 64, 7, 1, 56),
             };
             ("external", f)
@@ -532,6 +553,18 @@ fn geneve_frame(r: &mut Rng) -> (&'static str, Vec<u8>) {
                     2,
                     32,
                 ),
+                _ if r.chance(50) => {
+                    // The virtual endpoint announcing itself on either chassis.
+                    let m = "fa:16:3e:00:01:07";
+                    arp_frame(
+                        1,
+                        m,
+                        "10.1.0.7",
+                        "00:00:00:00:00:00",
+                        "10.1.0.7",
+                        "ff:ff:ff:ff:ff:ff",
+                    )
+                }
                 _ => arp_request("fa:16:3e:00:01:05", src, "10.1.0.1"),
             };
             if inner.len() >= 34 && inner[12..14] == [0x08, 0x00] {
@@ -543,7 +576,7 @@ fn geneve_frame(r: &mut Rng) -> (&'static str, Vec<u8>) {
                     3 => inner[30..34].copy_from_slice(&ip("192.0.2.1")),
                     4 => inner[20] = 0x20,
                     5 => inner.truncate(30),
-                    6 => inner = tcp_syn_mss(src, dst), // the MSS clamp
+                    6 => inner = tcp_syn_mss("fa:16:3e:00:01:05", GW_G, src, dst), // the MSS clamp
                     7 => inner[12..14].copy_from_slice(&[0x86, 0xdd]),
                     _ => {}
                 }
@@ -944,4 +977,55 @@ fn the_fast_path_decapsulates_the_common_case() {
     assert_eq!(bench.stats.port_rx_packets[1].get(), 4);
     let rx_bytes = frames.iter().map(|f| f.len() as u64).sum::<u64>();
     assert_eq!(bench.stats.port_rx_bytes[1].get(), rx_bytes);
+}
+
+/// A floating IP's packet for a VM on a chassis: translated, encapsulated toward the chassis
+/// and sent on the underlay in the one pass; one above the tenant MTU goes to the stage.
+#[test]
+fn the_fast_path_encapsulates_the_common_case() {
+    let mut bench = Bench::with(GENEVE_CONF, &GENEVE_NEIGHBORS);
+    let frames = [
+        udp(
+            PEER_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            64,
+            4000,
+            53,
+            18,
+        ),
+        udp(
+            PEER_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            64,
+            4000,
+            53,
+            1400,
+        ),
+    ];
+    let out = bench.fast(0, &frames);
+    assert_eq!(out[0].0, Next::Tx);
+    let f = &out[0].1;
+    assert_eq!(&f[..6], &mac("02:00:00:00:0c:01"), "to the chassis's MAC");
+    let outer = ipv4_header(f);
+    assert_eq!(outer.destination, ip("192.0.2.11"));
+    assert_eq!(outer.source, ip("192.0.2.1"));
+    assert_eq!(usize::from(outer.total_len), f.len() - 14);
+    assert_eq!(u16::from_be_bytes([f[36], f[37]]), 6081);
+    assert_eq!(&f[46..49], &4097u32.to_be_bytes()[1..], "the network's VNI");
+    let inner = &f[50..];
+    assert_eq!(
+        &inner[..6],
+        &mac("fa:16:3e:00:01:05"),
+        "to the endpoint's MAC"
+    );
+    let ih = ipv4_header(inner);
+    assert_eq!(ih.destination, ip("10.1.0.5"));
+    assert_eq!(ih.time_to_live, 63);
+    assert_eq!(out[1].0, Next::Encap, "above the tenant MTU: the stage's");
+    assert_eq!(bench.stats.geneve_encap.get(), 1);
+    assert_eq!(bench.stats.fip_in.iter().map(|c| c.get()).sum::<u64>(), 2);
 }

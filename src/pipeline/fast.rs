@@ -30,7 +30,7 @@ use crate::metrics::MAX_PORTS;
 use crate::tables::nat::{Proto, inside_key};
 use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, TunnelInfo};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
-use crate::wire::geneve;
+use crate::wire::geneve::{self, ENCAP_OVERHEAD_IPV4};
 use crate::wire::ipv4;
 
 /// The translation a packet gets: none, DNAT/SNAT with this floating IP index, or an
@@ -80,6 +80,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // unless they get all the way through.
     let (mut to_ip4, mut decapped) = (0u64, 0u64);
     let mut last = geneve_decap::Last::NONE;
+    // Encapsulation: the way to the last chassis, and its underlay next hop.
+    let (mut way, mut cu, mut encapped) = (geneve_encap::Way::NONE, Cache::new(), 0u64);
     'packets: for i in bits(mask) {
         if b.meta[i].rx_port != port {
             continue;
@@ -195,17 +197,35 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let Some(&NextHop::Forward { port: tx, via }) =
             hop.and_then(|h| snap.nexthops.get(h as usize))
         else {
-            // Routed into a Geneve network: on to encap with what nat_in and route leave
-            // (such a destination is a tenant's: nat_out has nothing to do with it).
-            if matches!(nat, Nat::None | Nat::FipIn(_))
-                && hop.and_then(|h| snap.tunnel_network(h)).is_some()
+            // Routed into a Geneve network (such a destination is a tenant's: nat_out has
+            // nothing to do with it). Encapsulated here when the whole packet fits the
+            // tunnel to a chassis whose underlay next hop is cached as reachable; otherwise
+            // on to the encap stage with what nat_in and route leave.
+            if !matches!(nat, Nat::None | Nat::FipIn(_))
+                || hop.and_then(|h| snap.tunnel_network(h)).is_none()
             {
-                advance(b, i, total, dst, ttl);
-                bytes += rx_len;
-                if let Nat::FipIn(x) = nat {
-                    fip_in(ctx, b, i, x, proto);
+                continue;
+            }
+            let whole = tunnel.as_ref().and_then(|t| {
+                let target = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)?;
+                ((cu.hop == rewrite::hop_key(way.port, way.nexthop)
+                    || rewrite::refill(ctx, &mut cu, way.port, way.nexthop))
+                    && total + ENCAP_OVERHEAD_IPV4 - ETH <= usize::from(cu.hop_mtu))
+                .then_some((t, target))
+            });
+            advance(b, i, total, dst, ttl);
+            bytes += rx_len;
+            if let Nat::FipIn(x) = nat {
+                fip_in(ctx, b, i, x, proto);
+            }
+            match whole {
+                Some((t, target)) if geneve_encap::encap_whole(ctx, b, i, t, &way, target) => {
+                    // rewrite's part for the outer packet (vgate's own: no TTL change).
+                    ctx.pool.bytes_mut(&b.desc[i])[..ETH].copy_from_slice(&cu.eth);
+                    encapped += 1;
+                    done |= 1 << i;
                 }
-                to_encap |= 1 << i;
+                _ => to_encap |= 1 << i,
             }
             continue;
         };
@@ -275,6 +295,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     b.set_next_mask(Next::L2Input, to_ip4, Next::Ip4Input);
     if decapped != 0 {
         ctx.stats.geneve_decap.add(decapped);
+    }
+    if encapped != 0 {
+        ctx.stats.geneve_encap.add(encapped);
     }
     let taken = done | to_decap | to_encap | to_ip4;
     if taken != 0

@@ -138,7 +138,7 @@ pub(super) fn inner_ip4(
     }
     let ni = last.network?;
     let net = &snap.networks[usize::from(ni)];
-    let inner = &l4[INNER..udp_len];
+    let inner = l4[INNER..udp_len].first_chunk::<{ ETH + ipv4::HEADER_LEN }>()?;
     let s = u32::from_be_bytes([
         inner[ETH + 12],
         inner[ETH + 13],

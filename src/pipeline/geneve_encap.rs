@@ -54,11 +54,11 @@ enum Encapped {
 
 /// The way to one chassis for one VNI: underlay port, next hop and MTUs, and the outer
 /// headers every packet to it starts from (lengths, checksum and source port left to fill).
-struct Way {
+pub(super) struct Way {
     chassis: u32,
     vni: u32,
-    port: u8,
-    nexthop: u32,
+    pub(super) port: u8,
+    pub(super) nexthop: u32,
     inner_mtu: usize,
     outer: [u8; ENCAP_OVERHEAD_IPV4],
     /// Unfolded sum of the outer IPv4 header with total length and checksum zero.
@@ -66,7 +66,7 @@ struct Way {
 }
 
 impl Way {
-    const NONE: Way = Way {
+    pub(super) const NONE: Way = Way {
         chassis: 0,
         vni: u32::MAX,
         port: 0,
@@ -170,6 +170,63 @@ pub fn clamp_tcp_mss(stats: &WorkerStats, l3: &mut [u8], inner_mtu: usize) {
     }
 }
 
+/// Where a packet for a Geneve endpoint goes: the endpoint, its network's VNI and its
+/// chassis (a virtual endpoint is where its last gratuitous ARP came from, else where
+/// configured).
+#[derive(Clone, Copy)]
+pub(super) struct Target {
+    endpoint: u16,
+    chassis: u32,
+    vni: u32,
+}
+
+/// The [`Target`] of destination `dst`.
+#[inline(always)]
+fn target(ctx: &Ctx, dst: u32) -> Result<Target, DropReason> {
+    let snap = ctx.snap;
+    let Some(e) = snap.endpoint_by_ip.lookup(dst) else {
+        return Err(DropReason::GeneveNoEndpoint);
+    };
+    let ep = &snap.endpoints[usize::from(e)];
+    let Some(vni) = snap.networks[usize::from(ep.network)].vni else {
+        return Err(DropReason::GeneveNoEndpoint);
+    };
+    let moved = if ep.is_virtual {
+        ctx.state.virtual_chassis.get(&dst).copied()
+    } else {
+        None
+    };
+    match moved.or(ep.chassis.map(|c| snap.chassis[usize::from(c)].address)) {
+        Some(chassis) => Ok(Target {
+            endpoint: e,
+            chassis,
+            vni,
+        }),
+        None => Err(DropReason::GeneveNoEndpoint),
+    }
+}
+
+/// The fast path's encap check, from reads only, for packet `i` (an option-less IPv4
+/// datagram of `total` bytes, not yet trimmed, whose destination after nat_in is `dst`):
+/// `Some` exactly when [`encap_one`] would encapsulate it whole; `way` is then the way to
+/// its chassis. `None` leaves it to the stage.
+#[inline(always)]
+pub(super) fn fast_target(
+    ctx: &Ctx,
+    b: &Batch,
+    i: usize,
+    dst: u32,
+    total: usize,
+    tunnel: &TunnelInfo,
+    way: &mut Way,
+) -> Option<Target> {
+    let t = target(ctx, dst).ok()?;
+    if (way.chassis, way.vni) != (t.chassis, t.vni) && !way.set(ctx, tunnel, t.chassis, t.vni) {
+        return None;
+    }
+    (total <= way.inner_mtu && b.desc[i].headroom() >= ENCAP_OVERHEAD_IPV4).then_some(t)
+}
+
 /// Encapsulate packet `i` toward its endpoint's chassis.
 #[inline]
 fn encap_one(
@@ -179,39 +236,20 @@ fn encap_one(
     tunnel: &TunnelInfo,
     way: &mut Way,
 ) -> Encapped {
-    let snap = ctx.snap;
-    let dst = b.dst[i];
-    let Some(ep) = snap
-        .endpoint_by_ip
-        .lookup(dst)
-        .map(|e| &snap.endpoints[usize::from(e)])
-    else {
-        b.drop(i, DropReason::GeneveNoEndpoint);
-        return Encapped::Not;
+    let t = match target(ctx, b.dst[i]) {
+        Ok(t) => t,
+        Err(r) => {
+            b.drop(i, r);
+            return Encapped::Not;
+        }
     };
-    let net = &snap.networks[usize::from(ep.network)];
-    let Some(vni) = net.vni else {
-        b.drop(i, DropReason::GeneveNoEndpoint);
-        return Encapped::Not;
-    };
-    // A virtual endpoint is where its last gratuitous ARP came from, else where configured.
-    let moved = if ep.is_virtual {
-        ctx.state.virtual_chassis.get(&dst).copied()
-    } else {
-        None
-    };
-    let Some(chassis) = moved.or(ep.chassis.map(|c| snap.chassis[usize::from(c)].address)) else {
-        b.drop(i, DropReason::GeneveNoEndpoint);
-        return Encapped::Not;
-    };
-    if (way.chassis, way.vni) != (chassis, vni) && !way.set(ctx, tunnel, chassis, vni) {
+    if (way.chassis, way.vni) != (t.chassis, t.vni) && !way.set(ctx, tunnel, t.chassis, t.vni) {
         b.drop(i, DropReason::GeneveNoUnderlayRoute);
         return Encapped::Not;
     }
     let m = b.meta[i];
-    let mut d = b.desc[i];
     let inner_mtu = way.inner_mtu;
-    let buf = ctx.pool.bytes_mut(&d);
+    let buf = ctx.pool.bytes(&b.desc[i]);
     let Some(h) = buf
         .get(ETH..)
         .and_then(|l3| l3.first_chunk::<{ ipv4::HEADER_LEN }>())
@@ -220,7 +258,7 @@ fn encap_one(
         return Encapped::Not;
     };
     let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    let (hl, df, proto) = (usize::from(h[0] & 0x0f) * 4, h[6] & 0x40 != 0, h[9]);
+    let (hl, df) = (usize::from(h[0] & 0x0f) * 4, h[6] & 0x40 != 0);
     if total > inner_mtu && df && !m.local_origin {
         // RFC 1191 section 4: the next-hop MTU is the tenant MTU.
         b.icmp_error(
@@ -231,48 +269,13 @@ fn encap_one(
         );
         return Encapped::Not;
     }
-    if proto == ipv4::protocol::TCP && tunnel.tcp_mss_clamp {
-        clamp_tcp_mss(ctx.stats, &mut buf[ETH..ETH + total], inner_mtu);
-    }
-    if !m.local_origin {
-        ipv4::Packet::new_unchecked(&mut buf[ETH..]).decrement_ttl();
-    }
-    {
-        let mut f = ethernet::Frame::new_unchecked(&mut buf[..]);
-        f.set_dst_addr(ep.mac);
-        f.set_src_addr(net.gateway_mac);
-        f.set_ethertype(ethertype::IPV4);
-    }
-    let out = super::Meta {
-        tx_port: way.port,
-        nexthop: way.nexthop,
-        local_origin: true,
-        ..m
-    };
     if total <= inner_mtu {
-        let l3 = &buf[ETH..];
-        let ports = match proto {
-            ipv4::protocol::TCP | ipv4::protocol::UDP
-                if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0 && total >= hl + 4 =>
-            {
-                u32::from_be_bytes([l3[hl], l3[hl + 1], l3[hl + 2], l3[hl + 3]])
-            }
-            _ => 0,
-        };
-        let sport = geneve::flow_entropy_port_ipv4(
-            u32::from_be_bytes([l3[12], l3[13], l3[14], l3[15]]),
-            u32::from_be_bytes([l3[16], l3[17], l3[18], l3[19]]),
-            proto,
-            ports,
-        );
-        if !d.push_front(ENCAP_OVERHEAD_IPV4) {
+        return if encap_whole(ctx, b, i, tunnel, way, t) {
+            Encapped::Fast
+        } else {
             b.drop(i, DropReason::GeneveNoUnderlayRoute);
-            return Encapped::Not;
-        }
-        write_outer(ctx, &d, way, tunnel, sport);
-        b.desc[i] = d;
-        b.meta[i] = out;
-        return Encapped::Fast;
+            Encapped::Not
+        };
     }
     // Without DF (RFC 791 section 3.2): fragment the inner datagram, then encapsulate each
     // fragment, so the underlay never fragments.
@@ -280,8 +283,90 @@ fn encap_one(
         b.drop(i, DropReason::GeneveNoUnderlayRoute);
         return Encapped::Not;
     }
-    encap_fragments(ctx, b, i, tunnel, way.chassis, vni, out, inner_mtu);
+    inner_frame(ctx, &b.desc[i], tunnel, t, m.local_origin, inner_mtu);
+    let out = super::Meta {
+        tx_port: way.port,
+        nexthop: way.nexthop,
+        local_origin: true,
+        ..m
+    };
+    encap_fragments(ctx, b, i, tunnel, way.chassis, t.vni, out, inner_mtu);
     Encapped::Moved
+}
+
+/// The inner frame of `d` as it enters the tunnel: TCP MSS clamped, TTL decremented unless
+/// vgate originated it, the Ethernet header from the network's gateway to the endpoint.
+#[inline(always)]
+fn inner_frame(
+    ctx: &mut Ctx,
+    d: &Desc,
+    tunnel: &TunnelInfo,
+    t: Target,
+    local_origin: bool,
+    inner_mtu: usize,
+) {
+    let snap = ctx.snap;
+    let ep = &snap.endpoints[usize::from(t.endpoint)];
+    let gateway_mac = snap.networks[usize::from(ep.network)].gateway_mac;
+    let buf = ctx.pool.bytes_mut(d);
+    let total = usize::from(u16::from_be_bytes([buf[ETH + 2], buf[ETH + 3]]));
+    if buf[ETH + 9] == ipv4::protocol::TCP && tunnel.tcp_mss_clamp {
+        clamp_tcp_mss(ctx.stats, &mut buf[ETH..ETH + total], inner_mtu);
+    }
+    if !local_origin {
+        ipv4::Packet::new_unchecked(&mut buf[ETH..]).decrement_ttl();
+    }
+    let mut f = ethernet::Frame::new_unchecked(&mut buf[..]);
+    f.set_dst_addr(ep.mac);
+    f.set_src_addr(gateway_mac);
+    f.set_ethertype(ethertype::IPV4);
+}
+
+/// Encapsulate packet `i` (within the tenant MTU) whole toward `t` by `way`: the inner
+/// frame, the outer headers in the headroom, the outer metadata for rewrite. False when the
+/// headroom is short (nothing written).
+#[inline(always)]
+pub(super) fn encap_whole(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    i: usize,
+    tunnel: &TunnelInfo,
+    way: &Way,
+    t: Target,
+) -> bool {
+    let mut d = b.desc[i];
+    if d.headroom() < ENCAP_OVERHEAD_IPV4 {
+        return false;
+    }
+    let m = b.meta[i];
+    inner_frame(ctx, &d, tunnel, t, m.local_origin, way.inner_mtu);
+    let l3 = &ctx.pool.bytes(&d)[ETH..];
+    let (hl, proto) = (usize::from(l3[0] & 0x0f) * 4, l3[9]);
+    let total = usize::from(u16::from_be_bytes([l3[2], l3[3]]));
+    let ports = match (proto, l3.get(hl..hl + 4)) {
+        (ipv4::protocol::TCP | ipv4::protocol::UDP, Some(p))
+            if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0 && total >= hl + 4 =>
+        {
+            u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+        }
+        _ => 0,
+    };
+    let sport = geneve::flow_entropy_port_ipv4(
+        u32::from_be_bytes([l3[12], l3[13], l3[14], l3[15]]),
+        u32::from_be_bytes([l3[16], l3[17], l3[18], l3[19]]),
+        proto,
+        ports,
+    );
+    d.push_front(ENCAP_OVERHEAD_IPV4);
+    write_outer(ctx, &d, way, tunnel, sport);
+    b.desc[i] = d;
+    b.meta[i] = super::Meta {
+        tx_port: way.port,
+        nexthop: way.nexthop,
+        local_origin: true,
+        ..m
+    };
+    true
 }
 
 /// Fill the outer headers of `d` (already grown by the overhead) from `way`: lengths, IPv4
