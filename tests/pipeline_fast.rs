@@ -984,7 +984,7 @@ fn the_fast_path_decapsulates_the_common_case() {
 #[test]
 fn the_fast_path_encapsulates_the_common_case() {
     let mut bench = Bench::with(GENEVE_CONF, &GENEVE_NEIGHBORS);
-    let frames = [
+    let to_fip = |len| {
         udp(
             PEER_MAC,
             EXT_MAC,
@@ -993,19 +993,10 @@ fn the_fast_path_encapsulates_the_common_case() {
             64,
             4000,
             53,
-            18,
-        ),
-        udp(
-            PEER_MAC,
-            EXT_MAC,
-            "198.51.100.7",
-            "203.0.113.10",
-            64,
-            4000,
-            53,
-            1400,
-        ),
-    ];
+            len,
+        )
+    };
+    let frames = [to_fip(18), to_fip(1400)];
     let out = bench.fast(0, &frames);
     assert_eq!(out[0].0, Next::Tx);
     let f = &out[0].1;

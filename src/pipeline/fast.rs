@@ -9,12 +9,19 @@
 //! about it is decided first, from reads only; only then is the packet written, with exactly
 //! the stages' own operations in the stages' order (the NAT translation, then the TTL
 //! decrement, then the Ethernet header), so its bytes and counters are those the staged
-//! pipeline gives it. Geneve to the tunnel address, and packets routed into a Geneve
-//! network, go on to decap and encap in the state ip4_input (and nat_in, route) would have
-//! left them in. Anything else (ARP, errors, ICMP to vgate, new SNAT sessions, SNAT return
-//! traffic, unresolved neighbours, fragmentation, every drop) is left untouched at l2_input
-//! for the stages. `tests/pipeline_fast.rs` runs mixed traffic through
-//! both and compares bytes and counters.
+//! pipeline gives it.
+//!
+//! Geneve without options from a known chassis, for a known VNI, with its inner frame to the
+//! network's gateway MAC, is decapsulated in the pass (geneve_decap's checks, from reads
+//! only) and its inner packet then takes the same pass; if the inner packet needs more, it
+//! stays decapsulated at ip4_input, where the decap stage would have put it. A packet routed
+//! into a Geneve network that fits the tunnel to a chassis with a reachable underlay next hop
+//! is encapsulated in the pass with geneve_encap's own functions. Other Geneve goes on to
+//! the decap or encap stage in the state ip4_input (and nat_in, route) would have left it
+//! in. Anything else (ARP, errors, ICMP to vgate, new SNAT sessions, SNAT return traffic,
+//! unresolved neighbours, fragmentation, every drop) is left untouched at l2_input for the
+//! stages. `tests/pipeline_fast.rs` runs mixed traffic through both and compares bytes and
+//! counters.
 //!
 //! Like nat_out, SNAT goes in two passes: the first computes every session key and
 //! prefetches its slot, the second looks the sessions up, so that with a million sessions
