@@ -37,7 +37,7 @@ use crate::metrics::MAX_PORTS;
 use crate::tables::nat::{Proto, inside_key};
 use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, TunnelInfo};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
-use crate::wire::geneve::{self, ENCAP_OVERHEAD_IPV4};
+use crate::wire::geneve::ENCAP_OVERHEAD_IPV4;
 use crate::wire::ipv4;
 
 /// The translation a packet gets: none, DNAT/SNAT with this floating IP index, or an
@@ -133,7 +133,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             if inner {
                 continue 'packets;
             }
-            match decap(ctx, b, i, total, t, pinfo.mtu, &mut last) {
+            match decap(ctx, b, i, total, t, &mut last) {
                 Decap::NotGeneve => continue 'packets,
                 Decap::Stage => {
                     bytes += rx_len;
@@ -326,7 +326,7 @@ enum Decap {
 }
 
 /// ip4_input and geneve_decap for packet `i`, an option-less IPv4 datagram of `total`
-/// bytes to the tunnel address `t`, received on a port of IP MTU `mtu`: the common case
+/// bytes to the tunnel address `t`: the common case
 /// of Geneve is decapsulated here; the rest goes to the stage (Geneve) or stays as it is.
 #[inline(never)]
 fn decap(
@@ -335,7 +335,6 @@ fn decap(
     i: usize,
     total: usize,
     t: &TunnelInfo,
-    mtu: u16,
     last: &mut geneve_decap::Last,
 ) -> Decap {
     let mut d = b.desc[i];
@@ -353,9 +352,7 @@ fn decap(
     b.desc[i] = d;
     b.meta[i].vni_net = u8::try_from(x.network + 1).unwrap_or(0);
     if t.tcp_mss_clamp && ctx.pool.bytes(&d)[ETH + 9] == ipv4::protocol::TCP {
-        let inner_mtu = geneve::inner_ip_mtu(usize::from(mtu), 0);
-        let buf = ctx.pool.bytes_mut(&d);
-        geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
+        geneve_decap::clamp_inner_mss(ctx, &d, b.meta[i].rx_port);
     }
     Decap::Inner(d)
 }

@@ -5,6 +5,7 @@
 //! network (NAT applies).
 
 use super::{Batch, Ctx, Next, bits};
+use crate::io::Desc;
 use crate::metrics::{ArpKind, DropReason};
 use crate::tables::Snapshot;
 use crate::wire::arp::{self, Operation};
@@ -84,6 +85,36 @@ impl Last {
         vni: u32::MAX,
         network: None,
     };
+
+    /// The chassis whose address is `src`.
+    #[inline(always)]
+    fn chassis(&mut self, snap: &Snapshot, src: u32) -> Option<u16> {
+        if self.chassis.is_none() || self.src != src {
+            self.src = src;
+            self.chassis = snap.chassis_by_addr.lookup(src);
+        }
+        self.chassis
+    }
+
+    /// The network of `vni`.
+    #[inline(always)]
+    fn network(&mut self, snap: &Snapshot, vni: u32) -> Option<u16> {
+        if self.network.is_none() || self.vni != vni {
+            self.vni = vni;
+            self.network = snap.network_by_vni.lookup(vni);
+        }
+        self.network
+    }
+}
+
+/// Clamp the MSS of a TCP SYN in the decapsulated frame `d` to the tenant MTU of the
+/// underlay port `rx_port` it came in on: the way back to the VM is through that port.
+#[inline]
+pub(super) fn clamp_inner_mss(ctx: &mut Ctx, d: &Desc, rx_port: u8) {
+    let port_mtu = usize::from(ctx.snap.ports[usize::from(rx_port)].mtu);
+    let inner_mtu = geneve::inner_ip_mtu(port_mtu, 0);
+    let buf = ctx.pool.bytes_mut(d);
+    super::geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
 }
 
 /// Where [`inner_ip4`] found the inner frame: its offset and length in the outer frame, and
@@ -121,22 +152,14 @@ pub(super) fn inner_ip4(
     }
     let ip = &frame[ETH..L4];
     let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-    if last.chassis.is_none() || last.src != src {
-        last.src = src;
-        last.chassis = snap.chassis_by_addr.lookup(src);
-    }
-    last.chassis?;
+    last.chassis(snap, src)?;
     let u = udp::Packet::new_unchecked(&l4[..udp_len]);
     if u.checksum() != 0 && !u.verify_checksum(src.to_be_bytes(), [ip[16], ip[17], ip[18], ip[19]])
     {
         return None;
     }
     let vni = u32::from_be_bytes([h[12], h[13], h[14], h[15]]) >> 8;
-    if last.network.is_none() || last.vni != vni {
-        last.vni = vni;
-        last.network = snap.network_by_vni.lookup(vni);
-    }
-    let ni = last.network?;
+    let ni = last.network(snap, vni)?;
     let net = &snap.networks[usize::from(ni)];
     let inner = l4[INNER..udp_len].first_chunk::<{ ETH + ipv4::HEADER_LEN }>()?;
     let s = u32::from_be_bytes([
@@ -168,11 +191,7 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize, last: &mut Last) -> Result<
         ip.header_len(),
         usize::from(ip.total_len()),
     );
-    if last.chassis.is_none() || last.src != src {
-        last.src = src;
-        last.chassis = snap.chassis_by_addr.lookup(src);
-    }
-    let Some(ci) = last.chassis else {
+    let Some(ci) = last.chassis(snap, src) else {
         return Err(DropReason::GeneveUnknownChassis);
     };
     let chassis = snap.chassis[usize::from(ci)].address;
@@ -199,11 +218,7 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize, last: &mut Last) -> Result<
         return Err(DropReason::GeneveMalformed);
     }
     let vni = g.vni();
-    if last.network.is_none() || last.vni != vni {
-        last.vni = vni;
-        last.network = snap.network_by_vni.lookup(vni);
-    }
-    let Some(ni) = last.network else {
+    let Some(ni) = last.network(snap, vni) else {
         return Err(DropReason::GeneveUnknownVni);
     };
     let inner_at = ETH + hl + udp::HEADER_LEN + g.header_len();
@@ -241,11 +256,7 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize, last: &mut Last) -> Result<
             if inner.get(ETH + 9) == Some(&ipv4::protocol::TCP)
                 && snap.tunnel.is_some_and(|t| t.tcp_mss_clamp)
             {
-                // The way back to this VM is through the port its packets came in on.
-                let port_mtu = usize::from(snap.ports[usize::from(b.meta[i].rx_port)].mtu);
-                let inner_mtu = geneve::inner_ip_mtu(port_mtu, 0);
-                let buf = ctx.pool.bytes_mut(&d);
-                super::geneve_encap::clamp_tcp_mss(ctx.stats, &mut buf[ETH..], inner_mtu);
+                clamp_inner_mss(ctx, &d, b.meta[i].rx_port);
             }
             Ok(Inner::Ip4)
         }

@@ -76,6 +76,13 @@ impl Way {
         ip_sum: 0,
     };
 
+    /// The way to `t`'s chassis with its VNI, kept when it already is; false when the
+    /// underlay has no route to it.
+    #[inline(always)]
+    fn to(&mut self, ctx: &Ctx, tunnel: &TunnelInfo, t: &Target) -> bool {
+        (self.chassis, self.vni) == (t.chassis, t.vni) || self.set(ctx, tunnel, t.chassis, t.vni)
+    }
+
     /// The way to `chassis` with `vni`; false when the underlay has no route to it.
     fn set(&mut self, ctx: &Ctx, tunnel: &TunnelInfo, chassis: u32, vni: u32) -> bool {
         let Some((port, nexthop, mtu)) = underlay(ctx, chassis) else {
@@ -221,7 +228,7 @@ pub(super) fn fast_target(
     way: &mut Way,
 ) -> Option<Target> {
     let t = target(ctx, dst).ok()?;
-    if (way.chassis, way.vni) != (t.chassis, t.vni) && !way.set(ctx, tunnel, t.chassis, t.vni) {
+    if !way.to(ctx, tunnel, &t) {
         return None;
     }
     (total <= way.inner_mtu && b.desc[i].headroom() >= ENCAP_OVERHEAD_IPV4).then_some(t)
@@ -243,7 +250,7 @@ fn encap_one(
             return Encapped::Not;
         }
     };
-    if (way.chassis, way.vni) != (t.chassis, t.vni) && !way.set(ctx, tunnel, t.chassis, t.vni) {
+    if !way.to(ctx, tunnel, &t) {
         b.drop(i, DropReason::GeneveNoUnderlayRoute);
         return Encapped::Not;
     }
