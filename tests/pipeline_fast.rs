@@ -384,6 +384,16 @@ fn the_fast_path_changes_nothing_but_the_speed() {
     assert!(sent > 5_000, "only {sent} frames left vgate");
 }
 
+/// A router without floating IPs, SNAT or a tunnel has a fast path of its own: the same
+/// traffic (the floating IPs now plain addresses of the network) through it.
+#[test]
+fn the_fast_path_changes_nothing_but_the_speed_without_nat() {
+    let plain = CONF.split("[[floating_ip]]").next().unwrap();
+    assert!(!plain.contains("[[snat]]") && !plain.contains("[tunnel]"));
+    let sent = compare(plain, &NEIGHBORS, &["external", "internal", "dmz"], frame);
+    assert!(sent > 2_000, "only {sent} frames left vgate");
+}
+
 const GENEVE_CONF: &str = r#"
 [[port]]
 name = "external"

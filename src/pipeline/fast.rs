@@ -67,6 +67,18 @@ struct Pending {
 /// way to [`Next::Tx`], or on to [`Next::Decap`] / [`Next::Encap`]; leave the others where
 /// they are, untouched.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    // A plain router (no NAT, no tunnel) gets its own loop, without their checks and the
+    // registers they hold through every packet.
+    if ctx.snap.has_nat() || ctx.snap.tunnel.is_some() {
+        run_with::<true>(ctx, b, mask)
+    } else {
+        run_with::<false>(ctx, b, mask)
+    }
+}
+
+/// [`run`], for a snapshot that may have floating IPs, SNAT rules or a tunnel (`MORE`), or
+/// has none of them.
+fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
     let snap = ctx.snap;
     let Some(pinfo) = snap.ports.get(usize::from(port)) else {
@@ -75,8 +87,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let port_mac = pinfo.mac.0;
     let lpm = &snap.tables[usize::from(pinfo.table)].lpm;
     let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
-    let has_nat = snap.has_nat();
-    let tunnel = snap.tunnel;
+    let has_nat = MORE && snap.has_nat();
+    let tunnel = if MORE { snap.tunnel } else { None };
     let tenants = TenantSpan::new(snap);
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
@@ -97,12 +109,10 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let mut rx_len = u64::from(d.len);
         // The received packet, then (once) the packet decapsulated from it.
         let mut inner = false;
-        let (total, src, mut dst, ttl, proto) = loop {
-            let Some(f) = ctx
-                .pool
-                .bytes(&d)
-                .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
-            else {
+        // The packet's bytes, borrowed once from its check to its write (one bounds check).
+        let (frame, total, src, mut dst, ttl, proto) = loop {
+            let frame = ctx.pool.bytes_mut(&d);
+            let Some(f) = frame.first_chunk::<{ ETH + ipv4::HEADER_LEN }>() else {
                 continue 'packets;
             };
             // l2_input: unicast to the port MAC, IPv4 (geneve_decap checked the inner
@@ -125,7 +135,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 continue 'packets;
             }
             let Some(t) = tunnel.as_ref().filter(|t| dst == t.local) else {
-                break (total, src, dst, h[8], h[9]);
+                let (ttl, proto) = (h[8], h[9]);
+                break (frame, total, src, dst, ttl, proto);
             };
             // To the tunnel endpoint: Geneve is decapsulated (the common case here, the rest
             // by the decap stage, as ip4_input sends it there); anything else to that
@@ -180,7 +191,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
                         continue;
                     };
-                    let l3 = &ctx.pool.bytes(&d)[ETH..ETH + total];
+                    let l3 = &frame[ETH..ETH + total];
                     let Ok((p, port)) = nat::session_key(l3) else {
                         continue;
                     };
@@ -213,13 +224,22 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             {
                 continue;
             }
-            let whole = tunnel.as_ref().and_then(|t| {
-                let target = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)?;
-                ((cu.hop == rewrite::hop_key(way.port, way.nexthop)
-                    || rewrite::refill(ctx, &mut cu, way.port, way.nexthop))
-                    && total + ENCAP_OVERHEAD_IPV4 - ETH <= usize::from(cu.hop_mtu))
-                .then_some((t, target))
-            });
+            let mut whole = None;
+            if let Some(t) = tunnel.as_ref()
+                && let Some(target) = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)
+                && (cu.hop == rewrite::hop_key(way.port, way.nexthop)
+                    || rewrite::refill(
+                        &ctx.state.neighbors,
+                        snap,
+                        ctx.now,
+                        &mut cu,
+                        way.port,
+                        way.nexthop,
+                    ))
+                && total + ENCAP_OVERHEAD_IPV4 - ETH <= usize::from(cu.hop_mtu)
+            {
+                whole = Some((t, target));
+            }
             advance(b, i, total, dst, ttl);
             bytes += rx_len;
             if let Nat::FipIn(x) = nat {
@@ -238,7 +258,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         };
         let nexthop = if via == 0 { dst } else { via };
         // rewrite: a reachable next hop, within the MTU.
-        if !(c.hop == rewrite::hop_key(tx, nexthop) || rewrite::refill(ctx, &mut c, tx, nexthop))
+        if !(c.hop == rewrite::hop_key(tx, nexthop)
+            || rewrite::refill(&ctx.state.neighbors, snap, ctx.now, &mut c, tx, nexthop))
             || total > usize::from(c.hop_mtu)
         {
             continue;
@@ -262,17 +283,24 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Decided: write it, as the stages would.
         b.desc[i].len = (ETH + total) as u32;
         bytes += rx_len;
+        let frame = &mut frame[..ETH + total];
         match nat {
             Nat::None | Nat::Snat(_) => {}
-            Nat::FipIn(x) => fip_in(ctx, b, i, x, proto),
+            Nat::FipIn(x) => {
+                let fe = &snap.fips[usize::from(x)];
+                nat::translate_fip(&mut frame[ETH..], Side::Dst, fe.internal, proto);
+                ctx.stats.fip_in[fe.slot as usize].add(1);
+                b.dst[i] = fe.internal;
+                b.meta[i].nat_done = true;
+            }
             Nat::FipOut(x) => {
                 let fe = &snap.fips[usize::from(x)];
-                let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
-                nat::translate_fip(l3, Side::Src, fe.external, proto);
+                nat::translate_fip(&mut frame[ETH..], Side::Src, fe.external, proto);
                 ctx.stats.fip_out[fe.slot as usize].add(1);
             }
         }
-        send(ctx, b, i, &c.eth, tx);
+        send(frame, &c.eth);
+        b.meta[i].tx_port = tx;
         done |= 1 << i;
     }
     // SNAT: packets whose session exists leave translated; a new session is the stages'
@@ -289,10 +317,16 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             bytes += u64::from(b.desc[i].len);
         }
         b.desc[i].len = ETH as u32 + u32::from(p.total);
-        let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+        let frame = ctx.pool.bytes_mut(&b.desc[i]);
         let ext = snap.snat[usize::from(p.rule)].params.external;
-        nat::translate(l3, Side::Src, ext, Some(((p.key >> 32) as u16, ext_port)));
-        send(ctx, b, i, &p.eth, p.tx);
+        nat::translate(
+            &mut frame[ETH..],
+            Side::Src,
+            ext,
+            Some(((p.key >> 32) as u16, ext_port)),
+        );
+        send(frame, &p.eth);
+        b.meta[i].tx_port = p.tx;
         done |= 1 << i;
     }
     b.set_next_mask(Next::L2Input, done, Next::Tx);
@@ -357,13 +391,11 @@ fn decap(
     Decap::Inner(d)
 }
 
-/// rewrite's part for packet `i` (translated, trimmed): TTL, Ethernet header, port.
+/// rewrite's part for a packet's `frame` (translated, trimmed): TTL, Ethernet header.
 #[inline(always)]
-fn send(ctx: &mut Ctx, b: &mut Batch, i: usize, eth: &[u8; ETH], tx: u8) {
-    let frame = ctx.pool.bytes_mut(&b.desc[i]);
+fn send(frame: &mut [u8], eth: &[u8; ETH]) {
     ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
     frame[..ETH].copy_from_slice(eth);
-    b.meta[i].tx_port = tx;
 }
 
 /// What ip4_input leaves of packet `i`: trimmed to its datagram, destination and TTL in the

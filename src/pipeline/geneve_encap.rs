@@ -379,7 +379,7 @@ pub(super) fn encap_whole(
 /// Fill the outer headers of `d` (already grown by the overhead) from `way`: lengths, IPv4
 /// checksum from the precomputed sum (RFC 1071 section 2, the header differs only in its
 /// length), UDP source port, and the UDP checksum when configured.
-#[inline]
+#[inline(always)]
 fn write_outer(ctx: &mut Ctx, d: &Desc, way: &Way, tunnel: &TunnelInfo, sport: u16) {
     let buf = ctx.pool.bytes_mut(d);
     let Some(o) = buf.first_chunk_mut::<ENCAP_OVERHEAD_IPV4>() else {

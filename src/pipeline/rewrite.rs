@@ -5,7 +5,8 @@
 use super::{Batch, Ctx, Next, bits};
 use crate::io::Desc;
 use crate::metrics::{DropReason, IcmpKind, MAX_PORTS};
-use crate::tables::neighbor::Resolve;
+use crate::tables::Snapshot;
+use crate::tables::neighbor::{NeighborTable, Resolve};
 use crate::wire::ethernet::{self, EthernetAddress, HEADER_LEN as ETH, ethertype};
 use crate::wire::ipv4;
 
@@ -47,7 +48,15 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // `rewrite_one`, in order, since resolution has side effects (hold queues, ARP
         // requests). vgate's own packets (echo replies, errors, Geneve outer headers) keep
         // their TTL.
-        if (c.hop == hop || refill(ctx, &mut c, m.tx_port, m.nexthop))
+        if (c.hop == hop
+            || refill(
+                &ctx.state.neighbors,
+                ctx.snap,
+                ctx.now,
+                &mut c,
+                m.tx_port,
+                m.nexthop,
+            ))
             && let Some(f) = ctx
                 .pool
                 .bytes_mut(&d)
@@ -82,9 +91,16 @@ const NO_HOP: u64 = u64::MAX;
 /// Make `nexthop` on `port` the cached hop when the neighbour table has it cached as
 /// reachable (true); otherwise leave the cache as it is (the packet takes `rewrite_one`).
 #[inline(always)]
-pub(super) fn refill(ctx: &Ctx, c: &mut Cache, port: u8, nexthop: u32) -> bool {
-    if let Some(mac) = ctx.state.neighbors.lookup_hot(port, nexthop, ctx.now)
-        && let Some(p) = ctx.snap.ports.get(usize::from(port))
+pub(super) fn refill(
+    neighbors: &NeighborTable,
+    snap: &Snapshot,
+    now: u64,
+    c: &mut Cache,
+    port: u8,
+    nexthop: u32,
+) -> bool {
+    if let Some(mac) = neighbors.lookup_hot(port, nexthop, now)
+        && let Some(p) = snap.ports.get(usize::from(port))
     {
         c.hop = hop_key(port, nexthop);
         c.hop_mtu = p.mtu;

@@ -395,7 +395,7 @@ fn l2_flow_key(frame: &[u8]) -> u128 {
 }
 
 /// Folds 128 bits into 64 well-mixed ones (the splitmix64 / murmur3 finaliser on each half).
-#[inline]
+#[inline(always)]
 fn mix(key: u128) -> u64 {
     let fin = |mut z: u64| {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
