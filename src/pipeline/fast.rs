@@ -131,7 +131,9 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             };
             let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
             let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            if martian(h[12]) | martian(h[16]) || snap.own.maybe(src) {
+            // The exact check behind the filter: a filter hit that is not one of vgate's
+            // addresses would otherwise cost the packet the whole staged pipeline.
+            if martian(h[12]) | martian(h[16]) || snap.own.contains(src) {
                 continue 'packets;
             }
             let Some(t) = tunnel.as_ref().filter(|t| dst == t.local) else {
@@ -172,7 +174,9 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let mut nat = Nat::None;
         let mut session = (0u64, 0usize, 0u8);
         if has_nat {
-            if snap.nat_sources.maybe(src) {
+            // Exact, as nat_in checks it: with 80 NAT addresses 2 % of sources hit the
+            // filter alone.
+            if snap.nat_sources.contains(src) {
                 continue;
             }
             if let Some(x) = snap.nat_by_external.lookup(dst) {
