@@ -33,9 +33,9 @@ use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use super::{geneve_decap, geneve_encap};
 use crate::io::Desc;
-use crate::metrics::MAX_PORTS;
+use crate::metrics::{MAX_PORTS, WorkerStats};
 use crate::tables::nat::{Proto, inside_key};
-use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, TunnelInfo};
+use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, Snapshot, TunnelInfo};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
 use crate::wire::geneve::ENCAP_OVERHEAD_IPV4;
 use crate::wire::ipv4;
@@ -247,7 +247,8 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             advance(b, i, total, dst, ttl);
             bytes += rx_len;
             if let Nat::FipIn(x) = nat {
-                fip_in(ctx, b, i, x, proto);
+                let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+                fip_in(snap, ctx.stats, b, i, l3, x, proto);
             }
             match whole {
                 Some((t, target)) if geneve_encap::encap_whole(ctx, b, i, t, &way, target) => {
@@ -290,13 +291,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let frame = &mut frame[..ETH + total];
         match nat {
             Nat::None | Nat::Snat(_) => {}
-            Nat::FipIn(x) => {
-                let fe = &snap.fips[usize::from(x)];
-                nat::translate_fip(&mut frame[ETH..], Side::Dst, fe.internal, proto);
-                ctx.stats.fip_in[fe.slot as usize].add(1);
-                b.dst[i] = fe.internal;
-                b.meta[i].nat_done = true;
-            }
+            Nat::FipIn(x) => fip_in(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto),
             Nat::FipOut(x) => {
                 let fe = &snap.fips[usize::from(x)];
                 nat::translate_fip(&mut frame[ETH..], Side::Src, fe.external, proto);
@@ -411,13 +406,21 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
     b.meta[i].ttl = ttl;
 }
 
-/// nat_in's floating IP DNAT of packet `i` (trimmed) to floating IP `x`'s internal address.
+/// nat_in's floating IP DNAT of packet `i`, whose trimmed datagram is `l3`, to floating IP
+/// `x`'s internal address.
 #[inline(always)]
-fn fip_in(ctx: &mut Ctx, b: &mut Batch, i: usize, x: u16, proto: u8) {
-    let fe = &ctx.snap.fips[usize::from(x)];
-    let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+fn fip_in(
+    snap: &Snapshot,
+    stats: &WorkerStats,
+    b: &mut Batch,
+    i: usize,
+    l3: &mut [u8],
+    x: u16,
+    proto: u8,
+) {
+    let fe = &snap.fips[usize::from(x)];
     nat::translate_fip(l3, Side::Dst, fe.internal, proto);
-    ctx.stats.fip_in[fe.slot as usize].add(1);
+    stats.fip_in[fe.slot as usize].add(1);
     b.dst[i] = fe.internal;
     b.meta[i].nat_done = true;
 }
