@@ -7,7 +7,9 @@
 //!   decapsulation, FIP SNAT, routing out of the external port.
 //!
 //! Each iteration restores 64 template frames (a frame-sized copy per packet, included in the
-//! figure) and runs them through every stage. Run: `cargo bench --bench geneve`.
+//! figure) and runs them through every stage. `geneve/*_pipeline_only`: the same with the
+//! clock stopped for the restore (see `nat/timer_only` for the clock's own share).
+//! Run: `cargo bench --bench geneve`.
 
 #[path = "harness.rs"]
 mod harness;
@@ -136,6 +138,11 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fip_dnat_encap", |bn| {
         bn.iter(|| black_box(b.run(&inbound, 0, Some(1))))
     });
+    let mut round = 0;
+    let inbound_set = std::slice::from_ref(&inbound);
+    g.bench_function("fip_dnat_encap_pipeline_only", |bn| {
+        bn.iter_custom(|n| b.timed(n, inbound_set, &mut round, 0, Some(1)))
+    });
     assert_eq!(b.stats.total_drops(), 0);
 
     let outbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
@@ -153,6 +160,10 @@ fn bench(c: &mut Criterion) {
     assert_eq!(b.run(&outbound, 1, Some(0)), MAX_BATCH);
     g.bench_function("decap_fip_snat", |bn| {
         bn.iter(|| black_box(b.run(&outbound, 1, Some(0))))
+    });
+    let outbound_set = std::slice::from_ref(&outbound);
+    g.bench_function("decap_fip_snat_pipeline_only", |bn| {
+        bn.iter_custom(|n| b.timed(n, outbound_set, &mut round, 1, Some(0)))
     });
     assert_eq!(b.stats.total_drops(), 0);
 
