@@ -182,6 +182,10 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decap_fip_snat_no_udp_checksum", |bn| {
         bn.iter(|| black_box(b.run(&unchecked, 1, Some(0))))
     });
+    let unchecked_set = std::slice::from_ref(&unchecked);
+    g.bench_function("decap_fip_snat_no_udp_checksum_pipeline_only", |bn| {
+        bn.iter_custom(|n| b.timed(n, unchecked_set, &mut round, 1, Some(0)))
+    });
     assert_eq!(b.stats.total_drops(), 0);
     g.finish();
 }
