@@ -15,7 +15,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, ip, udp};
+use harness::{Bench, batch_spread, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use vgate::control::config::Config;
@@ -140,6 +140,9 @@ fn bench(c: &mut Criterion) {
     });
     let mut round = 0;
     let inbound_set = std::slice::from_ref(&inbound);
+    batch_spread("geneve/fip_dnat_encap_pipeline_only", || {
+        b.timed(1, inbound_set, &mut round, 0, Some(1))
+    });
     g.bench_function("fip_dnat_encap_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, inbound_set, &mut round, 0, Some(1)))
     });
@@ -162,6 +165,9 @@ fn bench(c: &mut Criterion) {
         bn.iter(|| black_box(b.run(&outbound, 1, Some(0))))
     });
     let outbound_set = std::slice::from_ref(&outbound);
+    batch_spread("geneve/decap_fip_snat_pipeline_only", || {
+        b.timed(1, outbound_set, &mut round, 1, Some(0))
+    });
     g.bench_function("decap_fip_snat_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, outbound_set, &mut round, 1, Some(0)))
     });
@@ -183,6 +189,10 @@ fn bench(c: &mut Criterion) {
         bn.iter(|| black_box(b.run(&unchecked, 1, Some(0))))
     });
     let unchecked_set = std::slice::from_ref(&unchecked);
+    batch_spread(
+        "geneve/decap_fip_snat_no_udp_checksum_pipeline_only",
+        || b.timed(1, unchecked_set, &mut round, 1, Some(0)),
+    );
     g.bench_function("decap_fip_snat_no_udp_checksum_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, unchecked_set, &mut round, 1, Some(0)))
     });

@@ -121,6 +121,29 @@ impl Bench {
     }
 }
 
+/// With `VGATE_BENCH_BATCHES=<n>` in the environment, time `n` single batches with `one`
+/// (which returns one batch's time) and print the best batch and the 10th percentile, per
+/// packet. On a shared VM whose speed swings between runs, the best of many short batches
+/// shows the cost when nothing else interferes; criterion's mean shows the cost under the
+/// machine's load at the time.
+pub fn batch_spread(id: &str, mut one: impl FnMut() -> Duration) {
+    let Some(n) = std::env::var("VGATE_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let mut t: Vec<u128> = (0..n.max(10)).map(|_| one().as_nanos()).collect();
+    t.sort_unstable();
+    let per = |x: u128| x as f64 / MAX_BATCH as f64;
+    println!(
+        "{id}: best batch {:.1} ns/packet, 10th percentile {:.1} ns/packet ({} batches)",
+        per(t[0]),
+        per(t[t.len() / 10]),
+        t.len()
+    );
+}
+
 /// An Ethernet/IPv4/UDP frame with 18 bytes of payload (a 64-byte frame with FCS).
 pub fn udp(
     src_mac: [u8; 6],

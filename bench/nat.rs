@@ -22,7 +22,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, ip, udp};
+use harness::{Bench, batch_spread, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -172,6 +172,9 @@ fn nat(c: &mut Criterion) {
     });
     let inbound_set = std::slice::from_ref(&inbound);
     let mut round = 0;
+    batch_spread("nat/fip_dnat_in_pipeline_only", || {
+        b.timed(1, inbound_set, &mut round, 0, None)
+    });
     g.bench_function("fip_dnat_in_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, inbound_set, &mut round, 0, None))
     });
@@ -195,6 +198,9 @@ fn nat(c: &mut Criterion) {
         bn.iter(|| black_box(b.run(&outbound, 1, None)))
     });
     let outbound_set = std::slice::from_ref(&outbound);
+    batch_spread("nat/fip_snat_out_pipeline_only", || {
+        b.timed(1, outbound_set, &mut round, 1, None)
+    });
     g.bench_function("fip_snat_out_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, outbound_set, &mut round, 1, None))
     });
@@ -241,6 +247,9 @@ fn nat(c: &mut Criterion) {
             round += 1;
             black_box(b.run(&sets[round % sets.len()], 1, None))
         })
+    });
+    batch_spread("nat/snat_existing_1m_sessions_pipeline_only", || {
+        b.timed(1, &sets, &mut round, 1, None)
     });
     g.bench_function("snat_existing_1m_sessions_pipeline_only", |bn| {
         bn.iter_custom(|n| b.timed(n, &sets, &mut round, 1, None))

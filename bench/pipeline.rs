@@ -13,7 +13,12 @@
 //! * `local/echo_reply`: ICMP echo requests to the router's address from 64 on-link hosts,
 //!   answered in place (l2_input, ip4_input, route, local, route, rewrite).
 
+#[path = "harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use harness::batch_spread;
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -261,6 +266,9 @@ impl Rig {
                 k += 1;
                 black_box(sent)
             })
+        });
+        batch_spread(&format!("{group}/{name}_pipeline_only"), || {
+            self.timed(1, sets, &mut k, rx_port)
         });
         g.bench_function(format!("{name}_pipeline_only"), |b| {
             b.iter_custom(|n| self.timed(n, sets, &mut k, rx_port))
