@@ -1,5 +1,5 @@
-//! The floor under the per-packet targets: the least work a router can do per packet for two
-//! of the benchmarked scenarios, on this machine, with vgate's own tables and frame pool.
+//! The floor under the per-packet targets: the least work a router can do per packet for the
+//! benchmarked scenarios, on this machine, with vgate's own tables and frame pool.
 //!
 //! One specialised loop per scenario, nothing else in it: the checks RFC 1812 section 5.2.2
 //! asks of a forwarded packet (IPv4, no options, total length, header checksum, TTL), the
@@ -12,9 +12,19 @@
 //! pipeline behind the fast path. Packets that fail a check are only counted; the benches
 //! send none.
 //!
+//! Geneve (RFC 8926) the same way: `fip_dnat_encap` adds a prebuilt outer header per chassis
+//! (Ethernet, IPv4 with its sum precomputed, UDP, Geneve with the VNI), the lengths, the
+//! IPv4 checksum and the flow-hash source port (vgate's `flow_entropy_port_ipv4`), written
+//! into the headroom. `decap_fip_snat` checks the outer headers (port MAC, IPv4 as above, to
+//! the tunnel address, UDP to 6081, not a fragment, the UDP checksum when it is not zero),
+//! the chassis by outer source and the network by VNI (`AddrMap`s), version 0 without
+//! options and Ethernet inside, the inner frame to the network's gateway MAC, then the inner
+//! packet as for DNAT but translating the source, and strips the outer headers.
+//!
 //! Timed like the `*_pipeline_only` benches: 64 frames restored outside the clock, the loop
-//! alone inside it. `floor/forward_10_routes` compares with `forward/10_routes_pipeline_only`,
-//! `floor/fip_dnat_in` with `nat/fip_dnat_in_pipeline_only`. Run: `cargo bench --bench floor`.
+//! alone inside it. `floor/<name>` compares with `nat/<name>_pipeline_only`,
+//! `geneve/<name>_pipeline_only` and `forward/10_routes_pipeline_only`.
+//! Run: `cargo bench --bench floor`.
 
 #[path = "harness.rs"]
 #[allow(dead_code)]
@@ -28,16 +38,41 @@ use vgate::io::{Desc, FramePool};
 use vgate::pipeline::MAX_BATCH;
 use vgate::tables::addrmap::AddrMap;
 use vgate::tables::lpm::{Lpm, LpmBuilder};
-use vgate::wire::checksum;
+use vgate::wire::{checksum, geneve};
 
 const ETH: usize = 14;
 const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
 
-/// A next hop's Ethernet header and its port's MTU.
+/// A next hop's Ethernet header and its port's MTU. Behind a tunnel: the inner Ethernet
+/// header, the tenant MTU and the chassis's outer headers.
 struct Adjacency {
     eth: [u8; ETH],
     mtu: u16,
+    outer: usize,
+}
+
+/// Geneve encapsulation toward one chassis and VNI: outer Ethernet, IPv4 (lengths and
+/// checksum zero), UDP (ports but the source, lengths zero) and Geneve headers, and the
+/// unfolded sum of the outer IPv4 header.
+struct Outer {
+    hdr: [u8; OUTER],
+    ip_sum: u32,
+}
+
+/// Outer Ethernet, IPv4, UDP and Geneve: 50 bytes.
+const OUTER: usize = geneve::ENCAP_OVERHEAD_IPV4;
+const TUNNEL_LOCAL: u32 = 0xc000_0201; // 192.0.2.1
+const CHASSIS: u32 = 0xc000_020b; // 192.0.2.11
+const CHASSIS_MAC: [u8; 6] = [2, 0, 0, 0, 0x0c, 1];
+const GW_MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 1];
+const VNI: u32 = 100;
+
+/// Decapsulation: known chassis by outer source, networks by VNI (their gateway MACs).
+struct Tunnel {
+    chassis: AddrMap,
+    vnis: AddrMap,
+    gateway_macs: Vec<[u8; 6]>,
 }
 
 struct Floor {
@@ -46,8 +81,10 @@ struct Floor {
     batch: [Desc; MAX_BATCH],
     lpm: Lpm,
     adjacencies: Vec<Adjacency>,
+    outers: Vec<Outer>,
+    tunnel: Tunnel,
     fips: AddrMap,
-    fip_internal: Vec<u32>,
+    fip_to: Vec<u32>,
     fip_packets: Vec<u64>,
     tx: Vec<Desc>,
     rx_bytes: u64,
@@ -55,16 +92,21 @@ struct Floor {
 }
 
 impl Floor {
-    /// `routes`: (prefix, length, adjacency); `fips`: (external, internal).
+    /// `routes`: (prefix, length, adjacency); `fips`: (address matched, address it becomes):
+    /// (external, internal) for DNAT, (internal, external) for SNAT.
     fn new(routes: &[(u32, u8, u32)], adjacencies: Vec<Adjacency>, fips: &[(u32, u32)]) -> Floor {
         let mut b = LpmBuilder::new();
         for &(p, l, a) in routes {
             b.insert(p, l, a).expect("route");
         }
         let mut map = AddrMap::default();
-        for (k, &(ext, _)) in fips.iter().enumerate() {
-            map.insert(ext, k as u16);
+        for (k, &(from, _)) in fips.iter().enumerate() {
+            map.insert(from, k as u16);
         }
+        let mut chassis = AddrMap::default();
+        chassis.insert(CHASSIS, 0);
+        let mut vnis = AddrMap::default();
+        vnis.insert(VNI, 0);
         let mut pool = FramePool::new_heap(256);
         let descs = std::array::from_fn(|_| pool.alloc().expect("frame"));
         Floor {
@@ -73,8 +115,14 @@ impl Floor {
             batch: descs,
             lpm: b.build().expect("lpm"),
             adjacencies,
+            outers: vec![outer()],
+            tunnel: Tunnel {
+                chassis,
+                vnis,
+                gateway_macs: vec![GW_MAC],
+            },
             fips: map,
-            fip_internal: fips.iter().map(|&(_, i)| i).collect(),
+            fip_to: fips.iter().map(|&(_, i)| i).collect(),
             fip_packets: vec![0; fips.len()],
             tx: Vec::with_capacity(MAX_BATCH),
             rx_bytes: 0,
@@ -91,9 +139,10 @@ impl Floor {
         }
     }
 
-    /// One batch through the loop; `NAT` adds the floating IP DNAT. Returns the packets sent.
+    /// One batch through the loop; `NAT` adds the floating IP DNAT, `ENCAP` the Geneve
+    /// encapsulation. Returns the packets sent.
     #[inline(never)]
-    fn run<const NAT: bool>(&mut self) -> usize {
+    fn run<const NAT: bool, const ENCAP: bool>(&mut self) -> usize {
         self.tx.clear();
         for d in self.batch {
             let f = self.pool.bytes_mut(&d);
@@ -119,7 +168,7 @@ impl Floor {
             let mut dst = old;
             let mut fip = None;
             if NAT && let Some(x) = self.fips.lookup(old) {
-                dst = self.fip_internal[usize::from(x)];
+                dst = self.fip_to[usize::from(x)];
                 fip = Some(x);
             }
             let Some(a) = self.lpm.lookup(dst) else {
@@ -155,24 +204,191 @@ impl Floor {
             f[24..26].copy_from_slice(&c.to_be_bytes());
             f[..ETH].copy_from_slice(&adj.eth);
             self.rx_bytes += u64::from(d.len);
-            self.tx.push(Desc {
+            let mut out = Desc {
                 len: (ETH + total) as u32,
                 ..d
+            };
+            if ENCAP {
+                let l3 = &f[ETH..ETH + total];
+                // RFC 8926 section 3.3: TCP and UDP ports in the hash, unless a fragment.
+                let ports = match (l3[9], l3.get(20..24)) {
+                    (6 | 17, Some(p)) if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff == 0 => {
+                        u32::from_be_bytes([p[0], p[1], p[2], p[3]])
+                    }
+                    _ => 0,
+                };
+                let sport = geneve::flow_entropy_port_ipv4(
+                    u32::from_be_bytes([l3[12], l3[13], l3[14], l3[15]]),
+                    dst,
+                    l3[9],
+                    ports,
+                );
+                out.addr -= OUTER as u64;
+                out.len += OUTER as u32;
+                let o = &self.outers[adj.outer];
+                let Some(w) = self.pool.bytes_mut(&out).first_chunk_mut::<{ OUTER }>() else {
+                    self.dropped += 1;
+                    continue;
+                };
+                write_outer(w, o, out.len as usize - ETH, sport);
+            }
+            self.tx.push(out);
+        }
+        self.tx.len()
+    }
+
+    /// One batch of Geneve from the chassis, decapsulated, floating IP SNAT, routed.
+    #[inline(never)]
+    fn run_decap(&mut self) -> usize {
+        self.tx.clear();
+        for d in self.batch {
+            let f = self.pool.bytes_mut(&d);
+            let len = f.len();
+            // Outer Ethernet, IPv4, UDP and Geneve, and the inner Ethernet and IPv4 headers.
+            let Some(h) = f.first_chunk_mut::<{ OUTER + ETH + 20 }>() else {
+                self.dropped += 1;
+                continue;
+            };
+            let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+            let udp_len = usize::from(u16::from_be_bytes([h[38], h[39]]));
+            if h[..6] != PORT_MAC
+                || h[12..15] != [0x08, 0x00, 0x45]
+                || total > len - ETH
+                || udp_len != total - 20
+                || !checksum::header20_ok(h[ETH..].first_chunk().unwrap())
+                || u32::from_be_bytes([h[30], h[31], h[32], h[33]]) != TUNNEL_LOCAL
+                || h[23] != 17
+                || u16::from_be_bytes([h[20], h[21]]) & 0x3fff != 0
+                || u16::from_be_bytes([h[36], h[37]]) != geneve::UDP_PORT
+            {
+                self.dropped += 1;
+                continue;
+            }
+            let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+            let (g, inner) = h[ETH + 28..].split_at_mut(geneve::HEADER_LEN);
+            let vni = u32::from_be_bytes([0, g[4], g[5], g[6]]);
+            let network = match (
+                self.tunnel.chassis.lookup(src),
+                self.tunnel.vnis.lookup(vni),
+            ) {
+                (Some(_), Some(n)) if g[0] == 0 && g[2..4] == [0x65, 0x58] => usize::from(n),
+                _ => {
+                    self.dropped += 1;
+                    continue;
+                }
+            };
+            let inner_total = usize::from(u16::from_be_bytes([inner[16], inner[17]]));
+            if inner[..6] != self.tunnel.gateway_macs[network]
+                || inner[12..15] != [0x08, 0x00, 0x45]
+                || inner_total < 20
+                || inner_total > total - 36 - ETH
+                || inner[22] <= 1
+                || !checksum::header20_ok(inner[ETH..].first_chunk().unwrap())
+            {
+                self.dropped += 1;
+                continue;
+            }
+            let old = u32::from_be_bytes([inner[26], inner[27], inner[28], inner[29]]);
+            let dst = u32::from_be_bytes([inner[30], inner[31], inner[32], inner[33]]);
+            let Some(x) = self.fips.lookup(old) else {
+                self.dropped += 1;
+                continue;
+            };
+            let new = self.fip_to[usize::from(x)];
+            let Some(a) = self.lpm.lookup(dst) else {
+                self.dropped += 1;
+                continue;
+            };
+            let adj = &self.adjacencies[a as usize];
+            if inner_total > usize::from(adj.mtu) {
+                self.dropped += 1;
+                continue;
+            }
+            // The outer UDP checksum, when the chassis sent one (RFC 8926 section 3.3 lets it
+            // be zero over IPv4), covers the whole inner frame.
+            let csum = u16::from_be_bytes([h[40], h[41]]);
+            if csum != 0 {
+                let pseudo = checksum::pseudo_header_sum(
+                    src.to_be_bytes(),
+                    TUNNEL_LOCAL.to_be_bytes(),
+                    17,
+                    udp_len as u16,
+                );
+                if checksum::fold(checksum::sum(&f[ETH + 20..ETH + total], pseudo)) != 0xffff {
+                    self.dropped += 1;
+                    continue;
+                }
+            }
+            let l3 = &mut f[OUTER + ETH..];
+            let delta = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+            l3[12..16].copy_from_slice(&new.to_be_bytes());
+            if l3[9] == 17
+                && let Some(u) = l3.get_mut(26..28)
+            {
+                let c = u16::from_be_bytes([u[0], u[1]]);
+                if c != 0 {
+                    let c = !checksum::fold(u32::from(!c) + delta);
+                    u.copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+                }
+            }
+            l3[8] -= 1;
+            let c = u16::from_be_bytes([l3[10], l3[11]]);
+            let c = !checksum::fold(u32::from(!c) + delta + 0xfeff);
+            l3[10..12].copy_from_slice(&c.to_be_bytes());
+            self.fip_packets[usize::from(x)] += 1;
+            f[OUTER..OUTER + ETH].copy_from_slice(&adj.eth);
+            self.rx_bytes += u64::from(d.len);
+            self.tx.push(Desc {
+                addr: d.addr + OUTER as u64,
+                len: (ETH + inner_total) as u32,
             });
         }
         self.tx.len()
     }
 
-    fn timed<const NAT: bool>(&mut self, iters: u64, frames: &[Vec<u8>]) -> Duration {
+    fn timed(&mut self, iters: u64, frames: &[Vec<u8>], run: fn(&mut Floor) -> usize) -> Duration {
         let mut t = Duration::ZERO;
         for _ in 0..iters {
             self.restore(frames);
             let start = Instant::now();
-            black_box(self.run::<NAT>());
+            black_box(run(self));
             t += start.elapsed();
         }
         t
     }
+}
+
+/// The outer headers of packet `o`'s encapsulation into `w`, for an outer IPv4 packet of
+/// `ip_len` bytes: lengths, the IPv4 checksum from the precomputed sum, the source port.
+#[inline(always)]
+fn write_outer(w: &mut [u8; OUTER], o: &Outer, ip_len: usize, sport: u16) {
+    *w = o.hdr;
+    w[ETH + 2..ETH + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+    let c = !checksum::fold(o.ip_sum + ip_len as u32);
+    w[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    w[ETH + 20..ETH + 22].copy_from_slice(&sport.to_be_bytes());
+    w[ETH + 24..ETH + 26].copy_from_slice(&((ip_len - 20) as u16).to_be_bytes());
+}
+
+/// The outer headers from the tunnel address to the chassis, VNI 100, UDP checksum zero.
+fn outer() -> Outer {
+    let mut hdr = [0u8; OUTER];
+    hdr[..6].copy_from_slice(&CHASSIS_MAC);
+    hdr[6..12].copy_from_slice(&PORT_MAC);
+    hdr[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut hdr[ETH..ETH + 20];
+    ip[0] = 0x45;
+    ip[6] = 0x40; // DF (RFC 8926 section 4.1.1: the underlay does not fragment)
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&TUNNEL_LOCAL.to_be_bytes());
+    ip[16..20].copy_from_slice(&CHASSIS.to_be_bytes());
+    let ip_sum = checksum::sum(&hdr[ETH..ETH + 20], 0);
+    hdr[ETH + 22..ETH + 24].copy_from_slice(&geneve::UDP_PORT.to_be_bytes());
+    let g = &mut hdr[ETH + 28..];
+    g[2..4].copy_from_slice(&geneve::PROTO_ETHERNET.to_be_bytes());
+    g[4..7].copy_from_slice(&VNI.to_be_bytes()[1..]);
+    Outer { hdr, ip_sum }
 }
 
 fn adjacency(dst_mac: [u8; 6]) -> Adjacency {
@@ -180,7 +396,11 @@ fn adjacency(dst_mac: [u8; 6]) -> Adjacency {
     eth[..6].copy_from_slice(&dst_mac);
     eth[6..12].copy_from_slice(&PORT_MAC);
     eth[12..].copy_from_slice(&[0x08, 0x00]);
-    Adjacency { eth, mtu: 1500 }
+    Adjacency {
+        eth,
+        mtu: 1500,
+        outer: 0,
+    }
 }
 
 struct Rng(u64);
@@ -191,6 +411,68 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// Run `frames` through `f` with `run` once (all must come out), then time it.
+fn scenario(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    name: &str,
+    f: &mut Floor,
+    frames: &[Vec<u8>],
+    run: fn(&mut Floor) -> usize,
+    check: impl Fn(&[u8]),
+) {
+    f.restore(frames);
+    assert_eq!(run(f), MAX_BATCH, "{name}");
+    for d in &f.tx {
+        check(f.pool.bytes(d));
+    }
+    batch_spread(&format!("floor/{name}"), || f.timed(1, frames, run));
+    g.bench_function(name, |b| b.iter_custom(|n| f.timed(n, frames, run)));
+    assert_eq!(f.dropped, 0, "{name}");
+    black_box((f.rx_bytes, &f.fip_packets));
+}
+
+/// The IPv4 packet in Ethernet frame `frame`, checked by an independent parser: both
+/// checksums right (UDP's when not zero); its (source, destination) and UDP payload.
+fn checked_udp(frame: &[u8]) -> ([u8; 4], [u8; 4], Vec<u8>) {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).expect("parse");
+    let Some(etherparse::NetSlice::Ipv4(v4)) = p.net else {
+        panic!("not IPv4")
+    };
+    let ip = v4.header().to_header();
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 checksum"
+    );
+    let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+        panic!("not UDP")
+    };
+    if u.checksum() != 0 {
+        let want = u.to_header().calc_checksum_ipv4(&ip, u.payload()).unwrap();
+        assert_eq!(u.checksum(), want, "UDP checksum");
+    }
+    (ip.source, ip.destination, u.payload().to_vec())
+}
+
+fn vm_mac(k: usize) -> [u8; 6] {
+    [0xfa, 0x16, 0x3e, 1, 0, k as u8]
+}
+
+/// `inner` inside outer Ethernet/IPv4/UDP/Geneve from the chassis to the tunnel address,
+/// with the outer UDP checksum.
+fn geneve_frame(inner: &[u8]) -> Vec<u8> {
+    let mut g = vec![0u8; geneve::HEADER_LEN];
+    g[2..4].copy_from_slice(&geneve::PROTO_ETHERNET.to_be_bytes());
+    g[4..7].copy_from_slice(&VNI.to_be_bytes()[1..]);
+    g.extend_from_slice(inner);
+    let b = etherparse::PacketBuilder::ethernet2(CHASSIS_MAC, PORT_MAC)
+        .ipv4(CHASSIS.to_be_bytes(), TUNNEL_LOCAL.to_be_bytes(), 64)
+        .udp(50000, geneve::UDP_PORT);
+    let mut out = Vec::new();
+    b.write(&mut out, &g).unwrap();
+    out
 }
 
 fn floor(c: &mut Criterion) {
@@ -211,13 +493,16 @@ fn floor(c: &mut Criterion) {
             udp(PEER_MAC, PORT_MAC, ip([10, 10, 1, 2]), dst, 4000, 5000)
         })
         .collect();
-    f.restore(&frames);
-    assert_eq!(f.run::<false>(), MAX_BATCH);
-    batch_spread("floor/forward_10_routes", || f.timed::<false>(1, &frames));
-    g.bench_function("forward_10_routes", |b| {
-        b.iter_custom(|n| f.timed::<false>(n, &frames))
-    });
-    assert_eq!(f.dropped, 0);
+    scenario(
+        &mut g,
+        "forward_10_routes",
+        &mut f,
+        &frames,
+        Floor::run::<false, false>,
+        |o| {
+            checked_udp(o);
+        },
+    );
 
     // Floating IP DNAT: the internet to 64 floating IPs of 64 VMs, one /32 and adjacency each.
     let vms: Vec<(u32, u32)> = (0..MAX_BATCH as u32)
@@ -233,11 +518,9 @@ fn floor(c: &mut Criterion) {
         .enumerate()
         .map(|(k, &(_, i))| (i, 32, k as u32))
         .collect();
-    let adjacencies = (0..MAX_BATCH)
-        .map(|k| adjacency([0xfa, 0x16, 0x3e, 1, 0, k as u8]))
-        .collect();
+    let adjacencies = (0..MAX_BATCH).map(|k| adjacency(vm_mac(k))).collect();
     let mut f = Floor::new(&routes, adjacencies, &vms);
-    let frames: Vec<Vec<u8>> = vms
+    let inbound: Vec<Vec<u8>> = vms
         .iter()
         .enumerate()
         .map(|(k, &(ext, _))| {
@@ -251,36 +534,90 @@ fn floor(c: &mut Criterion) {
             )
         })
         .collect();
-    f.restore(&frames);
-    assert_eq!(f.run::<true>(), MAX_BATCH);
-    // The bytes are right: an independent parser accepts both checksums.
-    {
-        let out = f.pool.bytes(&f.tx[0]);
-        let p = etherparse::SlicedPacket::from_ethernet(out).expect("parse");
-        let Some(etherparse::NetSlice::Ipv4(v4)) = p.net else {
-            panic!("not IPv4")
-        };
-        assert_eq!(v4.header().destination(), [10, 0, 0, 10]);
-        assert_eq!(
-            v4.header().header_checksum(),
-            v4.header().to_header().calc_header_checksum()
-        );
-        let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
-            panic!("not UDP")
-        };
-        assert_eq!(
-            u.checksum(),
-            u.to_header()
-                .calc_checksum_ipv4(&v4.header().to_header(), u.payload())
-                .unwrap()
-        );
-    }
-    batch_spread("floor/fip_dnat_in", || f.timed::<true>(1, &frames));
-    g.bench_function("fip_dnat_in", |b| {
-        b.iter_custom(|n| f.timed::<true>(n, &frames))
-    });
-    assert_eq!(f.dropped, 0);
-    black_box((f.rx_bytes, &f.fip_packets));
+    scenario(
+        &mut g,
+        "fip_dnat_in",
+        &mut f,
+        &inbound,
+        Floor::run::<true, false>,
+        |o| {
+            assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
+        },
+    );
+
+    // The same VMs behind a chassis: DNAT, then Geneve toward it (tenant MTU 1550 on a
+    // 1600-byte underlay).
+    let adjacencies = (0..MAX_BATCH)
+        .map(|k| {
+            let mut a = adjacency(vm_mac(k));
+            a.eth[6..12].copy_from_slice(&GW_MAC);
+            a.mtu = 1550;
+            a
+        })
+        .collect();
+    let mut f = Floor::new(&routes, adjacencies, &vms);
+    scenario(
+        &mut g,
+        "fip_dnat_encap",
+        &mut f,
+        &inbound,
+        Floor::run::<true, true>,
+        |o| {
+            let (src, dst, payload) = checked_udp(o);
+            assert_eq!(
+                (src, dst),
+                (TUNNEL_LOCAL.to_be_bytes(), CHASSIS.to_be_bytes())
+            );
+            assert_eq!(payload[4..7], VNI.to_be_bytes()[1..]);
+            assert_eq!(
+                checked_udp(&payload[geneve::HEADER_LEN..]).1[..3],
+                [10, 0, 0]
+            );
+        },
+    );
+
+    // Their packets to the internet, from the chassis: decap, floating IP SNAT, default route.
+    let snat: Vec<(u32, u32)> = vms.iter().map(|&(e, i)| (i, e)).collect();
+    let mut f = Floor::new(&[(0, 0, 0)], vec![adjacency(PEER_MAC)], &snat);
+    let outbound: Vec<Vec<u8>> = vms
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, int))| {
+            geneve_frame(&udp(
+                vm_mac(k),
+                GW_MAC,
+                int,
+                ip([198, 51, 100, 7]),
+                80,
+                5000 + k as u16,
+            ))
+        })
+        .collect();
+    let expect_fip = |o: &[u8]| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]);
+    scenario(
+        &mut g,
+        "decap_fip_snat",
+        &mut f,
+        &outbound,
+        Floor::run_decap,
+        expect_fip,
+    );
+    let unchecked: Vec<Vec<u8>> = outbound
+        .iter()
+        .map(|o| {
+            let mut o = o.clone();
+            o[ETH + 26..ETH + 28].fill(0);
+            o
+        })
+        .collect();
+    scenario(
+        &mut g,
+        "decap_fip_snat_no_udp_checksum",
+        &mut f,
+        &unchecked,
+        Floor::run_decap,
+        expect_fip,
+    );
     g.finish();
 }
 
