@@ -31,7 +31,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{batch_spread, ip, udp};
+use harness::{Rng, batch_spread, ip, udp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vgate::io::{Desc, FramePool};
@@ -171,15 +171,10 @@ impl Floor {
                 dst = self.fip_to[usize::from(x)];
                 fip = Some(x);
             }
-            let Some(a) = self.lpm.lookup(dst) else {
+            let Some(adj) = route(&self.lpm, &self.adjacencies, dst, total) else {
                 self.dropped += 1;
                 continue;
             };
-            let adj = &self.adjacencies[a as usize];
-            if total > usize::from(adj.mtu) {
-                self.dropped += 1;
-                continue;
-            }
             // RFC 1624 eqn. 3: the TTL's 16-bit word goes down by 0x0100 (+0xfeff).
             let mut ip_delta = 0xfeff;
             if let Some(x) = fip {
@@ -295,15 +290,10 @@ impl Floor {
                 continue;
             };
             let new = self.fip_to[usize::from(x)];
-            let Some(a) = self.lpm.lookup(dst) else {
+            let Some(adj) = route(&self.lpm, &self.adjacencies, dst, inner_total) else {
                 self.dropped += 1;
                 continue;
             };
-            let adj = &self.adjacencies[a as usize];
-            if inner_total > usize::from(adj.mtu) {
-                self.dropped += 1;
-                continue;
-            }
             // The outer UDP checksum, when the chassis sent one (RFC 8926 section 3.3 lets it
             // be zero over IPv4), covers the whole inner frame.
             let csum = u16::from_be_bytes([h[40], h[41]]);
@@ -358,6 +348,13 @@ impl Floor {
     }
 }
 
+/// The adjacency of the route to `dst`, when a packet of `total` bytes fits its MTU.
+#[inline(always)]
+fn route<'a>(lpm: &Lpm, adj: &'a [Adjacency], dst: u32, total: usize) -> Option<&'a Adjacency> {
+    let a = &adj[lpm.lookup(dst)? as usize];
+    (total <= usize::from(a.mtu)).then_some(a)
+}
+
 /// The outer headers of packet `o`'s encapsulation into `w`, for an outer IPv4 packet of
 /// `ip_len` bytes: lengths, the IPv4 checksum from the precomputed sum, the source port.
 #[inline(always)]
@@ -400,16 +397,6 @@ fn adjacency(dst_mac: [u8; 6]) -> Adjacency {
         eth,
         mtu: 1500,
         outer: 0,
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

@@ -12,6 +12,7 @@
 //! Run: `cargo bench --bench geneve`.
 
 #[path = "harness.rs"]
+#[allow(dead_code)]
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

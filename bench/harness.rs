@@ -161,6 +161,18 @@ pub fn udp(
     out
 }
 
+/// xorshift64: reproducible test traffic without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 pub fn ip(a: [u8; 4]) -> u32 {
     u32::from_be_bytes(a)
 }

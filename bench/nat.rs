@@ -22,7 +22,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, batch_spread, ip, udp};
+use harness::{Bench, Rng, batch_spread, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -35,16 +35,6 @@ const GW_MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0, 0, 1];
 const UPSTREAM: [u8; 6] = [2, 0, 0, 0, 2, 1];
 const NETWORKS: u32 = 16;
 const SESSIONS_PER_NETWORK: u32 = 62_500;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// 16 flat tenant networks 10.N.0.0/16 on the internal port, each with SNAT to its own
 /// external address 203.0.113.(100+N), and 64 floating IPs 203.0.113.(10+k) -> 10.0.0.(10+k).

@@ -18,7 +18,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::batch_spread;
+use harness::{Rng, batch_spread};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -55,16 +55,6 @@ const UPSTREAM: EthernetAddress = EthernetAddress([2, 0, 0, 0, 2, 1]);
 /// Frame sizes: minimum Ethernet frame without FCS, and a default `ping` (56 data bytes).
 const MIN_FRAME: usize = 60;
 const PING_FRAME: usize = 14 + 20 + 8 + 56;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// `n` distinct /24 routes, all via the upstream router.
 fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
