@@ -218,8 +218,10 @@ impl Floor {
                     l3[9],
                     ports,
                 );
-                out.addr -= OUTER as u64;
-                out.len += OUTER as u32;
+                if !out.push_front(OUTER) {
+                    self.dropped += 1;
+                    continue;
+                }
                 let o = &self.outers[adj.outer];
                 let Some(w) = self.pool.bytes_mut(&out).first_chunk_mut::<{ OUTER }>() else {
                     self.dropped += 1;
