@@ -21,6 +21,11 @@
 //! options and Ethernet inside, the inner frame to the network's gateway MAC, then the inner
 //! packet as for DNAT but translating the source, and strips the outer headers.
 //!
+//! `snat_existing_1m_sessions` with vgate's `SnatTable`s, a million UDP sessions over 16
+//! rules as in `nat/snat_existing_1m_sessions`: the checks, the rule by source (`Lpm`), the
+//! session key, its slot prefetched for the whole batch before any is looked up, then
+//! source address and port translated with both checksums.
+//!
 //! Timed like the `*_pipeline_only` benches: 64 frames restored outside the clock, the loop
 //! alone inside it. `floor/<name>` compares with `nat/<name>_pipeline_only`,
 //! `geneve/<name>_pipeline_only` and `forward/10_routes_pipeline_only`.
@@ -38,6 +43,7 @@ use vgate::io::{Desc, FramePool};
 use vgate::pipeline::MAX_BATCH;
 use vgate::tables::addrmap::AddrMap;
 use vgate::tables::lpm::{Lpm, LpmBuilder};
+use vgate::tables::nat::{Proto, SnatParams, SnatTable, Timeouts, inside_key};
 use vgate::wire::{checksum, geneve};
 
 const ETH: usize = 14;
@@ -85,6 +91,9 @@ struct Floor {
     tunnel: Tunnel,
     fips: AddrMap,
     fip_to: Vec<u32>,
+    /// SNAT: the rule of each tenant network by source (`Lpm`), and each rule's sessions.
+    snat_rules: Lpm,
+    snat: Vec<SnatTable>,
     fip_packets: Vec<u64>,
     tx: Vec<Desc>,
     rx_bytes: u64,
@@ -123,6 +132,8 @@ impl Floor {
             },
             fips: map,
             fip_to: fips.iter().map(|&(_, i)| i).collect(),
+            snat_rules: LpmBuilder::new().build().expect("lpm"),
+            snat: Vec::new(),
             fip_packets: vec![0; fips.len()],
             tx: Vec::with_capacity(MAX_BATCH),
             rx_bytes: 0,
@@ -338,10 +349,101 @@ impl Floor {
         self.tx.len()
     }
 
-    fn timed(&mut self, iters: u64, frames: &[Vec<u8>], run: fn(&mut Floor) -> usize) -> Duration {
+    /// One batch of UDP from the tenant networks on existing SNAT sessions. Two passes, as
+    /// any table of a million sessions needs: the first checks every packet, finds its rule
+    /// and session key and prefetches the session's slot; the second looks the sessions up
+    /// and translates source address and port.
+    #[inline(never)]
+    fn run_snat(&mut self) -> usize {
+        self.tx.clear();
+        let mut pending = [(0u64, 0usize, 0u16, 0u32, 0u16); MAX_BATCH];
+        let mut waiting = 0u64;
+        for (i, d) in self.batch.into_iter().enumerate() {
+            let f = self.pool.bytes(&d);
+            let Some(h) = f.first_chunk::<{ ETH + 28 }>() else {
+                self.dropped += 1;
+                continue;
+            };
+            let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
+            if h[..6] != PORT_MAC
+                || h[12..15] != [0x08, 0x00, 0x45]
+                || total < 28
+                || total > f.len() - ETH
+                || h[22] <= 1
+                || h[23] != 17
+                || u16::from_be_bytes([h[20], h[21]]) & 0x3fff != 0
+                || !checksum::header20_ok(h[ETH..ETH + 20].try_into().unwrap())
+            {
+                self.dropped += 1;
+                continue;
+            }
+            let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+            let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+            let sport = u16::from_be_bytes([h[34], h[35]]);
+            let (Some(rule), Some(a)) = (self.snat_rules.lookup(src), self.lpm.lookup(dst)) else {
+                self.dropped += 1;
+                continue;
+            };
+            if total > usize::from(self.adjacencies[a as usize].mtu) {
+                self.dropped += 1;
+                continue;
+            }
+            let table = &self.snat[rule as usize];
+            let key = inside_key(Proto::Udp, src, sport);
+            let home = table.hash(key);
+            table.prefetch(home);
+            pending[i] = (key, home, rule as u16, a, total as u16);
+            waiting |= 1 << i;
+        }
+        while waiting != 0 {
+            let i = waiting.trailing_zeros() as usize;
+            waiting &= waiting - 1;
+            let (key, home, rule, a, total) = pending[i];
+            let table = &mut self.snat[usize::from(rule)];
+            let Some(port) = table.outbound_existing(key, home, 0, 1_000) else {
+                self.dropped += 1;
+                continue;
+            };
+            let ext = table.params().external;
+            let d = self.batch[i];
+            let f = self.pool.bytes_mut(&d);
+            let old = u32::from_be_bytes([f[26], f[27], f[28], f[29]]);
+            let old_port = (key >> 32) as u16;
+            let delta = (!old >> 16) + (!old & 0xffff) + (ext >> 16) + (ext & 0xffff);
+            f[26..30].copy_from_slice(&ext.to_be_bytes());
+            f[34..36].copy_from_slice(&port.to_be_bytes());
+            let c = u16::from_be_bytes([f[40], f[41]]);
+            if c != 0 {
+                let l4 = delta + u32::from(!old_port) + u32::from(port);
+                let c = !checksum::fold(u32::from(!c) + l4);
+                f[40..42].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+            }
+            f[22] -= 1;
+            let c = u16::from_be_bytes([f[24], f[25]]);
+            let c = !checksum::fold(u32::from(!c) + delta + 0xfeff);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f[..ETH].copy_from_slice(&self.adjacencies[a as usize].eth);
+            self.rx_bytes += u64::from(d.len);
+            self.tx.push(Desc {
+                len: (ETH + usize::from(total)) as u32,
+                ..d
+            });
+        }
+        self.tx.len()
+    }
+
+    /// `iters` batches of `run`, over `sets` of frames in turn from `*round`.
+    fn timed(
+        &mut self,
+        iters: u64,
+        sets: &[Vec<Vec<u8>>],
+        round: &mut usize,
+        run: fn(&mut Floor) -> usize,
+    ) -> Duration {
         let mut t = Duration::ZERO;
         for _ in 0..iters {
-            self.restore(frames);
+            *round += 1;
+            self.restore(&sets[*round % sets.len()]);
             let start = Instant::now();
             black_box(run(self));
             t += start.elapsed();
@@ -402,22 +504,30 @@ fn adjacency(dst_mac: [u8; 6]) -> Adjacency {
     }
 }
 
-/// Run `frames` through `f` with `run` once (all must come out), then time it.
+/// Run every set of 64 `frames` through `f` with `run` once (all must come out, `check`ed),
+/// then time it over the sets in turn.
 fn scenario(
     g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
     name: &str,
     f: &mut Floor,
-    frames: &[Vec<u8>],
+    sets: &[Vec<Vec<u8>>],
     run: fn(&mut Floor) -> usize,
     check: impl Fn(&[u8]),
 ) {
-    f.restore(frames);
-    assert_eq!(run(f), MAX_BATCH, "{name}");
-    for d in &f.tx {
-        check(f.pool.bytes(d));
+    for frames in sets {
+        f.restore(frames);
+        assert_eq!(run(f), MAX_BATCH, "{name}");
+        for d in &f.tx {
+            check(f.pool.bytes(d));
+        }
     }
-    batch_spread(&format!("floor/{name}"), || f.timed(1, frames, run));
-    g.bench_function(name, |b| b.iter_custom(|n| f.timed(n, frames, run)));
+    let mut round = 0;
+    batch_spread(&format!("floor/{name}"), || {
+        f.timed(1, sets, &mut round, run)
+    });
+    g.bench_function(name, |b| {
+        b.iter_custom(|n| f.timed(n, sets, &mut round, run))
+    });
     assert_eq!(f.dropped, 0, "{name}");
     black_box((f.rx_bytes, &f.fip_packets));
 }
@@ -486,7 +596,7 @@ fn floor(c: &mut Criterion) {
         &mut g,
         "forward_10_routes",
         &mut f,
-        &frames,
+        std::slice::from_ref(&frames),
         Floor::run::<false, false>,
         |o| {
             checked_udp(o);
@@ -527,7 +637,7 @@ fn floor(c: &mut Criterion) {
         &mut g,
         "fip_dnat_in",
         &mut f,
-        &inbound,
+        std::slice::from_ref(&inbound),
         Floor::run::<true, false>,
         |o| {
             assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
@@ -549,7 +659,7 @@ fn floor(c: &mut Criterion) {
         &mut g,
         "fip_dnat_encap",
         &mut f,
-        &inbound,
+        std::slice::from_ref(&inbound),
         Floor::run::<true, true>,
         |o| {
             let (src, dst, payload) = checked_udp(o);
@@ -587,7 +697,7 @@ fn floor(c: &mut Criterion) {
         &mut g,
         "decap_fip_snat",
         &mut f,
-        &outbound,
+        std::slice::from_ref(&outbound),
         Floor::run_decap,
         expect_fip,
     );
@@ -603,9 +713,54 @@ fn floor(c: &mut Criterion) {
         &mut g,
         "decap_fip_snat_no_udp_checksum",
         &mut f,
-        &unchecked,
+        std::slice::from_ref(&unchecked),
         Floor::run_decap,
         expect_fip,
+    );
+
+    // SNAT on existing sessions: 16 tenant networks 10.N.0.0/16, each with its rule and
+    // 62,500 UDP sessions, 1,000,000 in all; batches of packets of random sessions.
+    let mut f = Floor::new(&[(0, 0, 0)], vec![adjacency(PEER_MAC)], &[]);
+    let mut rules = LpmBuilder::new();
+    let mut inside = Vec::with_capacity(1_000_000);
+    for n in 0..16u32 {
+        rules.insert(ip([10, n as u8, 0, 0]), 16, n).expect("rule");
+        let params = SnatParams {
+            external: ip([203, 0, 113, 100 + n as u8]),
+            first_port: 1024,
+            last_port: 65535,
+            max_sessions: 100_000,
+            timeouts: Timeouts::default(),
+        };
+        let mut t = SnatTable::new(params, 0, 1);
+        for s in 0..62_500u32 {
+            // 250 hosts x 250 ports per network.
+            let host = ip([10, n as u8, (s / 250) as u8, 2 + (s % 250) as u8]);
+            let port = 10_000 + (s % 250) as u16 + 250 * (s / 250 / 250) as u16;
+            t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
+            inside.push((host, port));
+        }
+        f.snat.push(t);
+    }
+    f.snat_rules = rules.build().expect("lpm");
+    let mut rng = Rng(7);
+    let sets: Vec<Vec<Vec<u8>>> = (0..64)
+        .map(|_| {
+            (0..MAX_BATCH)
+                .map(|_| {
+                    let (h, p) = inside[(rng.next() as usize) % inside.len()];
+                    udp(PEER_MAC, PORT_MAC, h, ip([198, 51, 100, 7]), p, 53)
+                })
+                .collect()
+        })
+        .collect();
+    scenario(
+        &mut g,
+        "snat_existing_1m_sessions",
+        &mut f,
+        &sets,
+        Floor::run_snat,
+        |o| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]),
     );
     g.finish();
 }
