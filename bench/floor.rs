@@ -36,7 +36,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Rng, batch_spread, ip, udp};
+use harness::{Rng, batch_spread, ip, session_sets, snat_sessions, udp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vgate::io::{Desc, FramePool};
@@ -722,7 +722,6 @@ fn floor(c: &mut Criterion) {
     // 62,500 UDP sessions, 1,000,000 in all; batches of packets of random sessions.
     let mut f = Floor::new(&[(0, 0, 0)], vec![adjacency(PEER_MAC)], &[]);
     let mut rules = LpmBuilder::new();
-    let mut inside = Vec::with_capacity(1_000_000);
     for n in 0..16u32 {
         rules.insert(ip([10, n as u8, 0, 0]), 16, n).expect("rule");
         let params = SnatParams {
@@ -732,28 +731,14 @@ fn floor(c: &mut Criterion) {
             max_sessions: 100_000,
             timeouts: Timeouts::default(),
         };
-        let mut t = SnatTable::new(params, 0, 1);
-        for s in 0..62_500u32 {
-            // 250 hosts x 250 ports per network.
-            let host = ip([10, n as u8, (s / 250) as u8, 2 + (s % 250) as u8]);
-            let port = 10_000 + (s % 250) as u16 + 250 * (s / 250 / 250) as u16;
-            t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
-            inside.push((host, port));
-        }
-        f.snat.push(t);
+        f.snat.push(SnatTable::new(params, 0, 1));
     }
     f.snat_rules = rules.build().expect("lpm");
-    let mut rng = Rng(7);
-    let sets: Vec<Vec<Vec<u8>>> = (0..64)
-        .map(|_| {
-            (0..MAX_BATCH)
-                .map(|_| {
-                    let (h, p) = inside[(rng.next() as usize) % inside.len()];
-                    udp(PEER_MAC, PORT_MAC, h, ip([198, 51, 100, 7]), p, 53)
-                })
-                .collect()
-        })
-        .collect();
+    let inside = snat_sessions(16, 62_500, |n, host, port| {
+        let t = &mut f.snat[n as usize];
+        t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
+    });
+    let sets = session_sets(&inside, PEER_MAC, PORT_MAC);
     scenario(
         &mut g,
         "snat_existing_1m_sessions",

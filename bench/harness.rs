@@ -161,6 +161,46 @@ pub fn udp(
     out
 }
 
+/// The SNAT benches' sessions: `per_network` UDP sessions in each of `networks` tenant
+/// networks 10.N.0.0/16 (250 hosts x 250 ports per network), each preloaded with `preload`
+/// (network, host, port); returns the (host, port) of every session.
+pub fn snat_sessions(
+    networks: u32,
+    per_network: u32,
+    mut preload: impl FnMut(u32, u32, u16),
+) -> Vec<(u32, u16)> {
+    let mut inside = Vec::with_capacity((networks * per_network) as usize);
+    for n in 0..networks {
+        for s in 0..per_network {
+            let host = ip([10, n as u8, (s / 250) as u8, 2 + (s % 250) as u8]);
+            let port = 10_000 + (s % 250) as u16 + 250 * (s / 250 / 250) as u16;
+            preload(n, host, port);
+            inside.push((host, port));
+        }
+    }
+    inside
+}
+
+/// 64 batches of 64 UDP packets (`src_mac` to `dst_mac`) from sessions of `inside` picked at
+/// random, to 198.51.100.7 port 53.
+pub fn session_sets(
+    inside: &[(u32, u16)],
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+) -> Vec<Vec<Vec<u8>>> {
+    let mut rng = Rng(7);
+    (0..64)
+        .map(|_| {
+            (0..MAX_BATCH)
+                .map(|_| {
+                    let (h, p) = inside[(rng.next() as usize) % inside.len()];
+                    udp(src_mac, dst_mac, h, ip([198, 51, 100, 7]), p, 53)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// xorshift64: reproducible test traffic without a dependency.
 pub struct Rng(pub u64);
 

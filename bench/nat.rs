@@ -22,7 +22,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, Rng, batch_spread, ip, udp};
+use harness::{Bench, batch_spread, ip, session_sets, snat_sessions, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -206,30 +206,13 @@ fn nat(c: &mut Criterion) {
 
     // SNAT with 1,000,000 sessions; packets of random existing sessions.
     let mut b = bench_worker();
-    let mut inside = Vec::with_capacity((NETWORKS * SESSIONS_PER_NETWORK) as usize);
-    for n in 0..NETWORKS {
+    let inside = snat_sessions(NETWORKS, SESSIONS_PER_NETWORK, |n, host, port| {
         let t = b.state.snat[n as usize].as_mut().unwrap();
-        for s in 0..SESSIONS_PER_NETWORK {
-            // 250 hosts x 250 ports per network.
-            let host = ip([10, n as u8, (s / 250) as u8, 2 + (s % 250) as u8]);
-            let port = 10_000 + (s % 250) as u16 + 250 * (s / 250 / 250) as u16;
-            t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
-            inside.push((host, port));
-        }
-    }
+        t.outbound(Proto::Udp, host, port, 0, 0).expect("preload");
+    });
     let total: usize = b.state.snat.iter().flatten().map(|t| t.len()).sum();
     assert_eq!(total, 1_000_000);
-    let mut rng = Rng(7);
-    let sets: Vec<Vec<Vec<u8>>> = (0..64)
-        .map(|_| {
-            (0..MAX_BATCH)
-                .map(|_| {
-                    let (h, p) = inside[(rng.next() as usize) % inside.len()];
-                    udp(GW_MAC, GW_MAC, h, ip([198, 51, 100, 7]), p, 53)
-                })
-                .collect()
-        })
-        .collect();
+    let sets = session_sets(&inside, GW_MAC, GW_MAC);
     let mut round = 0;
     assert_eq!(b.run(&sets[0], 1, None), MAX_BATCH);
     g.bench_function("snat_existing_1m_sessions", |bn| {
