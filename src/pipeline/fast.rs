@@ -231,15 +231,14 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             let mut whole = None;
             if let Some(t) = tunnel.as_ref()
                 && let Some(target) = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)
-                && (cu.hop == rewrite::hop_key(way.port, way.nexthop)
-                    || rewrite::refill(
-                        &ctx.state.neighbors,
-                        snap,
-                        ctx.now,
-                        &mut cu,
-                        way.port,
-                        way.nexthop,
-                    ))
+                && rewrite::hop_ready(
+                    &ctx.state.neighbors,
+                    snap,
+                    ctx.now,
+                    &mut cu,
+                    way.port,
+                    way.nexthop,
+                )
                 && total + ENCAP_OVERHEAD_IPV4 - ETH <= usize::from(cu.hop_mtu)
             {
                 whole = Some((t, target));
@@ -263,8 +262,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         };
         let nexthop = if via == 0 { dst } else { via };
         // rewrite: a reachable next hop, within the MTU.
-        if !(c.hop == rewrite::hop_key(tx, nexthop)
-            || rewrite::refill(&ctx.state.neighbors, snap, ctx.now, &mut c, tx, nexthop))
+        if !rewrite::hop_ready(&ctx.state.neighbors, snap, ctx.now, &mut c, tx, nexthop)
             || total > usize::from(c.hop_mtu)
         {
             continue;

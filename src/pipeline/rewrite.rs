@@ -42,25 +42,22 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     for i in bits(mask) {
         let d = b.desc[i];
         let m = b.meta[i];
-        let hop = hop_key(m.tx_port, m.nexthop);
         // Fast path: a packet within the MTU, to the next hop resolved last or one the
         // neighbour table has cached as reachable. Everything else goes through
         // `rewrite_one`, in order, since resolution has side effects (hold queues, ARP
         // requests). vgate's own packets (echo replies, errors, Geneve outer headers) keep
         // their TTL.
-        if (c.hop == hop
-            || refill(
-                &ctx.state.neighbors,
-                ctx.snap,
-                ctx.now,
-                &mut c,
-                m.tx_port,
-                m.nexthop,
-            ))
-            && let Some(f) = ctx
-                .pool
-                .bytes_mut(&d)
-                .first_chunk_mut::<{ ETH + ipv4::HEADER_LEN }>()
+        if hop_ready(
+            &ctx.state.neighbors,
+            ctx.snap,
+            ctx.now,
+            &mut c,
+            m.tx_port,
+            m.nexthop,
+        ) && let Some(f) = ctx
+            .pool
+            .bytes_mut(&d)
+            .first_chunk_mut::<{ ETH + ipv4::HEADER_LEN }>()
         {
             let (eth, l3) = f.split_at_mut(ETH);
             let mut ip = ipv4::Packet::new_unchecked(l3);
@@ -81,17 +78,32 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 
 /// A next hop as one comparable word.
 #[inline(always)]
-pub(super) fn hop_key(port: u8, nexthop: u32) -> u64 {
+fn hop_key(port: u8, nexthop: u32) -> u64 {
     (u64::from(port) << 32) | u64::from(nexthop)
 }
 
 /// No next hop: above every [`hop_key`].
 const NO_HOP: u64 = u64::MAX;
 
-/// Make `nexthop` on `port` the cached hop when the neighbour table has it cached as
-/// reachable (true); otherwise leave the cache as it is (the packet takes `rewrite_one`).
+/// True when `nexthop` on `port` is the cached hop, or becomes it because the neighbour
+/// table has it cached as reachable; otherwise (false) the cache stays as it is and the
+/// packet takes `rewrite_one`.
 #[inline(always)]
-pub(super) fn refill(
+pub(super) fn hop_ready(
+    neighbors: &NeighborTable,
+    snap: &Snapshot,
+    now: u64,
+    c: &mut Cache,
+    port: u8,
+    nexthop: u32,
+) -> bool {
+    c.hop == hop_key(port, nexthop) || refill(neighbors, snap, now, c, port, nexthop)
+}
+
+/// Make `nexthop` on `port` the cached hop when the neighbour table has it cached as
+/// reachable (true); otherwise leave the cache as it is.
+#[inline(always)]
+fn refill(
     neighbors: &NeighborTable,
     snap: &Snapshot,
     now: u64,
