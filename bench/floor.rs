@@ -36,7 +36,7 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Rng, batch_spread, ip, session_sets, snat_sessions, udp};
+use harness::{Rng, batch_spread, geneve_frame, ip, session_sets, snat_sessions, udp};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vgate::io::{Desc, FramePool};
@@ -559,21 +559,6 @@ fn vm_mac(k: usize) -> [u8; 6] {
     [0xfa, 0x16, 0x3e, 1, 0, k as u8]
 }
 
-/// `inner` inside outer Ethernet/IPv4/UDP/Geneve from the chassis to the tunnel address,
-/// with the outer UDP checksum.
-fn geneve_frame(inner: &[u8]) -> Vec<u8> {
-    let mut g = vec![0u8; geneve::HEADER_LEN];
-    g[2..4].copy_from_slice(&geneve::PROTO_ETHERNET.to_be_bytes());
-    g[4..7].copy_from_slice(&VNI.to_be_bytes()[1..]);
-    g.extend_from_slice(inner);
-    let b = etherparse::PacketBuilder::ethernet2(CHASSIS_MAC, PORT_MAC)
-        .ipv4(CHASSIS.to_be_bytes(), TUNNEL_LOCAL.to_be_bytes(), 64)
-        .udp(50000, geneve::UDP_PORT);
-    let mut out = Vec::new();
-    b.write(&mut out, &g).unwrap();
-    out
-}
-
 fn floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("floor");
     g.throughput(Throughput::Elements(MAX_BATCH as u64));
@@ -682,14 +667,15 @@ fn floor(c: &mut Criterion) {
         .iter()
         .enumerate()
         .map(|(k, &(_, int))| {
-            geneve_frame(&udp(
+            let inner = udp(
                 vm_mac(k),
                 GW_MAC,
                 int,
                 ip([198, 51, 100, 7]),
                 80,
                 5000 + k as u16,
-            ))
+            );
+            geneve_frame(&inner, CHASSIS_MAC, PORT_MAC, CHASSIS, TUNNEL_LOCAL, VNI)
         })
         .collect();
     let expect_fip = |o: &[u8]| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]);

@@ -16,12 +16,11 @@
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, batch_spread, ip, udp};
+use harness::{Bench, geneve_frame, ip, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use vgate::control::config::Config;
 use vgate::pipeline::MAX_BATCH;
-use vgate::wire::geneve;
 
 const EXT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const UND_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -92,24 +91,16 @@ gateway_mac = "fa:16:3e:00:00:01"
     Config::from_toml_str(&c).expect("bench config")
 }
 
-/// `inner` inside outer Ethernet/IPv4/UDP/Geneve from the chassis to the tunnel address.
+/// `inner` from the chassis to the tunnel address.
 fn encap(inner: &[u8]) -> Vec<u8> {
-    let mut g = vec![0u8; geneve::HEADER_LEN];
-    geneve::Repr {
-        vni: VNI,
-        protocol: geneve::PROTO_ETHERNET,
-        oam: false,
-        critical: false,
-        options_len: 0,
-    }
-    .emit(&mut geneve::Packet::new_unchecked(&mut g[..]));
-    g.extend_from_slice(inner);
-    let b = etherparse::PacketBuilder::ethernet2(CHASSIS_MAC, UND_MAC)
-        .ipv4([192, 0, 2, 11], [192, 0, 2, 1], 64)
-        .udp(50000, 6081);
-    let mut out = Vec::new();
-    b.write(&mut out, &g).unwrap();
-    out
+    geneve_frame(
+        inner,
+        CHASSIS_MAC,
+        UND_MAC,
+        ip([192, 0, 2, 11]),
+        ip([192, 0, 2, 1]),
+        VNI,
+    )
 }
 
 fn bench(c: &mut Criterion) {
@@ -139,14 +130,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("fip_dnat_encap", |bn| {
         bn.iter(|| black_box(b.run(&inbound, 0, Some(1))))
     });
-    let mut round = 0;
-    let inbound_set = std::slice::from_ref(&inbound);
-    batch_spread("geneve/fip_dnat_encap_pipeline_only", || {
-        b.timed(1, inbound_set, &mut round, 0, Some(1))
-    });
-    g.bench_function("fip_dnat_encap_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, inbound_set, &mut round, 0, Some(1)))
-    });
+    b.bench_pipeline_only(
+        &mut g,
+        "geneve",
+        "fip_dnat_encap_pipeline_only",
+        std::slice::from_ref(&inbound),
+        0,
+        Some(1),
+    );
     assert_eq!(b.stats.total_drops(), 0);
 
     let outbound: Vec<Vec<u8>> = (0..MAX_BATCH as u32)
@@ -165,13 +156,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decap_fip_snat", |bn| {
         bn.iter(|| black_box(b.run(&outbound, 1, Some(0))))
     });
-    let outbound_set = std::slice::from_ref(&outbound);
-    batch_spread("geneve/decap_fip_snat_pipeline_only", || {
-        b.timed(1, outbound_set, &mut round, 1, Some(0))
-    });
-    g.bench_function("decap_fip_snat_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, outbound_set, &mut round, 1, Some(0)))
-    });
+    b.bench_pipeline_only(
+        &mut g,
+        "geneve",
+        "decap_fip_snat_pipeline_only",
+        std::slice::from_ref(&outbound),
+        1,
+        Some(0),
+    );
     assert_eq!(b.stats.total_drops(), 0);
 
     // Open vSwitch and the Linux kernel send Geneve over IPv4 without an outer UDP checksum
@@ -189,14 +181,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decap_fip_snat_no_udp_checksum", |bn| {
         bn.iter(|| black_box(b.run(&unchecked, 1, Some(0))))
     });
-    let unchecked_set = std::slice::from_ref(&unchecked);
-    batch_spread(
-        "geneve/decap_fip_snat_no_udp_checksum_pipeline_only",
-        || b.timed(1, unchecked_set, &mut round, 1, Some(0)),
+    b.bench_pipeline_only(
+        &mut g,
+        "geneve",
+        "decap_fip_snat_no_udp_checksum_pipeline_only",
+        std::slice::from_ref(&unchecked),
+        1,
+        Some(0),
     );
-    g.bench_function("decap_fip_snat_no_udp_checksum_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, unchecked_set, &mut round, 1, Some(0)))
-    });
     assert_eq!(b.stats.total_drops(), 0);
     g.finish();
 }

@@ -1,6 +1,8 @@
 //! What the NAT and Geneve benches share: one worker's state on the in-memory backend, 64
 //! frames restored from templates per iteration and run through the whole pipeline.
 
+use criterion::BenchmarkGroup;
+use criterion::measurement::WallTime;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vgate::control::config::Config;
@@ -9,7 +11,7 @@ use vgate::metrics::WorkerStats;
 use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
 use vgate::tables::Snapshot;
 use vgate::tables::neighbor::NeighborConfig;
-use vgate::wire::EthernetAddress;
+use vgate::wire::{EthernetAddress, geneve};
 
 pub struct Bench {
     pub snap: Snapshot,
@@ -58,10 +60,32 @@ impl Bench {
         self.sent(out)
     }
 
+    /// `<group>/<name>`, the pipeline-only bench: rounds over `sets` in turn, received on
+    /// `port`, timed by [`timed`](Self::timed); with `VGATE_BENCH_BATCHES` set, its best
+    /// single batches first ([`batch_spread`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn bench_pipeline_only(
+        &mut self,
+        g: &mut BenchmarkGroup<'_, WallTime>,
+        group: &str,
+        name: &str,
+        sets: &[Vec<Vec<u8>>],
+        port: u8,
+        out: Option<usize>,
+    ) {
+        let mut round = 0;
+        batch_spread(&format!("{group}/{name}"), || {
+            self.timed(1, sets, &mut round, port, out)
+        });
+        g.bench_function(name, |bn| {
+            bn.iter_custom(|n| self.timed(n, sets, &mut round, port, out))
+        });
+    }
+
     /// `iters` rounds of [`run`](Self::run) over `sets` in turn, timing only the pipeline:
-    /// the restore and the hand-back happen outside the clock (`Instant` pairs around each
-    /// batch, about 25 ns per batch on this VM's TSC clock: see `nat/timer_only`).
-    pub fn timed(
+    /// the restore and the hand-back happen outside the clock (one `Instant` pair per
+    /// batch, 37 to 54 ns on this VM: see `nat/timer_only`).
+    fn timed(
         &mut self,
         iters: u64,
         sets: &[Vec<Vec<u8>>],
@@ -158,6 +182,35 @@ pub fn udp(
         .udp(sport, dport);
     let mut out = Vec::new();
     b.write(&mut out, &[0u8; 18]).unwrap();
+    out
+}
+
+/// `inner` inside outer Ethernet (`src_mac` to `dst_mac`), IPv4 (`src` to `dst`), UDP (50000
+/// to 6081, with its checksum) and Geneve (`vni`, Ethernet inside, no options): a frame from
+/// a chassis to the tunnel address.
+pub fn geneve_frame(
+    inner: &[u8],
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: u32,
+    dst: u32,
+    vni: u32,
+) -> Vec<u8> {
+    let mut g = vec![0u8; geneve::HEADER_LEN];
+    geneve::Repr {
+        vni,
+        protocol: geneve::PROTO_ETHERNET,
+        oam: false,
+        critical: false,
+        options_len: 0,
+    }
+    .emit(&mut geneve::Packet::new_unchecked(&mut g[..]));
+    g.extend_from_slice(inner);
+    let b = etherparse::PacketBuilder::ethernet2(src_mac, dst_mac)
+        .ipv4(src.to_be_bytes(), dst.to_be_bytes(), 64)
+        .udp(50000, geneve::UDP_PORT);
+    let mut out = Vec::new();
+    b.write(&mut out, &g).unwrap();
     out
 }
 

@@ -19,10 +19,11 @@
 //! Run: `cargo bench --bench nat`.
 
 #[path = "harness.rs"]
+#[allow(dead_code)]
 mod harness;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use harness::{Bench, batch_spread, ip, session_sets, snat_sessions, udp};
+use harness::{Bench, ip, session_sets, snat_sessions, udp};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -160,14 +161,14 @@ fn nat(c: &mut Criterion) {
     g.bench_function("fip_dnat_in", |bn| {
         bn.iter(|| black_box(b.run(&inbound, 0, None)))
     });
-    let inbound_set = std::slice::from_ref(&inbound);
-    let mut round = 0;
-    batch_spread("nat/fip_dnat_in_pipeline_only", || {
-        b.timed(1, inbound_set, &mut round, 0, None)
-    });
-    g.bench_function("fip_dnat_in_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, inbound_set, &mut round, 0, None))
-    });
+    b.bench_pipeline_only(
+        &mut g,
+        "nat",
+        "fip_dnat_in_pipeline_only",
+        std::slice::from_ref(&inbound),
+        0,
+        None,
+    );
     assert_eq!(b.stats.total_drops(), 0);
 
     // Floating IP SNAT: the VMs to the internet.
@@ -187,13 +188,14 @@ fn nat(c: &mut Criterion) {
     g.bench_function("fip_snat_out", |bn| {
         bn.iter(|| black_box(b.run(&outbound, 1, None)))
     });
-    let outbound_set = std::slice::from_ref(&outbound);
-    batch_spread("nat/fip_snat_out_pipeline_only", || {
-        b.timed(1, outbound_set, &mut round, 1, None)
-    });
-    g.bench_function("fip_snat_out_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, outbound_set, &mut round, 1, None))
-    });
+    b.bench_pipeline_only(
+        &mut g,
+        "nat",
+        "fip_snat_out_pipeline_only",
+        std::slice::from_ref(&outbound),
+        1,
+        None,
+    );
     assert_eq!(b.stats.total_drops(), 0);
     let mut stage = |name: &str, frames: &[Vec<u8>], next: Next, run: bool| {
         assert_eq!(b.stage(frames, next, run), MAX_BATCH as u32);
@@ -221,12 +223,14 @@ fn nat(c: &mut Criterion) {
             black_box(b.run(&sets[round % sets.len()], 1, None))
         })
     });
-    batch_spread("nat/snat_existing_1m_sessions_pipeline_only", || {
-        b.timed(1, &sets, &mut round, 1, None)
-    });
-    g.bench_function("snat_existing_1m_sessions_pipeline_only", |bn| {
-        bn.iter_custom(|n| b.timed(n, &sets, &mut round, 1, None))
-    });
+    b.bench_pipeline_only(
+        &mut g,
+        "nat",
+        "snat_existing_1m_sessions_pipeline_only",
+        &sets,
+        1,
+        None,
+    );
     assert_eq!(
         b.stats.total_drops(),
         0,
