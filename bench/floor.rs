@@ -41,6 +41,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use vgate::io::{Desc, FramePool};
 use vgate::pipeline::MAX_BATCH;
+use vgate::tables::OwnAddrs;
 use vgate::tables::addrmap::AddrMap;
 use vgate::tables::lpm::{Lpm, LpmBuilder};
 use vgate::tables::nat::{Proto, SnatParams, SnatTable, Timeouts, inside_key};
@@ -56,6 +57,9 @@ struct Adjacency {
     eth: [u8; ETH],
     mtu: u16,
     outer: usize,
+    /// Until when the neighbour counts as reachable (RFC 4861 section 7.3.2's
+    /// ReachableTime, which vgate's neighbour table keeps): checked by the `CHECKED` loops.
+    reachable_until: u64,
 }
 
 /// Geneve encapsulation toward one chassis and VNI: outer Ethernet, IPv4 (lengths and
@@ -95,6 +99,12 @@ struct Floor {
     snat_rules: Lpm,
     snat: Vec<SnatTable>,
     fip_packets: Vec<u64>,
+    /// The router's own addresses and the NAT addresses, which no received packet may
+    /// carry as its source (`CHECKED`).
+    own: OwnAddrs,
+    nat_sources: OwnAddrs,
+    /// The batch's clock, for the neighbours' reachable time.
+    now: u64,
     tx: Vec<Desc>,
     rx_bytes: u64,
     dropped: u64,
@@ -135,6 +145,9 @@ impl Floor {
             snat_rules: LpmBuilder::new().build().expect("lpm"),
             snat: Vec::new(),
             fip_packets: vec![0; fips.len()],
+            own: OwnAddrs::new([TUNNEL_LOCAL, ip([203, 0, 113, 1]), ip([10, 0, 0, 1])]),
+            nat_sources: OwnAddrs::default(),
+            now: 1_000,
             tx: Vec::with_capacity(MAX_BATCH),
             rx_bytes: 0,
             dropped: 0,
@@ -151,9 +164,11 @@ impl Floor {
     }
 
     /// One batch through the loop; `NAT` adds the floating IP DNAT, `ENCAP` the Geneve
-    /// encapsulation. Returns the packets sent.
+    /// encapsulation, `CHECKED` the checks vgate cannot leave out besides: martian and own or
+    /// NAT source addresses, the neighbour's reachable time, TCP as well as UDP, and only a
+    /// first fragment's transport checksum. Returns the packets sent.
     #[inline(never)]
-    fn run<const NAT: bool, const ENCAP: bool>(&mut self) -> usize {
+    fn run<const NAT: bool, const ENCAP: bool, const CHECKED: bool>(&mut self) -> usize {
         self.tx.clear();
         for d in self.batch {
             let f = self.pool.bytes_mut(&d);
@@ -173,6 +188,18 @@ impl Floor {
                 self.dropped += 1;
                 continue;
             }
+            if CHECKED {
+                // RFC 1812 section 5.3.7: martian source or destination; a source that is
+                // the router's own or (spoofed) one of its NAT addresses.
+                let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+                if martian(h[26]) | martian(h[30])
+                    || self.own.contains(src)
+                    || (NAT && self.nat_sources.contains(src))
+                {
+                    self.dropped += 1;
+                    continue;
+                }
+            }
             // Decided from reads first, then written once: one IP checksum update for the
             // address and the TTL together.
             let old = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
@@ -182,7 +209,9 @@ impl Floor {
                 dst = self.fip_to[usize::from(x)];
                 fip = Some(x);
             }
-            let Some(adj) = route(&self.lpm, &self.adjacencies, dst, total) else {
+            let Some(adj) = route(&self.lpm, &self.adjacencies, dst, total)
+                .filter(|a| !CHECKED || self.now <= a.reachable_until)
+            else {
                 self.dropped += 1;
                 continue;
             };
@@ -192,14 +221,24 @@ impl Floor {
                 let delta = (!old >> 16) + (!old & 0xffff) + (dst >> 16) + (dst & 0xffff);
                 ip_delta += delta;
                 h[30..34].copy_from_slice(&dst.to_be_bytes());
-                // UDP (RFC 768): a zero checksum stays zero, a computed zero is sent as ones.
-                if h[23] == 17
-                    && let Some(u) = f.get_mut(ETH + 26..ETH + 28)
+                // The transport checksum covers the address (pseudo-header): UDP (RFC 768: a
+                // zero checksum stays zero, a computed zero is sent as ones), and when
+                // `CHECKED` TCP too, in a first fragment only.
+                let first = !CHECKED || u16::from_be_bytes([h[20], h[21]]) & 0x1fff == 0;
+                let at = match h[23] {
+                    17 => Some(6),
+                    6 if CHECKED => Some(16),
+                    _ => None,
+                };
+                if first
+                    && let Some(at) = at
+                    && let Some(u) = f.get_mut(ETH + 20 + at..ETH + 22 + at)
                 {
                     let c = u16::from_be_bytes([u[0], u[1]]);
-                    if c != 0 {
+                    if c != 0 || at != 6 {
                         let c = !checksum::fold(u32::from(!c) + delta);
-                        u.copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+                        let c = if c == 0 && at == 6 { 0xffff } else { c };
+                        u.copy_from_slice(&c.to_be_bytes());
                     }
                 }
                 self.fip_packets[usize::from(x)] += 1;
@@ -354,9 +393,9 @@ impl Floor {
     /// and session key and prefetches the session's slot; the second looks the sessions up
     /// and translates source address and port.
     #[inline(never)]
-    fn run_snat(&mut self) -> usize {
+    fn run_snat<const CHECKED: bool>(&mut self) -> usize {
         self.tx.clear();
-        let mut pending = [(0u64, 0usize, 0u16, 0u32, 0u16); MAX_BATCH];
+        let mut pending = [(0u64, 0usize, 0u16, 0u32, 0u16, 0u8); MAX_BATCH];
         let mut waiting = 0u64;
         for (i, d) in self.batch.into_iter().enumerate() {
             let f = self.pool.bytes(&d);
@@ -370,7 +409,7 @@ impl Floor {
                 || total < 28
                 || total > f.len() - ETH
                 || h[22] <= 1
-                || h[23] != 17
+                || (h[23] != 17 && !(CHECKED && h[23] == 6))
                 || u16::from_be_bytes([h[20], h[21]]) & 0x3fff != 0
                 || !checksum::header20_ok(h[ETH..ETH + 20].try_into().unwrap())
             {
@@ -380,25 +419,40 @@ impl Floor {
             let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
             let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
             let sport = u16::from_be_bytes([h[34], h[35]]);
+            // As in `run`: martians, the router's own and its NAT addresses as source.
+            if CHECKED
+                && (martian(h[26]) | martian(h[30])
+                    || self.own.contains(src)
+                    || self.nat_sources.contains(src))
+            {
+                self.dropped += 1;
+                continue;
+            }
             let (Some(rule), Some(a)) = (self.snat_rules.lookup(src), self.lpm.lookup(dst)) else {
                 self.dropped += 1;
                 continue;
             };
-            if total > usize::from(self.adjacencies[a as usize].mtu) {
+            let adj = &self.adjacencies[a as usize];
+            if total > usize::from(adj.mtu) || (CHECKED && self.now > adj.reachable_until) {
                 self.dropped += 1;
                 continue;
             }
+            let (proto, csum) = if h[23] == 6 {
+                (Proto::Tcp, 16)
+            } else {
+                (Proto::Udp, 6)
+            };
             let table = &self.snat[rule as usize];
-            let key = inside_key(Proto::Udp, src, sport);
+            let key = inside_key(proto, src, sport);
             let home = table.hash(key);
             table.prefetch(home);
-            pending[i] = (key, home, rule as u16, a, total as u16);
+            pending[i] = (key, home, rule as u16, a, total as u16, csum);
             waiting |= 1 << i;
         }
         while waiting != 0 {
             let i = waiting.trailing_zeros() as usize;
             waiting &= waiting - 1;
-            let (key, home, rule, a, total) = pending[i];
+            let (key, home, rule, a, total, csum) = pending[i];
             let table = &mut self.snat[usize::from(rule)];
             let Some(port) = table.outbound_existing(key, home, 0, 1_000) else {
                 self.dropped += 1;
@@ -412,11 +466,15 @@ impl Floor {
             let delta = (!old >> 16) + (!old & 0xffff) + (ext >> 16) + (ext & 0xffff);
             f[26..30].copy_from_slice(&ext.to_be_bytes());
             f[34..36].copy_from_slice(&port.to_be_bytes());
-            let c = u16::from_be_bytes([f[40], f[41]]);
-            if c != 0 {
+            // UDP (RFC 768): a zero checksum stays zero, a computed zero is sent as ones.
+            let at = ETH + 20 + usize::from(csum);
+            let udp = csum == 6;
+            let c = u16::from_be_bytes([f[at], f[at + 1]]);
+            if c != 0 || !udp {
                 let l4 = delta + u32::from(!old_port) + u32::from(port);
                 let c = !checksum::fold(u32::from(!c) + l4);
-                f[40..42].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
+                let c = if c == 0 && udp { 0xffff } else { c };
+                f[at..at + 2].copy_from_slice(&c.to_be_bytes());
             }
             f[22] -= 1;
             let c = u16::from_be_bytes([f[24], f[25]]);
@@ -451,6 +509,23 @@ impl Floor {
         t
     }
 }
+
+/// RFC 1122 section 3.2.1.3: 0/8, loopback and class D and E, by first octet, from a table
+/// as vgate's ip4_input does it.
+#[inline(always)]
+fn martian(first_octet: u8) -> bool {
+    MARTIAN[usize::from(first_octet)]
+}
+
+static MARTIAN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut o = 0;
+    while o < 256 {
+        t[o] = o == 0 || o == 127 || o >= 224;
+        o += 1;
+    }
+    t
+};
 
 /// The adjacency of the route to `dst`, when a packet of `total` bytes fits its MTU.
 #[inline(always)]
@@ -501,6 +576,7 @@ fn adjacency(dst_mac: [u8; 6]) -> Adjacency {
         eth,
         mtu: 1500,
         outer: 0,
+        reachable_until: u64::MAX,
     }
 }
 
@@ -582,7 +658,7 @@ fn floor(c: &mut Criterion) {
         "forward_10_routes",
         &mut f,
         std::slice::from_ref(&frames),
-        Floor::run::<false, false>,
+        Floor::run::<false, false, false>,
         |o| {
             checked_udp(o);
         },
@@ -623,7 +699,19 @@ fn floor(c: &mut Criterion) {
         "fip_dnat_in",
         &mut f,
         std::slice::from_ref(&inbound),
-        Floor::run::<true, false>,
+        Floor::run::<true, false, false>,
+        |o| {
+            assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
+        },
+    );
+    // The same with the checks vgate cannot leave out (the floating IPs are NAT sources).
+    f.nat_sources = OwnAddrs::new(vms.iter().map(|&(ext, _)| ext));
+    scenario(
+        &mut g,
+        "fip_dnat_in_checked",
+        &mut f,
+        std::slice::from_ref(&inbound),
+        Floor::run::<true, false, true>,
         |o| {
             assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
         },
@@ -645,7 +733,7 @@ fn floor(c: &mut Criterion) {
         "fip_dnat_encap",
         &mut f,
         std::slice::from_ref(&inbound),
-        Floor::run::<true, true>,
+        Floor::run::<true, true, false>,
         |o| {
             let (src, dst, payload) = checked_udp(o);
             assert_eq!(
@@ -730,7 +818,16 @@ fn floor(c: &mut Criterion) {
         "snat_existing_1m_sessions",
         &mut f,
         &sets,
-        Floor::run_snat,
+        Floor::run_snat::<false>,
+        |o| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]),
+    );
+    f.nat_sources = OwnAddrs::new(f.snat.iter().map(|t| t.params().external));
+    scenario(
+        &mut g,
+        "snat_existing_1m_sessions_checked",
+        &mut f,
+        &sets,
+        Floor::run_snat::<true>,
         |o| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]),
     );
     g.finish();

@@ -13,7 +13,8 @@ use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::NeighborConfig;
 use crate::tables::{
     ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, OwnAddrs, PortArp,
-    PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, TUNNEL_HOP_BASE, TunnelInfo, mask,
+    PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, SubnetIndex, TUNNEL_HOP_BASE, TunnelInfo,
+    mask,
 };
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
@@ -433,12 +434,13 @@ pub fn build_snapshot(
     for (i, f) in fips.iter().enumerate() {
         nat_by_external.insert(f.external, i as u16);
     }
-    let mut network_ranges: Vec<(u32, u32, u16)> = networks
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.subnet, n.subnet | !mask(n.len), i as u16))
-        .collect();
-    network_ranges.sort_unstable();
+    let network_ranges = SubnetIndex::new(
+        networks
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.subnet, n.subnet | !mask(n.len), i as u16))
+            .collect(),
+    );
 
     let chassis: Vec<ChassisInfo> = cfg
         .chassis

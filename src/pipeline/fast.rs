@@ -6,10 +6,10 @@
 //! MAC, routed out of a port to a next hop the neighbour table has cached as reachable,
 //! within the port MTU, with a TTL above 1, and at most one translation on the way: a
 //! floating IP (DNAT in or SNAT out) or an SNAT session that already exists. Everything
-//! about it is decided first, from reads only; only then is the packet written, with exactly
-//! the stages' own operations in the stages' order (the NAT translation, then the TTL
-//! decrement, then the Ethernet header), so its bytes and counters are those the staged
-//! pipeline gives it.
+//! about it is decided first, from reads only; only then is the packet written, with the
+//! stages' own changes (the NAT translation and the TTL decrement, in one IP checksum update
+//! when there are both, then the Ethernet header), so its bytes and counters are those the
+//! staged pipeline gives it.
 //!
 //! Geneve without options from a known chassis, for a known VNI, with its inner frame to the
 //! network's gateway MAC, is decapsulated in the pass (geneve_decap's checks, from reads
@@ -196,7 +196,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                         continue;
                     };
                     let l3 = &frame[ETH..ETH + total];
-                    let Ok((p, port)) = nat::session_key(l3) else {
+                    let Ok((p, port)) = nat::session_key_fast(l3) else {
                         continue;
                     };
                     let key = inside_key(p, src, port);
@@ -247,7 +247,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             bytes += rx_len;
             if let Nat::FipIn(x) = nat {
                 let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
-                fip_in(snap, ctx.stats, b, i, l3, x, proto);
+                fip_in::<false>(snap, ctx.stats, b, i, l3, x, proto);
             }
             match whole {
                 Some((t, target)) if geneve_encap::encap_whole(ctx, b, i, t, &way, target) => {
@@ -287,16 +287,19 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         b.desc[i].len = (ETH + total) as u32;
         bytes += rx_len;
         let frame = &mut frame[..ETH + total];
+        // rewrite's TTL decrement, in the translation's checksum update when there is one.
         match nat {
-            Nat::None | Nat::Snat(_) => {}
-            Nat::FipIn(x) => fip_in(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto),
+            Nat::None | Nat::Snat(_) => {
+                ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
+            }
+            Nat::FipIn(x) => fip_in::<true>(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto),
             Nat::FipOut(x) => {
                 let fe = &snap.fips[usize::from(x)];
-                nat::translate_fip(&mut frame[ETH..], Side::Src, fe.external, proto);
+                nat::translate_fip_as::<true>(&mut frame[ETH..], Side::Src, fe.external, proto);
                 ctx.stats.fip_out[fe.slot as usize].add(1);
             }
         }
-        send(frame, &c.eth);
+        frame[..ETH].copy_from_slice(&c.eth);
         b.meta[i].tx_port = tx;
         done |= 1 << i;
     }
@@ -316,13 +319,13 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         b.desc[i].len = ETH as u32 + u32::from(p.total);
         let frame = ctx.pool.bytes_mut(&b.desc[i]);
         let ext = snap.snat[usize::from(p.rule)].params.external;
-        nat::translate(
+        nat::translate_as::<true>(
             &mut frame[ETH..],
             Side::Src,
             ext,
             Some(((p.key >> 32) as u16, ext_port)),
         );
-        send(frame, &p.eth);
+        frame[..ETH].copy_from_slice(&p.eth);
         b.meta[i].tx_port = p.tx;
         done |= 1 << i;
     }
@@ -388,13 +391,6 @@ fn decap(
     Decap::Inner(d)
 }
 
-/// rewrite's part for a packet's `frame` (translated, trimmed): TTL, Ethernet header.
-#[inline(always)]
-fn send(frame: &mut [u8], eth: &[u8; ETH]) {
-    ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
-    frame[..ETH].copy_from_slice(eth);
-}
-
 /// What ip4_input leaves of packet `i`: trimmed to its datagram, destination and TTL in the
 /// batch for route.
 #[inline(always)]
@@ -405,9 +401,10 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
 }
 
 /// nat_in's floating IP DNAT of packet `i`, whose trimmed datagram is `l3`, to floating IP
-/// `x`'s internal address.
+/// `x`'s internal address; with `FORWARD`, rewrite's TTL decrement too
+/// ([`nat::translate_as`]).
 #[inline(always)]
-fn fip_in(
+fn fip_in<const FORWARD: bool>(
     snap: &Snapshot,
     stats: &WorkerStats,
     b: &mut Batch,
@@ -417,7 +414,7 @@ fn fip_in(
     proto: u8,
 ) {
     let fe = &snap.fips[usize::from(x)];
-    nat::translate_fip(l3, Side::Dst, fe.internal, proto);
+    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, proto);
     stats.fip_in[fe.slot as usize].add(1);
     b.dst[i] = fe.internal;
     b.meta[i].nat_done = true;

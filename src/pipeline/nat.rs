@@ -64,6 +64,20 @@ fn get16(b: &[u8], at: usize) -> u16 {
 /// address.
 #[inline(always)]
 pub(super) fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16, u16)>) -> u32 {
+    translate_as::<false>(l3, side, addr, port)
+}
+
+/// [`translate`], and with `FORWARD` (the fast path: an option-less header, TTL above 1)
+/// also rewrite's TTL decrement, in the same IP checksum update: one RFC 1624 update for
+/// both changes gives the bytes two give (eqn. 3 never yields a negative zero from a
+/// non-zero sum).
+#[inline(always)]
+pub(super) fn translate_as<const FORWARD: bool>(
+    l3: &mut [u8],
+    side: Side,
+    addr: u32,
+    port: Option<(u16, u16)>,
+) -> u32 {
     let (a, p) = match side {
         Side::Src => (12, 0),
         Side::Dst => (16, 2),
@@ -74,9 +88,20 @@ pub(super) fn translate(l3: &mut [u8], side: Side, addr: u32, port: Option<(u16,
     let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
     h[a..a + 4].copy_from_slice(&addr.to_be_bytes());
     let d = delta32(old, addr);
-    let c = apply(get16(h, 10), d);
+    let c = if FORWARD {
+        // The TTL/protocol word goes down by 0x0100: ~m + m' is 0xfeff.
+        h[8] -= 1;
+        apply(get16(h, 10), d + 0xfeff)
+    } else {
+        apply(get16(h, 10), d)
+    };
     h[10..12].copy_from_slice(&c.to_be_bytes());
-    let (hl, proto, frag) = (usize::from(h[0] & 0x0f) * 4, h[9], get16(h, 6) & 0x1fff);
+    let hl = if FORWARD {
+        ipv4::HEADER_LEN
+    } else {
+        usize::from(h[0] & 0x0f) * 4
+    };
+    let (proto, frag) = (h[9], get16(h, 6) & 0x1fff);
     if frag != 0 {
         return old; // no L4 header in a later fragment
     }
@@ -211,7 +236,18 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
 /// `addr`; an ICMP error's quote gets the other side translated to match (RFC 5508).
 #[inline(always)]
 pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, proto: u8) {
-    translate(l3, side, addr, None);
+    translate_fip_as::<false>(l3, side, addr, proto)
+}
+
+/// [`translate_fip`] with [`translate_as`]'s `FORWARD`.
+#[inline(always)]
+pub(super) fn translate_fip_as<const FORWARD: bool>(
+    l3: &mut [u8],
+    side: Side,
+    addr: u32,
+    proto: u8,
+) {
+    translate_as::<FORWARD>(l3, side, addr, None);
     if proto == ipv4::protocol::ICMP {
         translate_quote(l3, side.other(), addr, None);
     }
@@ -224,10 +260,9 @@ pub(super) struct TenantSpan(u32, u32);
 
 impl TenantSpan {
     pub(super) fn new(snap: &Snapshot) -> TenantSpan {
-        let r = &snap.network_ranges;
-        match (r.first(), r.last()) {
-            (Some(f), Some(l)) => TenantSpan(f.0, l.1),
-            _ => TenantSpan(1, 0),
+        match snap.network_ranges.span() {
+            Some((first, last)) => TenantSpan(first, last),
+            None => TenantSpan(1, 0),
         }
     }
 
@@ -523,6 +558,21 @@ pub(super) enum SlowOut {
 #[inline(always)]
 pub(super) fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
     let hl = usize::from(l3[0] & 0x0f) * 4;
+    session_key_of(l3, hl, l4_of(l3, hl))
+}
+
+/// [`session_key`] for the fast path: `l3` has an option-less header (ip4_input's fast
+/// check) and is trimmed to its total length, so its transport header and payload are the
+/// rest of it.
+#[inline(always)]
+pub(super) fn session_key_fast(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
+    let l4 = l3.get(ipv4::HEADER_LEN..).unwrap_or(&[]);
+    session_key_of(l3, ipv4::HEADER_LEN, l4)
+}
+
+/// [`session_key`] with the transport header and payload `l4` found by the caller.
+#[inline(always)]
+fn session_key_of(l3: &[u8], hl: usize, l4: &[u8]) -> Result<(Proto, u16), SlowOut> {
     let Some(proto) = Proto::from_ip(l3[9]) else {
         return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
     };
@@ -540,7 +590,7 @@ pub(super) fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
             return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
         }
     }
-    own_port(l4_of(l3, hl), proto, 0)
+    own_port(l4, proto, 0)
         .map(|p| (proto, p))
         .ok_or(SlowOut::Drop(DropReason::NatUnsupportedProtocol))
 }

@@ -145,8 +145,8 @@ pub struct Snapshot {
     /// Every address nat_in translates to, in one map for one lookup per packet: a floating
     /// IP's index, or [`NAT_SNAT`] | an SNAT rule's index.
     pub nat_by_external: AddrMap,
-    /// Tenant networks sorted by subnet start, for a binary search (subnets never overlap).
-    pub network_ranges: Vec<(u32, u32, u16)>,
+    /// Tenant networks by subnet (subnets never overlap).
+    pub network_ranges: SubnetIndex,
     /// The Geneve underlay endpoint (`[tunnel]`), when Geneve networks are served.
     pub tunnel: Option<TunnelInfo>,
     /// `[[chassis]]`, in configuration order.
@@ -218,6 +218,70 @@ impl OwnAddrs {
     #[inline]
     pub fn contains(&self, a: u32) -> bool {
         self.maybe(a) && self.addrs.contains(&a)
+    }
+}
+
+/// Non-overlapping address ranges (subnets), each naming a value (a network): sorted by
+/// start, with an index by /16 so that a lookup searches only the ranges that can hold the
+/// address (usually one) instead of all of them. The index costs 256 KiB, and is only built
+/// for more than [`SubnetIndex::SMALL`] ranges: a search over so few is as quick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubnetIndex {
+    /// (first address, last address, value), sorted, never overlapping.
+    ranges: Vec<(u32, u32, u16)>,
+    /// For each /16 `h` and one past the last: how many ranges start below `h << 16`. The
+    /// ranges an address of `h` can fall in start in `ranges[..by16[h + 1]]`, and all of
+    /// `ranges[..by16[h]]` start below it. Empty for a few ranges.
+    by16: Box<[u32]>,
+}
+
+impl SubnetIndex {
+    /// Up to this many ranges are searched without the index.
+    pub const SMALL: usize = 8;
+
+    /// Index `ranges` ((first, last, value)); they must not overlap.
+    pub fn new(mut ranges: Vec<(u32, u32, u16)>) -> SubnetIndex {
+        ranges.sort_unstable();
+        debug_assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0), "overlap");
+        if ranges.len() <= Self::SMALL {
+            return SubnetIndex {
+                ranges,
+                by16: Box::default(),
+            };
+        }
+        let mut by16 = vec![0u32; (1 << 16) + 1].into_boxed_slice();
+        let mut below = 0;
+        for (h, n) in by16.iter_mut().enumerate() {
+            let start = (h as u64) << 16;
+            while below < ranges.len() && u64::from(ranges[below].0) < start {
+                below += 1;
+            }
+            *n = below as u32;
+        }
+        SubnetIndex { ranges, by16 }
+    }
+
+    /// The first address of the lowest range and the last of the highest.
+    pub fn span(&self) -> Option<(u32, u32)> {
+        Some((self.ranges.first()?.0, self.ranges.last()?.1))
+    }
+
+    /// The value of the range holding `ip`.
+    #[inline(always)]
+    pub fn lookup(&self, ip: u32) -> Option<u16> {
+        let h = (ip >> 16) as usize;
+        let (lo, hi) = match (self.by16.get(h), self.by16.get(h + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (0, self.ranges.len()),
+        };
+        // The number of ranges starting at or below `ip`: all below `lo`, some up to `hi`.
+        let i = lo
+            + self
+                .ranges
+                .get(lo..hi)?
+                .partition_point(|&(start, _, _)| start <= ip);
+        let &(_, end, n) = self.ranges.get(i.checked_sub(1)?)?;
+        (ip <= end).then_some(n)
     }
 }
 
@@ -334,17 +398,10 @@ impl Snapshot {
             .map(|i| i as u16)
     }
 
-    /// The tenant network holding `ip`, whatever its attachment: a binary search over the
-    /// non-overlapping subnets.
+    /// The tenant network holding `ip`, whatever its attachment.
     #[inline]
     pub fn network_of(&self, ip: u32) -> Option<u16> {
-        let r = &self.network_ranges;
-        let i = r.partition_point(|(start, _, _)| *start <= ip);
-        if i == 0 {
-            return None;
-        }
-        let (_, end, n) = r[i - 1];
-        (ip <= end).then_some(n)
+        self.network_ranges.lookup(ip)
     }
 
     /// True when any floating IP or SNAT rule is configured (the NAT stages run at all).
@@ -391,5 +448,84 @@ impl Snapshot {
             .iter()
             .flat_map(|p| p.addrs.iter().map(|(a, _)| *a).chain(p.arp_source))
             .next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubnetIndex;
+
+    fn range(a: [u8; 4], len: u32, v: u16) -> (u32, u32, u16) {
+        let start = u32::from_be_bytes(a);
+        let last = start | u32::MAX.checked_shr(len).unwrap_or(0);
+        (start, last, v)
+    }
+
+    #[test]
+    fn subnet_index_finds_what_a_scan_finds() {
+        // A /8 over many /16s, /24s side by side in one /16, a /30, a /32, both ends of the
+        // address space.
+        let ranges = vec![
+            range([10, 0, 0, 0], 8, 0),
+            range([192, 168, 1, 0], 24, 1),
+            range([192, 168, 2, 0], 24, 2),
+            range([192, 168, 3, 4], 30, 3),
+            range([172, 16, 0, 7], 32, 4),
+            range([0, 0, 0, 0], 24, 5),
+            range([255, 255, 255, 0], 24, 6),
+        ];
+        // Indexed, and (the first few) searched whole.
+        let few = ranges.len();
+        assert!(few <= SubnetIndex::SMALL);
+        let small = SubnetIndex::new(ranges.clone());
+        let mut ranges = ranges;
+        for k in 0..3u8 {
+            ranges.push(range([100, 64 + k, 0, 0], 16, 7 + u16::from(k)));
+        }
+        assert!(ranges.len() > SubnetIndex::SMALL);
+        let index = SubnetIndex::new(ranges.clone());
+        let scan = |ip: u32| {
+            ranges
+                .iter()
+                .find(|&&(s, e, _)| s <= ip && ip <= e)
+                .map(|r| r.2)
+        };
+        let mut probes: Vec<u32> = ranges
+            .iter()
+            .flat_map(|&(s, e, _)| {
+                [
+                    s.wrapping_sub(1),
+                    s,
+                    s.wrapping_add(1),
+                    e - 1,
+                    e,
+                    e.wrapping_add(1),
+                ]
+            })
+            .collect();
+        let mut x = 0x1234_5678u32;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            probes.push(x);
+            probes.push(0xc0a8_0000 | (x & 0xffff));
+        }
+        for ip in probes {
+            assert_eq!(index.lookup(ip), scan(ip), "{ip:#x}");
+            let in_small = scan(ip).filter(|&v| usize::from(v) < few);
+            assert_eq!(small.lookup(ip), in_small, "{ip:#x}");
+        }
+        assert_eq!(index.lookup(u32::from_be_bytes([10, 200, 3, 1])), Some(0));
+        assert_eq!(index.lookup(u32::from_be_bytes([192, 168, 3, 8])), None);
+        assert_eq!(index.span(), Some((0, u32::MAX)));
+    }
+
+    #[test]
+    fn an_empty_subnet_index_holds_nothing() {
+        let index = SubnetIndex::new(Vec::new());
+        assert_eq!(index.lookup(0), None);
+        assert_eq!(index.lookup(u32::MAX), None);
+        assert_eq!(index.span(), None);
     }
 }
