@@ -26,6 +26,17 @@
 //! session key, its slot prefetched for the whole batch before any is looked up, then
 //! source address and port translated with both checksums.
 //!
+//! `fip_snat_out` is the DNAT loop the other way: the VMs to the internet by the default
+//! route, the floating IP looked up by source and the source rewritten.
+//!
+//! `fip_dnat_in_checked`, `fip_snat_out_checked` and `snat_existing_1m_sessions_checked` add
+//! to those loops the checks vgate cannot leave out either: martian source and destination
+//! (RFC 1812 section 5.3.7), a source that is one of the router's own or NAT addresses
+//! (`OwnAddrs`, as vgate keeps them), the neighbour's reachable time, TCP as well as UDP,
+//! and the transport checksum only in a first fragment. What is left between them and vgate
+//! is the choice among floating IP, SNAT, Geneve and the stages, and the staged pipeline
+//! behind the fast path.
+//!
 //! Timed like the `*_pipeline_only` benches: 64 frames restored outside the clock, the loop
 //! alone inside it. `floor/<name>` compares with `nat/<name>_pipeline_only`,
 //! `geneve/<name>_pipeline_only` and `forward/10_routes_pipeline_only`.
@@ -163,12 +174,15 @@ impl Floor {
         }
     }
 
-    /// One batch through the loop; `NAT` adds the floating IP DNAT, `ENCAP` the Geneve
+    /// One batch through the loop; `NAT` adds the floating IP DNAT (with `SRC`, its SNAT
+    /// outbound instead: the source matched and rewritten), `ENCAP` the Geneve
     /// encapsulation, `CHECKED` the checks vgate cannot leave out besides: martian and own or
     /// NAT source addresses, the neighbour's reachable time, TCP as well as UDP, and only a
     /// first fragment's transport checksum. Returns the packets sent.
     #[inline(never)]
-    fn run<const NAT: bool, const ENCAP: bool, const CHECKED: bool>(&mut self) -> usize {
+    fn run<const NAT: bool, const SRC: bool, const ENCAP: bool, const CHECKED: bool>(
+        &mut self,
+    ) -> usize {
         self.tx.clear();
         for d in self.batch {
             let f = self.pool.bytes_mut(&d);
@@ -202,11 +216,17 @@ impl Floor {
             }
             // Decided from reads first, then written once: one IP checksum update for the
             // address and the TTL together.
-            let old = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
-            let mut dst = old;
-            let mut fip = None;
+            // The address a floating IP is looked up by and rewritten: the destination, or
+            // with `SRC` the source.
+            let a = if SRC { 26 } else { 30 };
+            let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
+            let mut dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+            let (mut new, mut fip) = (old, None);
             if NAT && let Some(x) = self.fips.lookup(old) {
-                dst = self.fip_to[usize::from(x)];
+                new = self.fip_to[usize::from(x)];
+                if !SRC {
+                    dst = new;
+                }
                 fip = Some(x);
             }
             let Some(adj) = route(&self.lpm, &self.adjacencies, dst, total)
@@ -218,9 +238,9 @@ impl Floor {
             // RFC 1624 eqn. 3: the TTL's 16-bit word goes down by 0x0100 (+0xfeff).
             let mut ip_delta = 0xfeff;
             if let Some(x) = fip {
-                let delta = (!old >> 16) + (!old & 0xffff) + (dst >> 16) + (dst & 0xffff);
+                let delta = (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
                 ip_delta += delta;
-                h[30..34].copy_from_slice(&dst.to_be_bytes());
+                h[a..a + 4].copy_from_slice(&new.to_be_bytes());
                 // The transport checksum covers the address (pseudo-header): UDP (RFC 768: a
                 // zero checksum stays zero, a computed zero is sent as ones), and when
                 // `CHECKED` TCP too, in a first fragment only.
@@ -658,7 +678,7 @@ fn floor(c: &mut Criterion) {
         "forward_10_routes",
         &mut f,
         std::slice::from_ref(&frames),
-        Floor::run::<false, false, false>,
+        Floor::run::<false, false, false, false>,
         |o| {
             checked_udp(o);
         },
@@ -699,7 +719,7 @@ fn floor(c: &mut Criterion) {
         "fip_dnat_in",
         &mut f,
         std::slice::from_ref(&inbound),
-        Floor::run::<true, false, false>,
+        Floor::run::<true, false, false, false>,
         |o| {
             assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
         },
@@ -711,11 +731,50 @@ fn floor(c: &mut Criterion) {
         "fip_dnat_in_checked",
         &mut f,
         std::slice::from_ref(&inbound),
-        Floor::run::<true, false, true>,
+        Floor::run::<true, false, false, true>,
         |o| {
             assert_eq!(checked_udp(o).1[..3], [10, 0, 0]);
         },
     );
+
+    // Floating IP SNAT outbound: the 64 VMs to the internet by the default route, plain and
+    // checked.
+    let by_internal: Vec<(u32, u32)> = vms.iter().map(|&(e, i)| (i, e)).collect();
+    let mut f = Floor::new(&[(0, 0, 0)], vec![adjacency(PEER_MAC)], &by_internal);
+    f.nat_sources = OwnAddrs::new(vms.iter().map(|&(ext, _)| ext));
+    let to_internet: Vec<Vec<u8>> = vms
+        .iter()
+        .enumerate()
+        .map(|(k, &(_, int))| {
+            udp(
+                vm_mac(k),
+                PORT_MAC,
+                int,
+                ip([198, 51, 100, 7]),
+                80,
+                5000 + k as u16,
+            )
+        })
+        .collect();
+    for (name, run) in [
+        (
+            "fip_snat_out",
+            Floor::run::<true, true, false, false> as fn(&mut Floor) -> usize,
+        ),
+        (
+            "fip_snat_out_checked",
+            Floor::run::<true, true, false, true>,
+        ),
+    ] {
+        scenario(
+            &mut g,
+            name,
+            &mut f,
+            std::slice::from_ref(&to_internet),
+            run,
+            |o| assert_eq!(checked_udp(o).0[..3], [203, 0, 113]),
+        );
+    }
 
     // The same VMs behind a chassis: DNAT, then Geneve toward it (tenant MTU 1550 on a
     // 1600-byte underlay).
@@ -733,7 +792,7 @@ fn floor(c: &mut Criterion) {
         "fip_dnat_encap",
         &mut f,
         std::slice::from_ref(&inbound),
-        Floor::run::<true, true, false>,
+        Floor::run::<true, false, true, false>,
         |o| {
             let (src, dst, payload) = checked_udp(o);
             assert_eq!(
