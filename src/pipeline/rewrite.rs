@@ -82,6 +82,12 @@ fn hop_key(port: u8, nexthop: u32) -> u64 {
     (u64::from(port) << 32) | u64::from(nexthop)
 }
 
+/// True when `hop` (a [`hop_key`]) is on `port`.
+#[inline(always)]
+fn hop_on_port(hop: u64, port: u8) -> bool {
+    hop >> 32 == u64::from(port)
+}
+
 /// No next hop: above every [`hop_key`].
 const NO_HOP: u64 = u64::MAX;
 
@@ -120,7 +126,7 @@ fn refill(
     // The cached header's source MAC, EtherType and MTU are the port's when the cached hop
     // is on the same port (the common case: many next hops behind one port); only the
     // destination MAC changes then.
-    if c.hop >> 32 != u64::from(port) {
+    if !hop_on_port(c.hop, port) {
         let Some(p) = snap.ports.get(usize::from(port)) else {
             return false;
         };

@@ -453,12 +453,11 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::SubnetIndex;
+    use super::{SubnetIndex, mask};
 
-    fn range(a: [u8; 4], len: u32, v: u16) -> (u32, u32, u16) {
+    fn range(a: [u8; 4], len: u8, v: u16) -> (u32, u32, u16) {
         let start = u32::from_be_bytes(a);
-        let last = start | u32::MAX.checked_shr(len).unwrap_or(0);
-        (start, last, v)
+        (start, start | !mask(len), v)
     }
 
     #[test]
