@@ -172,7 +172,6 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // too: floating IP SNAT for tenant traffic leaving the tenant networks; a tenant
         // source with an SNAT rule needs a session (the stages').
         let mut nat = Nat::None;
-        let mut session = (0u64, 0usize, 0u8);
         if has_nat {
             // Exact, as nat_in checks it: with 80 NAT addresses 2 % of sources hit the
             // filter alone.
@@ -206,7 +205,10 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                         Some(&f) if p == Proto::Tcp => f,
                         _ => 0,
                     };
-                    session = (key, home, flags);
+                    // The session's part of the second pass's record, kept only if the packet
+                    // gets there.
+                    let p = &mut pending[i];
+                    (p.key, p.home, p.tcp_flags) = (key, home, flags);
                     nat = Nat::Snat(ri);
                 }
             }
@@ -270,15 +272,8 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 
         if let Nat::Snat(rule) = nat {
             // Decided but for the session: the second pass.
-            pending[i] = Pending {
-                rule,
-                key: session.0,
-                home: session.1,
-                tcp_flags: session.2,
-                total: total as u16,
-                tx,
-                eth: c.eth,
-            };
+            let p = &mut pending[i];
+            (p.rule, p.total, p.tx, p.eth) = (rule, total as u16, tx, c.eth);
             waiting |= 1 << i;
             continue;
         }

@@ -275,11 +275,12 @@ impl SubnetIndex {
             _ => (0, self.ranges.len()),
         };
         // The number of ranges starting at or below `ip`: all below `lo`, some up to `hi`.
-        let i = lo
-            + self
-                .ranges
-                .get(lo..hi)?
-                .partition_point(|&(start, _, _)| start <= ip);
+        // Most /16s have at most one range starting in them: no search.
+        let i = match self.ranges.get(lo..hi)? {
+            [] => lo,
+            [(start, _, _)] => lo + usize::from(*start <= ip),
+            some => lo + some.partition_point(|&(start, _, _)| start <= ip),
+        };
         let &(_, end, n) = self.ranges.get(i.checked_sub(1)?)?;
         (ip <= end).then_some(n)
     }
