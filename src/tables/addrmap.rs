@@ -5,6 +5,11 @@
 //! power of two, at most a quarter full: most lookups, hits and misses alike, read the home
 //! slot and stop. Sixty-four floating IPs take 256 slots (2 KiB, in L1). Built by the control
 //! thread (inserts rehash as it grows); the workers only read it.
+//!
+//! A miss is told first by a 4096-bit filter of the keys' hashes (512 bytes): whether the
+//! home slot of a quarter-full table is taken is a coin the branch predictor loses one time in
+//! four, and most lookups on the SNAT path (tenant sources that have no floating IP) miss.
+//! Sixty-four keys set at most 1.6 % of the bits.
 
 const OCCUPIED: u64 = 1 << 63;
 
@@ -20,6 +25,8 @@ pub struct AddrMap {
     /// The value of each entry, to hand out references (`get` returns `Option<&u16>` like a
     /// `HashMap`); indexed like `slots`.
     values: Box<[u16]>,
+    /// Bit `hash >> 20` set for every key present; never cleared (there is no removal).
+    filter: Box<[u64; 64]>,
 }
 
 impl Default for AddrMap {
@@ -36,20 +43,36 @@ impl AddrMap {
             shift: 32 - n.trailing_zeros(),
             len: 0,
             values: vec![0; n].into_boxed_slice(),
+            filter: Box::new([0; 64]),
         }
     }
 
     #[inline(always)]
-    fn home(&self, key: u32) -> usize {
+    fn hash(key: u32) -> u32 {
+        key.wrapping_mul(FIB32)
+    }
+
+    #[inline(always)]
+    fn home(&self, hash: u32) -> usize {
         // u64 shift: 32 when the table has one slot would overflow a u32 shift.
-        (u64::from(key.wrapping_mul(FIB32)) >> self.shift) as usize
+        (u64::from(hash) >> self.shift) as usize
+    }
+
+    /// False when no key has `hash`'s filter bit: `key` is certainly absent.
+    #[inline(always)]
+    fn maybe(&self, hash: u32) -> bool {
+        self.filter[(hash >> 26) as usize] & (1 << ((hash >> 20) & 63)) != 0
     }
 
     /// The slot holding `key`.
     #[inline(always)]
     fn slot_of(&self, key: u32) -> Option<usize> {
+        let h = Self::hash(key);
+        if !self.maybe(h) {
+            return None;
+        }
         let mask = self.slots.len() - 1;
-        let mut i = self.home(key);
+        let mut i = self.home(h);
         // Terminates: the table is never more than a quarter full.
         loop {
             let s = self.slots[i];
@@ -72,8 +95,12 @@ impl AddrMap {
     /// The value for `key`, by value.
     #[inline(always)]
     pub fn lookup(&self, key: u32) -> Option<u16> {
+        let h = Self::hash(key);
+        if !self.maybe(h) {
+            return None;
+        }
         let mask = self.slots.len() - 1;
-        let mut i = self.home(key);
+        let mut i = self.home(h);
         loop {
             let s = self.slots[i];
             if s == 0 {
@@ -115,12 +142,14 @@ impl AddrMap {
             *self = bigger;
         }
         let mask = self.slots.len() - 1;
-        let mut i = self.home(key);
+        let h = Self::hash(key);
+        let mut i = self.home(h);
         while self.slots[i] != 0 {
             i = (i + 1) & mask;
         }
         self.slots[i] = OCCUPIED | u64::from(value) << 32 | u64::from(key);
         self.values[i] = value;
+        self.filter[(h >> 26) as usize] |= 1 << ((h >> 20) & 63);
         self.len += 1;
         None
     }
