@@ -2,14 +2,15 @@
 //! rules by external address), looked up for every NAT packet.
 //!
 //! Open addressing over 8-byte slots (`1 << 63 | value << 32 | address`, 0 when empty),
-//! power of two, at most a quarter full: most lookups, hits and misses alike, read the home
-//! slot and stop. Sixty-four floating IPs take 256 slots (2 KiB, in L1). Built by the control
-//! thread (inserts rehash as it grows); the workers only read it.
+//! power of two, at most a quarter full: most hits read the home slot and stop. Sixty-four
+//! floating IPs take 256 slots (2 KiB, in L1). Built by the control thread (inserts rehash as
+//! it grows); the workers only read it.
 //!
 //! A miss is told first by a 4096-bit filter of the keys' hashes (512 bytes): whether the
 //! home slot of a quarter-full table is taken is a coin the branch predictor loses one time in
 //! four, and most lookups on the SNAT path (tenant sources that have no floating IP) miss.
-//! Sixty-four keys set at most 1.6 % of the bits.
+//! Sixty-four keys set at most 64 of the bits (1.6 %); with thousands of keys the filter
+//! passes more and more, and the slots decide as before.
 
 const OCCUPIED: u64 = 1 << 63;
 
@@ -25,7 +26,8 @@ pub struct AddrMap {
     /// The value of each entry, to hand out references (`get` returns `Option<&u16>` like a
     /// `HashMap`); indexed like `slots`.
     values: Box<[u16]>,
-    /// Bit `hash >> 20` set for every key present; never cleared (there is no removal).
+    /// Bit [`AddrMap::filter_bit`] of every key present; never cleared (there is no
+    /// removal).
     filter: Box<[u64; 64]>,
 }
 
@@ -58,10 +60,17 @@ impl AddrMap {
         (u64::from(hash) >> self.shift) as usize
     }
 
+    /// The word and bit of `hash` in the filter: its top 12 bits.
+    #[inline(always)]
+    fn filter_bit(hash: u32) -> (usize, u64) {
+        ((hash >> 26) as usize, 1 << ((hash >> 20) & 63))
+    }
+
     /// False when no key has `hash`'s filter bit: `key` is certainly absent.
     #[inline(always)]
     fn maybe(&self, hash: u32) -> bool {
-        self.filter[(hash >> 26) as usize] & (1 << ((hash >> 20) & 63)) != 0
+        let (w, bit) = Self::filter_bit(hash);
+        self.filter[w] & bit != 0
     }
 
     /// The slot holding `key`.
@@ -149,7 +158,8 @@ impl AddrMap {
         }
         self.slots[i] = OCCUPIED | u64::from(value) << 32 | u64::from(key);
         self.values[i] = value;
-        self.filter[(h >> 26) as usize] |= 1 << ((h >> 20) & 63);
+        let (w, bit) = Self::filter_bit(h);
+        self.filter[w] |= bit;
         self.len += 1;
         None
     }
