@@ -6,16 +6,64 @@
 //! floating IPs take 256 slots (2 KiB, in L1). Built by the control thread (inserts rehash as
 //! it grows); the workers only read it.
 //!
-//! A miss is told first by a 4096-bit filter of the keys' hashes (512 bytes): whether the
-//! home slot of a quarter-full table is taken is a coin the branch predictor loses one time in
-//! four, and most lookups on the SNAT path (tenant sources that have no floating IP) miss.
-//! Sixty-four keys set at most 64 of the bits (1.6 %); with thousands of keys the filter
-//! passes more and more, and the slots decide as before.
+//! A miss is told first by an [`AddrFilter`] of the keys: whether the home slot of a
+//! quarter-full table is taken is a coin the branch predictor loses one time in four, and
+//! most lookups on the SNAT path (tenant sources that have no floating IP) miss. Sixty-four
+//! keys set at most 64 of its 4096 bits (1.6 %); with thousands of keys the filter passes
+//! more and more, and the slots decide as before.
 
 const OCCUPIED: u64 = 1 << 63;
 
 /// 2^32 / golden ratio, odd: the Fibonacci hashing multiplier for 32-bit keys.
 const FIB32: u32 = 0x9e37_79b9;
+
+/// A 4096-bit filter of addresses (512 bytes), one bit per address at the top 12 bits of its
+/// Fibonacci hash, so that addresses differing in a few low bits (a subnet's hosts) spread
+/// over it: false means the address is certainly not in the set, true means look. For a
+/// check on every packet that almost never matches, a branch that predicts well.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrFilter(Box<[u64; 64]>);
+
+impl Default for AddrFilter {
+    fn default() -> AddrFilter {
+        AddrFilter(Box::new([0; 64]))
+    }
+}
+
+impl AddrFilter {
+    /// The hash the filter (and [`AddrMap`]'s slots) are taken from.
+    #[inline(always)]
+    pub fn hash(a: u32) -> u32 {
+        a.wrapping_mul(FIB32)
+    }
+
+    /// The word and bit of `hash`: its top 12 bits.
+    #[inline(always)]
+    fn at(hash: u32) -> (usize, u64) {
+        let b = (hash >> 20) as usize;
+        (b / 64, 1 << (b % 64))
+    }
+
+    pub fn insert(&mut self, a: u32) {
+        self.insert_hashed(Self::hash(a));
+    }
+
+    fn insert_hashed(&mut self, hash: u32) {
+        let (w, bit) = Self::at(hash);
+        self.0[w] |= bit;
+    }
+
+    #[inline(always)]
+    pub fn maybe(&self, a: u32) -> bool {
+        self.maybe_hashed(Self::hash(a))
+    }
+
+    #[inline(always)]
+    fn maybe_hashed(&self, hash: u32) -> bool {
+        let (w, bit) = Self::at(hash);
+        self.0[w] & bit != 0
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct AddrMap {
@@ -26,9 +74,8 @@ pub struct AddrMap {
     /// The value of each entry, to hand out references (`get` returns `Option<&u16>` like a
     /// `HashMap`); indexed like `slots`.
     values: Box<[u16]>,
-    /// Bit [`AddrMap::filter_bit`] of every key present; never cleared (there is no
-    /// removal).
-    filter: Box<[u64; 64]>,
+    /// Every key present; never cleared (there is no removal).
+    filter: AddrFilter,
 }
 
 impl Default for AddrMap {
@@ -45,13 +92,8 @@ impl AddrMap {
             shift: 32 - n.trailing_zeros(),
             len: 0,
             values: vec![0; n].into_boxed_slice(),
-            filter: Box::new([0; 64]),
+            filter: AddrFilter::default(),
         }
-    }
-
-    #[inline(always)]
-    fn hash(key: u32) -> u32 {
-        key.wrapping_mul(FIB32)
     }
 
     #[inline(always)]
@@ -60,24 +102,11 @@ impl AddrMap {
         (u64::from(hash) >> self.shift) as usize
     }
 
-    /// The word and bit of `hash` in the filter: its top 12 bits.
+    /// The slot holding `key`, and its word.
     #[inline(always)]
-    fn filter_bit(hash: u32) -> (usize, u64) {
-        ((hash >> 26) as usize, 1 << ((hash >> 20) & 63))
-    }
-
-    /// False when no key has `hash`'s filter bit: `key` is certainly absent.
-    #[inline(always)]
-    fn maybe(&self, hash: u32) -> bool {
-        let (w, bit) = Self::filter_bit(hash);
-        self.filter[w] & bit != 0
-    }
-
-    /// The slot holding `key`.
-    #[inline(always)]
-    fn slot_of(&self, key: u32) -> Option<usize> {
-        let h = Self::hash(key);
-        if !self.maybe(h) {
+    fn find(&self, key: u32) -> Option<(usize, u64)> {
+        let h = AddrFilter::hash(key);
+        if !self.filter.maybe_hashed(h) {
             return None;
         }
         let mask = self.slots.len() - 1;
@@ -89,10 +118,16 @@ impl AddrMap {
                 return None;
             }
             if s as u32 == key {
-                return Some(i);
+                return Some((i, s));
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// The slot holding `key`.
+    #[inline(always)]
+    fn slot_of(&self, key: u32) -> Option<usize> {
+        self.find(key).map(|(i, _)| i)
     }
 
     /// The value for `key`.
@@ -101,25 +136,10 @@ impl AddrMap {
         self.slot_of(*key).map(|i| &self.values[i])
     }
 
-    /// The value for `key`, by value.
+    /// The value for `key`, by value (from the slot's word: one load).
     #[inline(always)]
     pub fn lookup(&self, key: u32) -> Option<u16> {
-        let h = Self::hash(key);
-        if !self.maybe(h) {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(h);
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if s as u32 == key {
-                return Some((s >> 32) as u16);
-            }
-            i = (i + 1) & mask;
-        }
+        self.find(key).map(|(_, s)| (s >> 32) as u16)
     }
 
     #[inline]
@@ -151,15 +171,14 @@ impl AddrMap {
             *self = bigger;
         }
         let mask = self.slots.len() - 1;
-        let h = Self::hash(key);
+        let h = AddrFilter::hash(key);
         let mut i = self.home(h);
         while self.slots[i] != 0 {
             i = (i + 1) & mask;
         }
         self.slots[i] = OCCUPIED | u64::from(value) << 32 | u64::from(key);
         self.values[i] = value;
-        let (w, bit) = Self::filter_bit(h);
-        self.filter[w] |= bit;
+        self.filter.insert_hashed(h);
         self.len += 1;
         None
     }

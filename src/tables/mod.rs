@@ -12,7 +12,7 @@ pub mod session;
 
 use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
-use addrmap::AddrMap;
+use addrmap::{AddrFilter, AddrMap};
 use lpm::Lpm;
 use std::collections::{HashMap, HashSet};
 
@@ -170,21 +170,12 @@ pub struct Snapshot {
 pub const NAT_SNAT: u16 = 0x8000;
 const _: () = assert!(crate::metrics::MAX_FIPS < NAT_SNAT as usize);
 
-/// A small set of addresses with a one-load pre-filter (a 4096-bit map of a hash of the
-/// address), for a check that runs on every received packet and almost never matches.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A small set of addresses with a one-load pre-filter ([`AddrFilter`]), for a check that
+/// runs on every received packet and almost never matches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnAddrs {
-    filter: Box<[u64; 64]>,
+    filter: AddrFilter,
     addrs: Vec<u32>,
-}
-
-impl Default for OwnAddrs {
-    fn default() -> OwnAddrs {
-        OwnAddrs {
-            filter: Box::new([0; 64]),
-            addrs: Vec::new(),
-        }
-    }
 }
 
 impl OwnAddrs {
@@ -192,27 +183,18 @@ impl OwnAddrs {
         let mut o = OwnAddrs::default();
         for a in addrs {
             if !o.addrs.contains(&a) {
-                let b = Self::bit(a);
-                o.filter[b / 64] |= 1 << (b % 64);
+                o.filter.insert(a);
                 o.addrs.push(a);
             }
         }
         o
     }
 
-    /// Multiplicative (Fibonacci) hash to 12 bits: addresses that differ only in a few bits
-    /// (a subnet's hosts) spread over the map.
-    #[inline(always)]
-    fn bit(a: u32) -> usize {
-        (a.wrapping_mul(0x9e37_79b1) >> 20) as usize
-    }
-
     /// False means `a` is certainly not in the set; true means look with
     /// [`OwnAddrs::contains`].
     #[inline(always)]
     pub fn maybe(&self, a: u32) -> bool {
-        let b = Self::bit(a);
-        self.filter[b / 64] & (1 << (b % 64)) != 0
+        self.filter.maybe(a)
     }
 
     #[inline]
