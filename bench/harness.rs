@@ -29,7 +29,7 @@ impl Bench {
         let snap =
             vgate::control::apply::build_snapshot(cfg, 1, &|_| None, None).expect("snapshot");
         let mut state = WorkerState::new(NeighborConfig::default());
-        state.sync_snat(&snap);
+        state.sync(&snap);
         let mut released = Vec::new();
         for &(port, ip, mac) in neighbors {
             state

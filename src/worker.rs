@@ -149,7 +149,7 @@ impl<P: Port> Worker<P> {
     /// received.
     pub fn poll_once(&mut self, now: u64) -> usize {
         let snap = self.tables.load();
-        self.state.sync_snat(&snap);
+        self.state.sync(&snap);
         let mut ctx = Ctx {
             snap: &snap,
             pool: &mut self.pool,

@@ -664,7 +664,7 @@ impl Bench {
         let mut state = WorkerState::new(NeighborConfig::default());
         learn_all(&mut state, SEC, neighbors);
         let snap = snapshot(conf, 1);
-        state.sync_snat(&snap);
+        state.sync(&snap);
         Bench {
             tx: TxQueues::new(snap.ports.len(), 4 * MAX_BATCH),
             snap,
@@ -1048,4 +1048,90 @@ fn the_fast_path_encapsulates_the_common_case() {
     assert_eq!(out[1].0, Next::Encap, "above the tenant MTU: the stage's");
     assert_eq!(bench.stats.geneve_encap.get(), 1);
     assert_eq!(bench.stats.fip_in.iter().map(|c| c.get()).sum::<u64>(), 2);
+}
+
+/// The fast path remembers each floating IP's inbound next hop, and forgets it as soon as
+/// it would be wrong: when the VM's MAC changes, when the neighbour's reachable time runs
+/// out (the packet then makes vgate probe the neighbour, as the stages do) and when a
+/// reload moves the floating IP to another VM.
+#[test]
+fn a_floating_ips_remembered_next_hop_follows_the_neighbour_and_the_config() {
+    let mut h = Harness::new(CONF);
+    learn_all(&mut h.w.state, h.now, &NEIGHBORS);
+    let to_fip = udp(
+        PEER_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        64,
+        4000,
+        53,
+        18,
+    );
+    // Where each packet sent to the floating IP leaves: (destination MAC, destination IP)
+    // of every frame on the internal port, and the ARP requests among them.
+    let send = |h: &mut Harness| {
+        h.inject("external", &to_fip);
+        h.run();
+        assert!(h.tx("external").is_empty());
+        h.tx("internal")
+            .iter()
+            .map(|f| {
+                let dmac = EthernetAddress(f[..6].try_into().unwrap()).to_string();
+                match u16::from_be_bytes([f[12], f[13]]) {
+                    0x0806 => format!("arp who-has {}", std::net::Ipv4Addr::from(ip_at(f, 38))),
+                    _ => format!("{dmac} {}", std::net::Ipv4Addr::from(ip_at(f, 30))),
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let vm10 = "fa:16:3e:00:00:10 10.0.0.10";
+    assert_eq!(send(&mut h), [vm10]);
+    assert_eq!(send(&mut h), [vm10], "the remembered next hop");
+    assert_eq!(h.stats().fip_in[0].get(), 2);
+
+    // The VM announces a new MAC (RFC 5227 section 3): the next packet goes to it.
+    h.inject(
+        "internal",
+        &arp_request("fa:16:3e:00:00:99", "10.0.0.10", "10.0.0.10"),
+    );
+    h.run();
+    assert!(h.tx("internal").is_empty());
+    let moved = "fa:16:3e:00:00:99 10.0.0.10";
+    assert_eq!(send(&mut h), [moved]);
+    assert_eq!(send(&mut h), [moved]);
+
+    // Past its reachable time the neighbour is probed (an ARP request, as the stages send
+    // it) while the packet still goes to the MAC known.
+    h.advance(40 * SEC);
+    h.tx("internal");
+    let probed = send(&mut h);
+    assert!(probed.iter().any(|p| p == moved), "{probed:?}");
+    assert!(
+        probed.contains(&"arp who-has 10.0.0.10".to_owned()),
+        "{probed:?}"
+    );
+    assert_eq!(h.stats().fip_in[0].get(), 5);
+
+    // A reload moves the floating IP to another VM: its next packet goes there.
+    learn_all(&mut h.w.state, h.now, &NEIGHBORS);
+    assert_eq!(send(&mut h), [vm10]);
+    let moved_fip = CONF.replace(
+        "external = \"203.0.113.10\"\ninternal = \"10.0.0.10\"",
+        "external = \"203.0.113.10\"\ninternal = \"10.0.0.11\"",
+    );
+    assert_ne!(moved_fip, CONF);
+    h.w.tables.store(Arc::new(snapshot(
+        &moved_fip.replace(
+            "external = \"203.0.113.11\"\ninternal = \"10.0.0.11\"",
+            "external = \"203.0.113.11\"\ninternal = \"10.0.0.12\"",
+        ),
+        2,
+    )));
+    assert_eq!(send(&mut h), ["fa:16:3e:00:00:11 10.0.0.11"]);
+}
+
+/// The IPv4 address at byte `at` of a frame.
+fn ip_at(f: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(f[at..at + 4].try_into().unwrap())
 }

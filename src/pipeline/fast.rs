@@ -30,7 +30,7 @@
 use super::ip4_input::{fast_header_total, is_geneve, martian};
 use super::nat::{self, Side, TenantSpan};
 use super::rewrite::{self, Cache};
-use super::{Batch, Ctx, MAX_BATCH, Next, bits};
+use super::{Batch, Ctx, MAX_BATCH, Next, WorkerState, bits};
 use super::{geneve_decap, geneve_encap};
 use crate::io::Desc;
 use crate::metrics::{MAX_PORTS, WorkerStats};
@@ -184,6 +184,25 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 }
                 nat = Nat::FipIn(x);
                 dst = snap.fips[usize::from(x)].internal;
+                // route and rewrite: the floating IP's next hop as it was last resolved
+                // here, while it holds. Decided: written as below. (What it must have been
+                // resolved under is read here, not kept in a register for every packet.)
+                let stamp = FipHop::stamp(ctx.state.neighbors.epoch(), pinfo.table);
+                if let Some(h) = ctx
+                    .state
+                    .fip_hops
+                    .get(usize::from(x))
+                    .filter(|h| h.holds(stamp, ctx.now, total))
+                {
+                    b.desc[i].len = (ETH + total) as u32;
+                    bytes += rx_len;
+                    let frame = &mut frame[..ETH + total];
+                    fip_in::<true>(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto);
+                    frame[..ETH].copy_from_slice(&h.eth);
+                    b.meta[i].tx_port = h.tx;
+                    done |= 1 << i;
+                    continue;
+                }
             } else if !tenants.holds(snap, dst) {
                 if let Some(fi) = snap.fip_by_internal.lookup(src) {
                     nat = Nat::FipOut(fi);
@@ -269,6 +288,9 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         {
             continue;
         }
+        if let Nat::FipIn(x) = nat {
+            remember(ctx.state, x, pinfo.table, &c, tx, nexthop, ctx.now);
+        }
 
         if let Nat::Snat(rule) = nat {
             // Decided but for the session: the second pass.
@@ -341,6 +363,76 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     {
         ctx.stats.port_rx_packets[p].add(u64::from(taken.count_ones()));
         ctx.stats.port_rx_bytes[p].add(bytes);
+    }
+}
+
+/// A floating IP's inbound next hop as the fast path last resolved it: the route from the
+/// receiving port's table to a reachable neighbour, with the Ethernet header and MTU it
+/// gives. DNAT to many VMs goes to a different next hop with nearly every packet, which
+/// the one-hop [`Cache`] misses; this way each floating IP keeps its own. It holds while
+/// the snapshot, the receiving port's table and the neighbour table's
+/// [epoch](crate::tables::neighbor::NeighborTable::epoch) are those it was resolved under,
+/// up to the end of the neighbour's reachable time; the worker clears them all when the
+/// snapshot changes ([`WorkerState::sync`](super::WorkerState::sync)).
+#[derive(Clone, Copy)]
+pub struct FipHop {
+    /// [`FipHop::stamp`] of the resolution.
+    stamp: u64,
+    /// The neighbour's reachable deadline.
+    until: u64,
+    eth: [u8; ETH],
+    mtu: u16,
+    tx: u8,
+}
+
+impl FipHop {
+    /// Nothing resolved.
+    pub const NONE: FipHop = FipHop {
+        stamp: u64::MAX,
+        until: 0,
+        eth: [0; ETH],
+        mtu: 0,
+        tx: 0,
+    };
+
+    /// The neighbour table's `epoch` and the receiving port's `table`, as one word.
+    #[inline(always)]
+    fn stamp(epoch: u64, table: u16) -> u64 {
+        (epoch << 16) | u64::from(table)
+    }
+
+    /// True when this next hop still holds for a packet of `total` bytes.
+    #[inline(always)]
+    fn holds(&self, stamp: u64, now: u64, total: usize) -> bool {
+        self.stamp == stamp && now <= self.until && total <= usize::from(self.mtu)
+    }
+}
+
+/// Remember the next hop just resolved (`c`'s, `nexthop` out of `tx`) for floating IP `x`
+/// received on a port with routing table `table`.
+/// Out of line: it runs once per floating IP and neighbour change, not per packet.
+#[inline(never)]
+fn remember(
+    state: &mut WorkerState,
+    x: u16,
+    table: u16,
+    c: &Cache,
+    tx: u8,
+    nexthop: u32,
+    now: u64,
+) {
+    let Some(until) = state.neighbors.hot_deadline(tx, nexthop, now) else {
+        return;
+    };
+    let stamp = FipHop::stamp(state.neighbors.epoch(), table);
+    if let Some(h) = state.fip_hops.get_mut(usize::from(x)) {
+        *h = FipHop {
+            stamp,
+            until,
+            eth: c.eth,
+            mtu: c.hop_mtu,
+            tx,
+        };
     }
 }
 

@@ -376,6 +376,10 @@ pub struct WorkerState {
     pub snat: Vec<Option<SnatTable>>,
     /// Generation of the snapshot `snat` was synchronised with.
     pub snat_generation: u64,
+    /// The fast path's inbound next hop per floating IP of the snapshot in service.
+    pub fip_hops: Vec<fast::FipHop>,
+    /// The snapshot `fip_hops` belongs to: its generation and address.
+    fip_hops_of: (u64, usize),
     /// Packets to hand to other workers after this batch: (worker, rx port, frame).
     pub handoff: Vec<(u8, u8, Desc)>,
     /// Virtual endpoints moved by a gratuitous ARP through a tunnel: IP -> chassis address.
@@ -414,6 +418,8 @@ impl WorkerState {
             workers: 1,
             snat: Vec::new(),
             snat_generation: 0,
+            fip_hops: Vec::new(),
+            fip_hops_of: (0, 0),
             handoff: Vec::with_capacity(MAX_BATCH),
             // Keyed by configured virtual endpoints only: bounded, and sized up front so
             // a gratuitous ARP does not allocate.
@@ -430,6 +436,20 @@ impl WorkerState {
     /// defaults; the bucket starts full.
     pub fn set_icmp_rate(&mut self, per_sec: u64, burst: u64) {
         self.icmp_limiter = RateLimiter::new(per_sec, burst);
+    }
+
+    /// Follow the snapshot in service: [`sync_snat`](Self::sync_snat), and forget every
+    /// floating IP's remembered next hop when the snapshot changes. Runs once per poll,
+    /// before the batch; allocates only when the snapshot has more floating IPs than any
+    /// before.
+    pub fn sync(&mut self, snap: &Snapshot) {
+        self.sync_snat(snap);
+        let of = (snap.generation, std::ptr::from_ref(snap) as usize);
+        if self.fip_hops_of != of {
+            self.fip_hops.clear();
+            self.fip_hops.resize(snap.fips.len(), fast::FipHop::NONE);
+            self.fip_hops_of = of;
+        }
     }
 
     /// Follow a new snapshot's SNAT rules: keep the sessions of rules that did not change,

@@ -172,6 +172,11 @@ pub struct NeighborTable {
     /// is found or made reachable and cleared whenever the key's entry goes, so a cached MAC
     /// is always the map's; past its reachable time it misses and `resolve` re-probes.
     hot: Box<[Hot; HOT_ENTRIES]>,
+    /// Bumped whenever an entry is learned (made reachable, refreshed or changed) or leaves
+    /// the reachable state (probe, removal, flush); not when `hot` is refilled from an
+    /// unchanged entry. A next hop resolved under an unchanged epoch still has the MAC it
+    /// had, until the deadline it had ([`NeighborTable::epoch`]).
+    epoch: u64,
     slots: Vec<HoldSlot>,
     free_slots: Vec<u32>,
     held: usize,
@@ -191,6 +196,7 @@ impl NeighborTable {
             cfg,
             map,
             hot: Box::new([HOT_NONE; HOT_ENTRIES]),
+            epoch: 0,
             slots,
             free_slots: (0..cfg.max_unresolved as u32).rev().collect(),
             held: 0,
@@ -232,6 +238,23 @@ impl NeighborTable {
         (h.key == k && now <= h.deadline).then_some(h.mac)
     }
 
+    /// The end of the reachable time of `ip` on `port` when the reachable cache holds it and
+    /// `now` is within it.
+    #[inline]
+    pub fn hot_deadline(&self, port: u8, ip: u32, now: u64) -> Option<u64> {
+        let k = key(port, ip);
+        let h = &self.hot[hot_slot(k)];
+        (h.key == k && now <= h.deadline).then_some(h.deadline)
+    }
+
+    /// Changes with every change to a reachable entry. What [`lookup_hot`](Self::lookup_hot)
+    /// answered stays its answer, up to the deadline [`hot_deadline`](Self::hot_deadline)
+    /// gave, while the epoch stays the same: a caller may keep it that long.
+    #[inline(always)]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     #[inline(always)]
     fn hot_fill(&mut self, k: u64, mac: EthernetAddress, confirmed: u64) {
         self.hot[hot_slot(k)] = Hot {
@@ -243,6 +266,7 @@ impl NeighborTable {
 
     #[inline(always)]
     fn hot_clear(&mut self, k: u64) {
+        self.epoch = self.epoch.wrapping_add(1);
         let h = &mut self.hot[hot_slot(k)];
         if h.key == k {
             *h = HOT_NONE;
@@ -346,6 +370,7 @@ impl NeighborTable {
                     mac,
                     confirmed: now,
                 };
+                self.epoch = self.epoch.wrapping_add(1);
                 self.hot_fill(k, mac, now);
                 true
             }
@@ -357,6 +382,7 @@ impl NeighborTable {
                         confirmed: now,
                     },
                 );
+                self.epoch = self.epoch.wrapping_add(1);
                 self.hot_fill(k, mac, now);
                 true
             }
@@ -382,6 +408,7 @@ impl NeighborTable {
         self.held = 0;
         self.map.clear();
         self.hot.fill(HOT_NONE);
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Timers: re-send requests, give up on silent neighbours. Cheap enough to call every few
@@ -482,6 +509,37 @@ mod tests {
             hold_per_entry: 2,
             ..Default::default()
         })
+    }
+
+    /// The epoch moves with every change a caller of `hot_deadline` relies on, and not when
+    /// the reachable cache is refilled from an unchanged entry.
+    #[test]
+    fn epoch_moves_when_a_reachable_entry_changes() {
+        let mut t = NeighborTable::new(NeighborConfig::default());
+        let r = t.cfg.reachable_ns;
+        let mut out = Vec::new();
+        let e0 = t.epoch();
+        assert!(t.learn(1, 7, MAC, S, true, &mut out));
+        let e1 = t.epoch();
+        assert_ne!(e1, e0, "learned");
+        assert_eq!(t.hot_deadline(1, 7, S), Some(S + r));
+        assert_eq!(t.hot_deadline(1, 7, S + r + 1), None);
+        // Evicted from the reachable cache by another key of its slot, then refilled by
+        // `resolve` from the unchanged entry: same MAC, same deadline, same epoch.
+        let k = key(1, 7);
+        t.hot[hot_slot(k)] = HOT_NONE;
+        assert_eq!(t.resolve(1, 7, d(0), 2 * S), Resolve::Hit(MAC));
+        assert_eq!(t.epoch(), e1, "refilled");
+        assert_eq!(t.hot_deadline(1, 7, 2 * S), Some(S + r));
+        // Refreshed, then gone to probe, then flushed: each moves it.
+        assert!(t.learn(1, 7, MAC, 3 * S, false, &mut out));
+        let e2 = t.epoch();
+        assert_ne!(e2, e1, "refreshed");
+        assert_eq!(t.resolve(1, 7, d(0), 3 * S + r + 1), Resolve::HitProbe(MAC));
+        let e3 = t.epoch();
+        assert_ne!(e3, e2, "probe");
+        t.flush(&mut out);
+        assert_ne!(t.epoch(), e3, "flushed");
     }
 
     #[test]
