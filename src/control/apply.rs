@@ -16,7 +16,7 @@ use crate::tables::{
     PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, SubnetIndex, TUNNEL_HOP_BASE, TunnelInfo,
     mask,
 };
-use crate::wire::EthernetAddress;
+use crate::wire::{EthernetAddress, checksum};
 use std::collections::HashMap;
 
 /// The neighbour table bounds of `[limits]` for one worker; the timers keep their defaults.
@@ -378,10 +378,13 @@ pub fn build_snapshot(
                 next_free as u16
             }
         };
+        let internal = f.internal.to_bits();
         fips.push(FipEntry {
             slot,
             external: ext,
-            internal: f.internal.to_bits(),
+            internal,
+            delta_in: checksum::delta32(ext, internal),
+            delta_out: checksum::delta32(internal, ext),
             network: network as u16,
             ext_port: ext_port as u8,
             mac,

@@ -312,7 +312,13 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             Nat::FipIn(x) => fip_in::<true>(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto),
             Nat::FipOut(x) => {
                 let fe = &snap.fips[usize::from(x)];
-                nat::translate_fip_as::<true>(&mut frame[ETH..], Side::Src, fe.external, proto);
+                nat::translate_fip_as::<true>(
+                    &mut frame[ETH..],
+                    Side::Src,
+                    fe.external,
+                    fe.delta_out,
+                    proto,
+                );
                 ctx.stats.fip_out[fe.slot as usize].add(1);
             }
         }
@@ -501,7 +507,7 @@ fn fip_in<const FORWARD: bool>(
     proto: u8,
 ) {
     let fe = &snap.fips[usize::from(x)];
-    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, proto);
+    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, fe.delta_in, proto);
     stats.fip_in[fe.slot as usize].add(1);
     b.dst[i] = fe.internal;
     b.meta[i].nat_done = true;

@@ -37,14 +37,6 @@ impl Side {
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
 
-/// RFC 1624 eqn. 3 for a 32-bit field going from `old` to `new`: the part of
-/// `~HC + ~m + m'` that does not depend on the checksum, unfolded (at most 2^18), so one
-/// address change is summed once and applied to both the IP header and the L4 checksum.
-#[inline(always)]
-fn delta32(old: u32, new: u32) -> u32 {
-    (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
-}
-
 /// The checksum `c` updated by an unfolded `delta` (RFC 1624 eqn. 3).
 #[inline(always)]
 fn apply(c: u16, delta: u32) -> u16 {
@@ -78,16 +70,37 @@ pub(super) fn translate_as<const FORWARD: bool>(
     addr: u32,
     port: Option<(u16, u16)>,
 ) -> u32 {
+    let Some(h) = l3.first_chunk::<{ ipv4::HEADER_LEN }>() else {
+        return 0;
+    };
+    let a = match side {
+        Side::Src => 12,
+        Side::Dst => 16,
+    };
+    let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
+    rewrite_as::<FORWARD>(l3, side, addr, checksum::delta32(old, addr), port);
+    old
+}
+
+/// [`translate_as`] for an address change whose RFC 1624 sum `d`
+/// ([`checksum::delta32`]) is already known: a floating IP's, summed when the snapshot is
+/// built.
+#[inline(always)]
+fn rewrite_as<const FORWARD: bool>(
+    l3: &mut [u8],
+    side: Side,
+    addr: u32,
+    d: u32,
+    port: Option<(u16, u16)>,
+) {
     let (a, p) = match side {
         Side::Src => (12, 0),
         Side::Dst => (16, 2),
     };
     let Some(h) = l3.first_chunk_mut::<{ ipv4::HEADER_LEN }>() else {
-        return 0;
+        return;
     };
-    let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
     h[a..a + 4].copy_from_slice(&addr.to_be_bytes());
-    let d = delta32(old, addr);
     let c = if FORWARD {
         // The TTL/protocol word goes down by 0x0100: ~m + m' is 0xfeff.
         h[8] -= 1;
@@ -103,10 +116,10 @@ pub(super) fn translate_as<const FORWARD: bool>(
     };
     let (proto, frag) = (h[9], get16(h, 6) & 0x1fff);
     if frag != 0 {
-        return old; // no L4 header in a later fragment
+        return; // no L4 header in a later fragment
     }
     let Some(l4) = l3.get_mut(hl..) else {
-        return old;
+        return;
     };
     let at = match proto {
         ipv4::protocol::TCP => TCP_CSUM,
@@ -120,12 +133,12 @@ pub(super) fn translate_as<const FORWARD: bool>(
                 m.set_echo_ident(n);
                 m.patch_checksum16(o, n);
             }
-            return old;
+            return;
         }
-        _ => return old,
+        _ => return,
     };
     if l4.len() < at + 2 {
-        return old;
+        return;
     }
     let mut d = d;
     if let Some((o, n)) = port {
@@ -134,14 +147,13 @@ pub(super) fn translate_as<const FORWARD: bool>(
     }
     let c = get16(l4, at);
     if proto == ipv4::protocol::UDP && c == 0 {
-        return old; // no checksum (RFC 768)
+        return; // no checksum (RFC 768)
     }
     let mut n = apply(c, d);
     if proto == ipv4::protocol::UDP && n == 0 {
         n = 0xffff; // a computed zero is sent as all ones (RFC 768)
     }
     l4[at..at + 2].copy_from_slice(&n.to_be_bytes());
-    old
 }
 
 /// Patch a TCP/UDP checksum in `l4` (which may be a truncated quote) for an address change
@@ -233,10 +245,12 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A floating IP's stateless translation of address `side` of `l3` (protocol `proto`) to
-/// `addr`; an ICMP error's quote gets the other side translated to match (RFC 5508).
+/// `addr`, from the floating IP's other address, whose RFC 1624 sum is `delta`
+/// ([`FipEntry::delta_in`](crate::tables::FipEntry::delta_in) or `delta_out`); an ICMP
+/// error's quote gets the other side translated to match (RFC 5508).
 #[inline(always)]
-pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, proto: u8) {
-    translate_fip_as::<false>(l3, side, addr, proto)
+pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, delta: u32, proto: u8) {
+    translate_fip_as::<false>(l3, side, addr, delta, proto)
 }
 
 /// [`translate_fip`] with [`translate_as`]'s `FORWARD`.
@@ -245,9 +259,10 @@ pub(super) fn translate_fip_as<const FORWARD: bool>(
     l3: &mut [u8],
     side: Side,
     addr: u32,
+    delta: u32,
     proto: u8,
 ) {
-    translate_as::<FORWARD>(l3, side, addr, None);
+    rewrite_as::<FORWARD>(l3, side, addr, delta, None);
     if proto == ipv4::protocol::ICMP {
         translate_quote(l3, side.other(), addr, None);
     }
@@ -346,7 +361,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
         if x & NAT_SNAT == 0 {
             let f = &snap.fips[usize::from(x)];
-            translate_fip(l3, Side::Dst, f.internal, proto_num);
+            translate_fip(l3, Side::Dst, f.internal, f.delta_in, proto_num);
             b.dst[i] = f.internal;
             b.meta[i].nat_done = true;
             ctx.stats.fip_in[f.slot as usize].add(1);
@@ -481,7 +496,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
         if let Some(fi) = snap.fip_by_internal.lookup(src) {
             let f = &snap.fips[fi as usize];
-            translate_fip(l3, Side::Src, f.external, proto_num);
+            translate_fip(l3, Side::Src, f.external, f.delta_out, proto_num);
             ctx.stats.fip_out[f.slot as usize].add(1);
             continue;
         }

@@ -110,6 +110,15 @@ pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// RFC 1624 eqn. 3 for a 32-bit field going from `old` to `new`: the part of
+/// `~HC + ~m + m'` that does not depend on the checksum, unfolded (at most 2^18), so one
+/// address change is summed once and applied to both the IP header and the L4 checksum
+/// (and, for a fixed pair of addresses such as a floating IP's, summed once for good).
+#[inline(always)]
+pub fn delta32(old: u32, new: u32) -> u32 {
+    (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
+}
+
 /// RFC 1624 incremental update for a 32-bit field (an IPv4 address): two 16-bit updates.
 #[inline]
 pub fn update32(csum: u16, old: u32, new: u32) -> u16 {
