@@ -289,7 +289,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         }
         if let Nat::FipIn(x) = nat {
-            remember(ctx.state, x, pinfo.table, &c, tx, nexthop, ctx.now);
+            remember(ctx.state, snap, port, x, &c, tx, nexthop, ctx.now);
         }
 
         if let Nat::Snat(rule) = nat {
@@ -415,13 +415,15 @@ impl FipHop {
 }
 
 /// Remember the next hop just resolved (`c`'s, `nexthop` out of `tx`) for floating IP `x`
-/// received on a port with routing table `table`.
+/// received on port `rx`.
 /// Out of line: it runs once per floating IP and neighbour change, not per packet.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn remember(
     state: &mut WorkerState,
+    snap: &Snapshot,
+    rx: u8,
     x: u16,
-    table: u16,
     c: &Cache,
     tx: u8,
     nexthop: u32,
@@ -430,7 +432,10 @@ fn remember(
     let Some(until) = state.neighbors.hot_deadline(tx, nexthop, now) else {
         return;
     };
-    let stamp = FipHop::stamp(state.neighbors.epoch(), table);
+    let Some(p) = snap.ports.get(usize::from(rx)) else {
+        return;
+    };
+    let stamp = FipHop::stamp(state.neighbors.epoch(), p.table);
     if let Some(h) = state.fip_hops.get_mut(usize::from(x)) {
         *h = FipHop {
             stamp,
