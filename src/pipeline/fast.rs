@@ -514,6 +514,8 @@ fn fip_in<const FORWARD: bool>(
     let fe = &snap.fips[usize::from(x)];
     nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, fe.delta_in, proto);
     stats.fip_in[fe.slot as usize].add(1);
-    b.dst[i] = fe.internal;
-    b.meta[i].nat_done = true;
+    if !FORWARD {
+        b.dst[i] = fe.internal;
+        b.meta[i].nat_done = true;
+    }
 }
