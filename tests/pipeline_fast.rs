@@ -719,6 +719,11 @@ fn check_taken(out: &[(Next, Vec<u8>)], frames: &[Vec<u8>], taken: &[bool], what
     }
 }
 
+/// A small UDP datagram from a host on the internet to `dst`, received on the external port.
+fn from_internet(dst: &str) -> Vec<u8> {
+    udp(PEER_MAC, EXT_MAC, "198.51.100.7", dst, 64, 4000, 53, 18)
+}
+
 /// The IPv4 header of an Ethernet frame, parsed by etherparse.
 fn ipv4_header(frame: &[u8]) -> etherparse::Ipv4Header {
     let p = parse(frame);
@@ -733,26 +738,8 @@ fn ipv4_header(frame: &[u8]) -> etherparse::Ipv4Header {
 #[test]
 fn the_fast_path_takes_the_common_case_and_leaves_the_rest_untouched() {
     let mut bench = Bench::new();
-    let fip_in = udp(
-        PEER_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.10",
-        64,
-        4000,
-        53,
-        18,
-    );
-    let forward = udp(
-        PEER_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.77",
-        64,
-        4000,
-        53,
-        18,
-    );
+    let fip_in = from_internet("203.0.113.10");
+    let forward = from_internet("203.0.113.77");
     let mut ttl1 = fip_in.clone();
     ttl1[22] = 1;
     fix_ip_checksum(&mut ttl1);
@@ -1058,16 +1045,7 @@ fn the_fast_path_encapsulates_the_common_case() {
 fn a_floating_ips_remembered_next_hop_follows_the_neighbour_and_the_config() {
     let mut h = Harness::new(CONF);
     learn_all(&mut h.w.state, h.now, &NEIGHBORS);
-    let to_fip = udp(
-        PEER_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.10",
-        64,
-        4000,
-        53,
-        18,
-    );
+    let to_fip = from_internet("203.0.113.10");
     // Where each packet sent to the floating IP leaves: (destination MAC, destination IP)
     // of every frame on the internal port, and the ARP requests among them.
     let send = |h: &mut Harness| {
