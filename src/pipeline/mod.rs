@@ -438,7 +438,7 @@ impl WorkerState {
         self.icmp_limiter = RateLimiter::new(per_sec, burst);
     }
 
-    /// Follow the snapshot in service: [`sync_snat`](Self::sync_snat), and forget every
+    /// Follow the snapshot in service: its SNAT rules' session tables, and forget every
     /// floating IP's remembered next hop when the snapshot changes. Runs once per poll,
     /// before the batch; allocates only when the snapshot has more floating IPs than any
     /// before.
@@ -455,7 +455,7 @@ impl WorkerState {
     /// Follow a new snapshot's SNAT rules: keep the sessions of rules that did not change,
     /// drop those of removed or changed rules at once (their translations stop now), set up
     /// tables for new ones. Runs once per snapshot change, never per packet.
-    pub fn sync_snat(&mut self, snap: &Snapshot) {
+    fn sync_snat(&mut self, snap: &Snapshot) {
         if self.snat_generation == snap.generation && self.snat.len() == snap.snat.len() {
             return;
         }

@@ -233,18 +233,29 @@ impl NeighborTable {
     /// side effects (there are none for such an entry). None says "ask `resolve`".
     #[inline(always)]
     pub fn lookup_hot(&self, port: u8, ip: u32, now: u64) -> Option<EthernetAddress> {
-        let k = key(port, ip);
-        let h = &self.hot[hot_slot(k)];
-        (h.key == k && now <= h.deadline).then_some(h.mac)
+        self.hot_entry(port, ip, now).map(|h| h.mac)
     }
 
     /// The end of the reachable time of `ip` on `port` when the reachable cache holds it and
     /// `now` is within it.
     #[inline]
     pub fn hot_deadline(&self, port: u8, ip: u32, now: u64) -> Option<u64> {
+        self.hot_entry(port, ip, now).map(|h| h.deadline)
+    }
+
+    /// The reachable cache's entry for `ip` on `port`, when it holds one and `now` is within
+    /// its reachable time.
+    #[inline(always)]
+    fn hot_entry(&self, port: u8, ip: u32, now: u64) -> Option<&Hot> {
         let k = key(port, ip);
         let h = &self.hot[hot_slot(k)];
-        (h.key == k && now <= h.deadline).then_some(h.deadline)
+        (h.key == k && now <= h.deadline).then_some(h)
+    }
+
+    /// Something a caller of [`hot_deadline`](Self::hot_deadline) relies on changed.
+    #[inline(always)]
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Changes with every change to a reachable entry. What [`lookup_hot`](Self::lookup_hot)
@@ -266,7 +277,7 @@ impl NeighborTable {
 
     #[inline(always)]
     fn hot_clear(&mut self, k: u64) {
-        self.epoch = self.epoch.wrapping_add(1);
+        self.next_epoch();
         let h = &mut self.hot[hot_slot(k)];
         if h.key == k {
             *h = HOT_NONE;
@@ -370,7 +381,7 @@ impl NeighborTable {
                     mac,
                     confirmed: now,
                 };
-                self.epoch = self.epoch.wrapping_add(1);
+                self.next_epoch();
                 self.hot_fill(k, mac, now);
                 true
             }
@@ -382,7 +393,7 @@ impl NeighborTable {
                         confirmed: now,
                     },
                 );
-                self.epoch = self.epoch.wrapping_add(1);
+                self.next_epoch();
                 self.hot_fill(k, mac, now);
                 true
             }
@@ -408,7 +419,7 @@ impl NeighborTable {
         self.held = 0;
         self.map.clear();
         self.hot.fill(HOT_NONE);
-        self.epoch = self.epoch.wrapping_add(1);
+        self.next_epoch();
     }
 
     /// Timers: re-send requests, give up on silent neighbours. Cheap enough to call every few
