@@ -16,7 +16,8 @@ use crate::tables::{
     PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, SubnetIndex, TUNNEL_HOP_BASE, TunnelInfo,
     mask,
 };
-use crate::wire::{EthernetAddress, checksum};
+use crate::wire::EthernetAddress;
+use crate::wire::checksum::AddrSums;
 use std::collections::HashMap;
 
 /// The neighbour table bounds of `[limits]` for one worker; the timers keep their defaults.
@@ -383,8 +384,8 @@ pub fn build_snapshot(
             slot,
             external: ext,
             internal,
-            delta_in: checksum::delta32(ext, internal),
-            delta_out: checksum::delta32(internal, ext),
+            sums_in: AddrSums::new(ext, internal),
+            sums_out: AddrSums::new(internal, ext),
             network: network as u16,
             ext_port: ext_port as u8,
             mac,

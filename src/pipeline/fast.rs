@@ -89,6 +89,9 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
     let has_nat = MORE && snap.has_nat();
     let tunnel = if MORE { snap.tunnel } else { None };
+    // The tunnel address, or 0 (a martian destination, never seen here) without a tunnel:
+    // one compare per packet.
+    let tunnel_local = tunnel.map_or(0, |t| t.local);
     let tenants = TenantSpan::new(snap);
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
@@ -136,9 +139,12 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             if martian(h[12]) | martian(h[16]) || snap.own.contains(src) {
                 continue 'packets;
             }
-            let Some(t) = tunnel.as_ref().filter(|t| dst == t.local) else {
+            if dst != tunnel_local {
                 let (ttl, proto) = (h[8], h[9]);
                 break (frame, total, src, dst, ttl, proto);
+            }
+            let Some(t) = tunnel.as_ref() else {
+                continue 'packets; // not reached: 0 is a martian destination
             };
             // To the tunnel endpoint: Geneve is decapsulated (the common case here, the rest
             // by the decap stage, as ip4_input sends it there); anything else to that
@@ -316,7 +322,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     &mut frame[ETH..],
                     Side::Src,
                     fe.external,
-                    fe.delta_out,
+                    fe.sums_out,
                     proto,
                 );
                 ctx.stats.fip_out[fe.slot as usize].add(1);
@@ -512,7 +518,7 @@ fn fip_in<const FORWARD: bool>(
     proto: u8,
 ) {
     let fe = &snap.fips[usize::from(x)];
-    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, fe.delta_in, proto);
+    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, fe.sums_in, proto);
     stats.fip_in[fe.slot as usize].add(1);
     if !FORWARD {
         b.dst[i] = fe.internal;

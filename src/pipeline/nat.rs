@@ -14,6 +14,7 @@ use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use crate::metrics::DropReason;
 use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
 use crate::tables::{NAT_SNAT, Snapshot};
+use crate::wire::checksum::{AddrSums, TTL_DOWN_NE};
 use crate::wire::ethernet::HEADER_LEN as ETH;
 use crate::wire::{checksum, icmp, ipv4, tcp, udp};
 
@@ -48,6 +49,55 @@ fn get16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// The 16 bits at `at` in the machine's byte order: checksum arithmetic in memory order
+/// ([`checksum::delta32_ne`]).
+#[inline(always)]
+fn get16_ne(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+/// The sums an address change updates the checksums with: computed for the packet (`u32`,
+/// [`checksum::delta32_ne`], unfolded) or a floating IP's, folded when the snapshot is built
+/// ([`AddrSums`]). Either way in memory order.
+trait Sums: Copy {
+    /// The IP header checksum `c`, with `FORWARD` for the TTL decrement too.
+    fn ip<const FORWARD: bool>(self, c: u16) -> u16;
+    /// A TCP/UDP checksum `c`.
+    fn l4(self, c: u16) -> u16;
+    /// The address sum unfolded, to add a port change to.
+    fn unfolded(self) -> u32;
+}
+
+impl Sums for u32 {
+    #[inline(always)]
+    fn ip<const FORWARD: bool>(self, c: u16) -> u16 {
+        apply(c, if FORWARD { self + TTL_DOWN_NE } else { self })
+    }
+    #[inline(always)]
+    fn l4(self, c: u16) -> u16 {
+        apply(c, self)
+    }
+    #[inline(always)]
+    fn unfolded(self) -> u32 {
+        self
+    }
+}
+
+impl Sums for AddrSums {
+    #[inline(always)]
+    fn ip<const FORWARD: bool>(self, c: u16) -> u16 {
+        checksum::apply16(c, if FORWARD { self.addr_ttl } else { self.addr })
+    }
+    #[inline(always)]
+    fn l4(self, c: u16) -> u16 {
+        checksum::apply16(c, self.addr)
+    }
+    #[inline(always)]
+    fn unfolded(self) -> u32 {
+        u32::from(self.addr)
+    }
+}
+
 /// Rewrite the source or destination address of the IPv4 packet `l3` (checked by
 /// ip4_input, trimmed to its total length) to `addr`, and with `port = Some((old, new))` the
 /// TCP/UDP port on the same side or the ICMP echo identifier. The IP header checksum and, in
@@ -78,19 +128,18 @@ pub(super) fn translate_as<const FORWARD: bool>(
         Side::Dst => 16,
     };
     let old = u32::from_be_bytes([h[a], h[a + 1], h[a + 2], h[a + 3]]);
-    rewrite_as::<FORWARD>(l3, side, addr, checksum::delta32(old, addr), port);
+    rewrite_as::<FORWARD>(l3, side, addr, checksum::delta32_ne(old, addr), port);
     old
 }
 
-/// [`translate_as`] for an address change whose RFC 1624 sum `d`
-/// ([`checksum::delta32`]) is already known: a floating IP's, summed when the snapshot is
-/// built.
+/// [`translate_as`] for an address change whose RFC 1624 sums `d` are known ([`Sums`]). The
+/// checksums are read, updated and written in memory order: no byte swaps.
 #[inline(always)]
 fn rewrite_as<const FORWARD: bool>(
     l3: &mut [u8],
     side: Side,
     addr: u32,
-    d: u32,
+    d: impl Sums,
     port: Option<(u16, u16)>,
 ) {
     let (a, p) = match side {
@@ -101,14 +150,11 @@ fn rewrite_as<const FORWARD: bool>(
         return;
     };
     h[a..a + 4].copy_from_slice(&addr.to_be_bytes());
-    let c = if FORWARD {
-        // The TTL/protocol word goes down by 0x0100: ~m + m' is 0xfeff.
+    if FORWARD {
         h[8] -= 1;
-        apply(get16(h, 10), d + 0xfeff)
-    } else {
-        apply(get16(h, 10), d)
-    };
-    h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+    let c = d.ip::<FORWARD>(get16_ne(h, 10));
+    h[10..12].copy_from_slice(&c.to_ne_bytes());
     let hl = if FORWARD {
         ipv4::HEADER_LEN
     } else {
@@ -140,20 +186,24 @@ fn rewrite_as<const FORWARD: bool>(
     if l4.len() < at + 2 {
         return;
     }
-    let mut d = d;
+    let mut d_port = None;
     if let Some((o, n)) = port {
         l4[p..p + 2].copy_from_slice(&n.to_be_bytes());
-        d += u32::from(!o) + u32::from(n);
+        d_port = Some(d.unfolded() + u32::from(!o.to_be()) + u32::from(n.to_be()));
     }
-    let c = get16(l4, at);
+    // Zero and all ones read the same in either byte order.
+    let c = get16_ne(l4, at);
     if proto == ipv4::protocol::UDP && c == 0 {
         return; // no checksum (RFC 768)
     }
-    let mut n = apply(c, d);
+    let mut n = match d_port {
+        Some(d) => apply(c, d),
+        None => d.l4(c),
+    };
     if proto == ipv4::protocol::UDP && n == 0 {
         n = 0xffff; // a computed zero is sent as all ones (RFC 768)
     }
-    l4[at..at + 2].copy_from_slice(&n.to_be_bytes());
+    l4[at..at + 2].copy_from_slice(&n.to_ne_bytes());
 }
 
 /// Patch a TCP/UDP checksum in `l4` (which may be a truncated quote) for an address change
@@ -245,12 +295,12 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// A floating IP's stateless translation of address `side` of `l3` (protocol `proto`) to
-/// `addr`, from the floating IP's other address, whose RFC 1624 sum is `delta`
-/// ([`FipEntry::delta_in`](crate::tables::FipEntry::delta_in) or `delta_out`); an ICMP
+/// `addr`, from the floating IP's other address, whose RFC 1624 sums are `sums`
+/// ([`FipEntry::sums_in`](crate::tables::FipEntry::sums_in) or `sums_out`); an ICMP
 /// error's quote gets the other side translated to match (RFC 5508).
 #[inline(always)]
-pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, delta: u32, proto: u8) {
-    translate_fip_as::<false>(l3, side, addr, delta, proto)
+pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, sums: AddrSums, proto: u8) {
+    translate_fip_as::<false>(l3, side, addr, sums, proto)
 }
 
 /// [`translate_fip`] with [`translate_as`]'s `FORWARD`.
@@ -259,10 +309,10 @@ pub(super) fn translate_fip_as<const FORWARD: bool>(
     l3: &mut [u8],
     side: Side,
     addr: u32,
-    delta: u32,
+    sums: AddrSums,
     proto: u8,
 ) {
-    rewrite_as::<FORWARD>(l3, side, addr, delta, None);
+    rewrite_as::<FORWARD>(l3, side, addr, sums, None);
     if proto == ipv4::protocol::ICMP {
         translate_quote(l3, side.other(), addr, None);
     }
@@ -361,7 +411,7 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
         if x & NAT_SNAT == 0 {
             let f = &snap.fips[usize::from(x)];
-            translate_fip(l3, Side::Dst, f.internal, f.delta_in, proto_num);
+            translate_fip(l3, Side::Dst, f.internal, f.sums_in, proto_num);
             b.dst[i] = f.internal;
             b.meta[i].nat_done = true;
             ctx.stats.fip_in[f.slot as usize].add(1);
@@ -496,7 +546,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
         if let Some(fi) = snap.fip_by_internal.lookup(src) {
             let f = &snap.fips[fi as usize];
-            translate_fip(l3, Side::Src, f.external, f.delta_out, proto_num);
+            translate_fip(l3, Side::Src, f.external, f.sums_out, proto_num);
             ctx.stats.fip_out[f.slot as usize].add(1);
             continue;
         }

@@ -12,6 +12,7 @@ pub mod session;
 
 use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
+use crate::wire::checksum::AddrSums;
 use addrmap::{AddrFilter, AddrMap};
 use lpm::Lpm;
 use std::collections::{HashMap, HashSet};
@@ -339,11 +340,11 @@ pub struct FipEntry {
     pub mac: EthernetAddress,
     /// Counter slot, stable across reloads for the same external address.
     pub slot: u16,
-    /// RFC 1624 eqn. 3's sum for `external` becoming `internal` (DNAT) and for `internal`
-    /// becoming `external` (SNAT), [`checksum::delta32`](crate::wire::checksum::delta32):
-    /// the same for every packet of the floating IP, so summed once here.
-    pub delta_in: u32,
-    pub delta_out: u32,
+    /// RFC 1624 eqn. 3's sums for `external` becoming `internal` (DNAT) and for `internal`
+    /// becoming `external` (SNAT): the same for every packet of the floating IP, so summed
+    /// once here.
+    pub sums_in: AddrSums,
+    pub sums_out: AddrSums,
 }
 
 /// A `[[snat]]` rule.

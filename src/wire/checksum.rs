@@ -60,10 +60,17 @@ pub fn sum_header20(h: &[u8; 20]) -> u16 {
 /// end-around carry keeps the sum's value modulo 0xffff and is zero only for all-zero
 /// data. Native-order words change the sum by a factor of 2^8 modulo 0xffff, which is
 /// invertible, so divisibility does not depend on byte order.
+///
+/// Both tests in one compare (Granlund and Montgomery, "Division by invariant integers
+/// using multiplication", 1994, section 9): multiplying by the inverse of 0xffff modulo
+/// 2^64 maps the multiple k * 0xffff to k and every other sum above (2^64 - 1) / 0xffff.
+/// The sum is below 5 * 2^32, so a non-zero multiple maps into 1..2^19.
 #[inline]
 pub fn header20_ok(h: &[u8; 20]) -> bool {
-    let acc = sum_words20(h);
-    acc != 0 && acc.is_multiple_of(0xffff)
+    const INV_FFFF: u64 = 0xfffe_fffe_fffe_ffff;
+    const _: () = assert!(0xffff_u64.wrapping_mul(INV_FFFF) == 1);
+    const _: () = assert!(5 * (u32::MAX as u64) / 0xffff < 1 << 19);
+    sum_words20(h).wrapping_mul(INV_FFFF).wrapping_sub(1) < 1 << 19
 }
 
 /// Sum of the five native-order 32-bit words of a 20-byte header: below 2^35.
@@ -117,6 +124,49 @@ pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
 #[inline(always)]
 pub fn delta32(old: u32, new: u32) -> u32 {
     (!old >> 16) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
+}
+
+/// [`delta32`] in memory order: the sum over the 16-bit words of the two addresses as they
+/// lie in a packet, each read in the machine's byte order. The one's-complement sum does not
+/// depend on byte order but for a swap of the result (RFC 1071 section 2(B)), so a checksum
+/// read and written in the machine's byte order and updated by this sum gets the bytes
+/// [`delta32`] gives, without swapping any byte.
+#[inline(always)]
+pub fn delta32_ne(old: u32, new: u32) -> u32 {
+    delta32(old.to_be(), new.to_be())
+}
+
+/// RFC 1624's `~m + m'` for an IPv4 header's TTL/protocol word when the TTL goes down by one
+/// (0x0100 less: 0xfeff), in memory order.
+pub const TTL_DOWN_NE: u32 = 0xfeff_u16.to_be() as u32;
+
+/// A fixed address change's RFC 1624 sums in memory order ([`delta32_ne`]), folded to 16
+/// bits so that one end-around-carry add applies each ([`apply16`]): the address alone (a
+/// TCP/UDP pseudo-header, an IP header) and with the TTL decrement of a forwarded packet (its
+/// IP header).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrSums {
+    pub addr: u16,
+    pub addr_ttl: u16,
+}
+
+impl AddrSums {
+    pub fn new(old: u32, new: u32) -> AddrSums {
+        let d = delta32_ne(old, new);
+        AddrSums {
+            addr: fold(d),
+            addr_ttl: fold(d + TTL_DOWN_NE),
+        }
+    }
+}
+
+/// RFC 1624 eqn. 3, `~(~HC + d)`, for a sum `d` already folded to 16 bits: one add with its
+/// end-around carry. The same bytes as folding the unfolded sum: `~HC + d` is at most
+/// 0x1fffe, which one fold brings to 16 bits.
+#[inline(always)]
+pub fn apply16(csum: u16, d: u16) -> u16 {
+    let (s, carry) = (!csum).overflowing_add(d);
+    !(s + u16::from(carry))
 }
 
 /// RFC 1624 incremental update for a 32-bit field (an IPv4 address): two 16-bit updates.
@@ -277,5 +327,60 @@ mod tests {
         let c = checksum(&before);
         let after = [0xcd, 0x7a, 0x32, 0x85];
         assert_eq!(update16(c, 0x5555, 0x3285), checksum(&after));
+    }
+
+    #[test]
+    fn memory_order_sums_update_headers_like_update32() {
+        // Random headers and address pairs: the folded memory-order sums, applied to the
+        // checksum as it lies in memory, give the bytes update16/update32 give, and a header
+        // that verifies after the change.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..10_000 {
+            let mut h = [0u8; 20];
+            for b in h.iter_mut() {
+                *b = next() as u8;
+            }
+            h[0] = 0x45;
+            h[8] = (next() as u8).max(2);
+            h[10..12].fill(0);
+            let c = checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            let (old, new) = (
+                u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+                next() as u32,
+            );
+            let sums = AddrSums::new(old, new);
+            let c_ne = u16::from_ne_bytes([h[10], h[11]]);
+
+            // The address alone.
+            let want = update32(c, old, new);
+            assert_eq!(apply16(c_ne, sums.addr).to_ne_bytes(), want.to_be_bytes());
+            // Unfolded, as the per-packet path applies it.
+            let unfolded = !fold(u32::from(!c_ne) + delta32_ne(old, new));
+            assert_eq!(unfolded.to_ne_bytes(), want.to_be_bytes());
+
+            // With the TTL decrement: the header verifies.
+            h[16..20].copy_from_slice(&new.to_be_bytes());
+            h[8] -= 1;
+            h[10..12].copy_from_slice(&apply16(c_ne, sums.addr_ttl).to_ne_bytes());
+            assert_eq!(checksum(&h), 0, "{h:02x?}");
+            assert!(header20_ok(&h));
+        }
+    }
+
+    #[test]
+    fn apply16_is_the_folded_update() {
+        for c in (0..=0xffffu32).step_by(7).chain([0, 0xffff]) {
+            for d in (0..=0xffffu32).step_by(251).chain([0, 1, 0xfffe, 0xffff]) {
+                let want = !fold(u32::from(!(c as u16)) + d);
+                assert_eq!(apply16(c as u16, d as u16), want, "{c:04x} {d:04x}");
+            }
+        }
     }
 }
