@@ -206,8 +206,10 @@ impl OwnAddrs {
 
 /// Non-overlapping address ranges (subnets), each naming a value (a network): sorted by
 /// start, with an index by /16 so that a lookup searches only the ranges that can hold the
-/// address (usually one) instead of all of them. The index costs 256 KiB, and is only built
-/// for more than [`SubnetIndex::SMALL`] ranges: a search over so few is as quick.
+/// address (usually one) instead of all of them, and for a /16 that only one range overlaps
+/// (a network of a /16 or more, or the only one in its /16) names that range outright. The
+/// index costs 384 KiB, and is only built for more than [`SubnetIndex::SMALL`] ranges: a
+/// search over so few is as quick.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SubnetIndex {
     /// (first address, last address, value), sorted, never overlapping.
@@ -216,11 +218,20 @@ pub struct SubnetIndex {
     /// ranges an address of `h` can fall in start in `ranges[..by16[h + 1]]`, and all of
     /// `ranges[..by16[h]]` start below it. Empty for a few ranges.
     by16: Box<[u32]>,
+    /// For each /16: [`SubnetIndex::NONE`] when no range overlaps it, `k + 1` when only
+    /// `ranges[k]` does, [`SubnetIndex::MANY`] otherwise (search `by16`'s ranges). Empty for
+    /// a few ranges.
+    one16: Box<[u16]>,
 }
 
 impl SubnetIndex {
     /// Up to this many ranges are searched without the index.
     pub const SMALL: usize = 8;
+    /// `one16`: no range overlaps the /16.
+    const NONE: u16 = 0;
+    /// `one16`: several ranges overlap the /16 (or the one that does has an index too large
+    /// to name).
+    const MANY: u16 = u16::MAX;
 
     /// Index `ranges` ((first, last, value)); they must not overlap.
     pub fn new(mut ranges: Vec<(u32, u32, u16)>) -> SubnetIndex {
@@ -230,6 +241,7 @@ impl SubnetIndex {
             return SubnetIndex {
                 ranges,
                 by16: Box::default(),
+                one16: Box::default(),
             };
         }
         let mut by16 = vec![0u32; (1 << 16) + 1].into_boxed_slice();
@@ -241,7 +253,26 @@ impl SubnetIndex {
             }
             *n = below as u32;
         }
-        SubnetIndex { ranges, by16 }
+        // The ranges overlapping /16 `h`: those starting in it, and the one before them if it
+        // reaches into it.
+        let mut one16 = vec![Self::NONE; 1 << 16].into_boxed_slice();
+        for (h, one) in one16.iter_mut().enumerate() {
+            let (first, last) = ((h as u32) << 16, (h as u32) << 16 | 0xffff);
+            let (lo, hi) = (by16[h] as usize, by16[h + 1] as usize);
+            let before = lo.checked_sub(1).filter(|&k| ranges[k].1 >= first);
+            *one = match (before, hi - lo) {
+                (None, 0) => Self::NONE,
+                (Some(k), 0) => u16::try_from(k + 1).unwrap_or(Self::MANY),
+                (None, 1) => u16::try_from(lo + 1).unwrap_or(Self::MANY),
+                _ => Self::MANY,
+            };
+            debug_assert!(ranges[lo..hi].iter().all(|r| r.0 <= last));
+        }
+        SubnetIndex {
+            ranges,
+            by16,
+            one16,
+        }
     }
 
     /// The first address of the lowest range and the last of the highest.
@@ -253,6 +284,14 @@ impl SubnetIndex {
     #[inline(always)]
     pub fn lookup(&self, ip: u32) -> Option<u16> {
         let h = (ip >> 16) as usize;
+        match self.one16.get(h).copied() {
+            Some(Self::NONE) => return None,
+            Some(Self::MANY) | None => {}
+            Some(k) => {
+                let &(start, end, n) = self.ranges.get(usize::from(k) - 1)?;
+                return (start <= ip && ip <= end).then_some(n);
+            }
+        }
         let (lo, hi) = match (self.by16.get(h), self.by16.get(h + 1)) {
             (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
             _ => (0, self.ranges.len()),
@@ -470,6 +509,9 @@ mod tests {
         for k in 0..3u8 {
             ranges.push(range([100, 64 + k, 0, 0], 16, 7 + u16::from(k)));
         }
+        // A range reaching into the next /16 and another starting in that /16 after it.
+        ranges.push((0x0b00_ff00, 0x0b01_00ff, 10));
+        ranges.push(range([11, 1, 1, 0], 24, 11));
         assert!(ranges.len() > SubnetIndex::SMALL);
         let index = SubnetIndex::new(ranges.clone());
         let scan = |ip: u32| {
@@ -498,6 +540,7 @@ mod tests {
             x ^= x << 5;
             probes.push(x);
             probes.push(0xc0a8_0000 | (x & 0xffff));
+            probes.push(0x0b00_0000 | (x & 0x1_ffff));
         }
         for ip in probes {
             assert_eq!(index.lookup(ip), scan(ip), "{ip:#x}");
