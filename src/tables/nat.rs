@@ -321,15 +321,20 @@ impl SnatTable {
         let proto = key_proto(key);
         let slot = self.map.find(key, h)?;
         let v = self.map.value(slot);
-        let mut tcp = tcp_of(v);
-        if self.expired(proto, v, now) {
+        // UDP and ICMP sessions hold no state but their last use: `create` makes them
+        // SynSent and they stay so, expired or not.
+        let tcp = if proto == Proto::Tcp {
             // Same inside endpoint again after the timeout: a fresh session that keeps
             // its mapping (endpoint-independent mapping, RFC 4787 REQ-1).
-            tcp = TcpState::SynSent;
-        }
-        if proto == Proto::Tcp {
-            tcp = next_tcp_state(tcp, tcp_flags, false);
-        }
+            let tcp = if self.expired(proto, v, now) {
+                TcpState::SynSent
+            } else {
+                tcp_of(v)
+            };
+            next_tcp_state(tcp, tcp_flags, false)
+        } else {
+            TcpState::SynSent
+        };
         *self.map.value_mut(slot) = pack(ext_port_of(v), tcp, tick(now));
         Some(ext_port_of(v))
     }
@@ -350,7 +355,7 @@ impl SnatTable {
         let ext_port = self
             .alloc_port(proto, now)
             .ok_or(SnatError::PortsExhausted)?;
-        let tcp = if tcp_flags & (FLAG_FIN | FLAG_RST) != 0 {
+        let tcp = if proto == Proto::Tcp && tcp_flags & (FLAG_FIN | FLAG_RST) != 0 {
             TcpState::Closing
         } else {
             TcpState::SynSent
