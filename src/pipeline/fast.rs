@@ -342,12 +342,13 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let Some(ext_port) = table.outbound_existing(p.key, p.home, p.tcp_flags, ctx.now) else {
             continue;
         };
+        // The rule's own (a table is kept across reloads only for the same parameters).
+        let ext = table.params().external;
         if to_ip4 & (1 << i) == 0 {
             bytes += u64::from(b.desc[i].len);
         }
         b.desc[i].len = ETH as u32 + u32::from(p.total);
         let frame = ctx.pool.bytes_mut(&b.desc[i]);
-        let ext = snap.snat[usize::from(p.rule)].params.external;
         nat::translate_as::<true>(
             &mut frame[ETH..],
             Side::Src,
