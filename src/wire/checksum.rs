@@ -234,15 +234,19 @@ mod tests {
         acc
     }
 
-    #[test]
-    fn sum_folds_like_the_word_by_word_sum() {
-        let mut x = 0x853c_49e6_748f_ea9bu64;
-        let mut next = || {
+    /// xorshift64: reproducible pseudo-random test data.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    #[test]
+    fn sum_folds_like_the_word_by_word_sum() {
+        let mut next = xorshift(0x853c_49e6_748f_ea9b);
         let mut data = vec![0u8; 1600];
         for round in 0..4000 {
             let len = (next() % 300) as usize + if round % 50 == 0 { 1200 } else { 0 };
@@ -334,13 +338,7 @@ mod tests {
         // Random headers and address pairs: the folded memory-order sums, applied to the
         // checksum as it lies in memory, give the bytes update16/update32 give, and a header
         // that verifies after the change.
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for _ in 0..10_000 {
             let mut h = [0u8; 20];
             for b in h.iter_mut() {
