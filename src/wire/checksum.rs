@@ -144,7 +144,7 @@ pub const TTL_DOWN_NE: u32 = 0xfeff_u16.to_be() as u32;
 /// bits so that one end-around-carry add applies each ([`apply16`]): the address alone (a
 /// TCP/UDP pseudo-header, an IP header) and with the TTL decrement of a forwarded packet (its
 /// IP header).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddrSums {
     pub addr: u16,
     pub addr_ttl: u16,
