@@ -56,6 +56,8 @@ pub struct SessionRow {
 /// A packet handed to another worker (copied: each worker has its own frame pool).
 pub struct HandoffPkt {
     pub rx_port: u8,
+    /// [`pipeline::Meta::handoff_hops`].
+    pub hops: u8,
     pub len: u16,
     pub data: [u8; crate::io::MAX_FRAME_LEN],
 }
@@ -199,6 +201,7 @@ impl<P: Port> Worker<P> {
                     Some(d) => {
                         let meta = pipeline::Meta {
                             rx_port: h.rx_port,
+                            handoff_hops: h.hops,
                             ..pipeline::Meta::default()
                         };
                         self.batch.push(d, meta, pipeline::Next::NatIn);
@@ -213,12 +216,19 @@ impl<P: Port> Worker<P> {
         }
         // Return traffic of sessions owned by other workers: copy it to them.
         if !ctx.state.handoff.is_empty() {
-            for (w, rx_port, d) in ctx.state.handoff.drain(..) {
+            for pipeline::Handoff {
+                worker: w,
+                rx_port,
+                hops,
+                desc: d,
+            } in ctx.state.handoff.drain(..)
+            {
                 match self.bus.handoff.get(usize::from(w)) {
                     Some(q) if !q.is_full() => {
                         let bytes = ctx.pool.bytes(&d);
                         let mut h = HandoffPkt {
                             rx_port,
+                            hops,
                             len: bytes.len() as u16,
                             data: [0; crate::io::MAX_FRAME_LEN],
                         };

@@ -507,3 +507,101 @@ fn removing_fip_and_snat_stops_translation_at_once() {
     assert_eq!(out.len(), 1);
     assert_eq!(ip4(&out[0]).source(), ip("10.0.0.6"));
 }
+
+/// A tenant's ICMP error about an inbound SNAT flow carries no external port, so the
+/// worker that owns the session cannot be computed from it (return traffic can: per-worker
+/// port blocks). Received by another worker, it is handed on round the workers until the
+/// owner translates it; about a flow no worker has, it is dropped once, by the last.
+#[test]
+fn a_tenants_icmp_error_finds_its_session_on_another_worker() {
+    let mut w = Harness::workers(CONF, 2);
+    for h in w.iter_mut() {
+        h.inject("internal", &arp_request(VM6_MAC, "10.0.0.6", "10.0.0.1"));
+        h.inject(
+            "external",
+            &arp_request(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"),
+        );
+        h.run();
+        h.tx("internal");
+        h.tx("external");
+    }
+    // Worker 0 translates the VM's datagram, and the reply back.
+    let out = udp(
+        VM6_MAC,
+        GW_MAC,
+        "10.0.0.6",
+        "198.51.100.7",
+        64,
+        4000,
+        53,
+        20,
+    );
+    w[0].inject("internal", &out);
+    w[0].run();
+    let sent = w[0].tx("external");
+    assert_eq!(sent.len(), 1);
+    let mapped = udp_ports(&sent[0]).0;
+    let reply = udp(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.2",
+        60,
+        53,
+        mapped,
+        20,
+    );
+    w[0].inject("external", &reply);
+    w[0].run();
+    let delivered = w[0].tx("internal");
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(udp_ports(&delivered[0]).1, 4000);
+
+    // The VM answers port unreachable about it (RFC 792: the header and 8 bytes), and the
+    // error reaches worker 1, which has no session for it.
+    let port_unreachable = |quoted: &[u8]| {
+        let b = etherparse::PacketBuilder::ethernet2(mac(VM6_MAC), mac(GW_MAC))
+            .ipv4(ip("10.0.0.6"), ip("198.51.100.7"), 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ));
+        let mut f = Vec::new();
+        b.write(&mut f, &quoted[14..14 + 28]).unwrap();
+        f
+    };
+    w[1].inject("internal", &port_unreachable(&delivered[0]));
+    w[1].run();
+    assert!(w[1].tx("external").is_empty());
+    assert_eq!(w[1].stats().handoff_out.get(), 1);
+    assert_eq!(w[1].drops(DropReason::NatNoSession), 0);
+    // Worker 0 takes it from its queue and sends it out translated.
+    w[0].run();
+    let err = w[0].tx("external");
+    assert_eq!(err.len(), 1, "the owner translated the error");
+    assert_eq!(w[0].stats().handoff_in.get(), 1);
+    let f = &err[0];
+    assert_eq!(ip4(f).source(), ip("203.0.113.2"));
+    assert_eq!(ip4(f).destination(), ip("198.51.100.7"));
+    assert_checksums(f);
+    let q = &f[14 + 20 + 8..];
+    let qh = etherparse::Ipv4HeaderSlice::from_slice(q).unwrap();
+    assert_eq!(qh.destination(), ip("203.0.113.2"), "quoted as sent");
+    assert_eq!(
+        u16::from_be_bytes([q[22], q[23]]),
+        mapped,
+        "quoted destination port: the external one"
+    );
+    assert_eq!(w[0].drops(DropReason::NatNoSession), 0);
+
+    // About a flow no worker has a session for: handed on once, then dropped once.
+    let mut stray = delivered[0].clone();
+    stray[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&4999u16.to_be_bytes());
+    w[1].inject("internal", &port_unreachable(&stray));
+    w[1].run();
+    w[0].run();
+    assert!(w[0].tx("external").is_empty() && w[1].tx("external").is_empty());
+    assert_eq!(w[1].stats().handoff_out.get(), 2);
+    assert_eq!(w[0].stats().handoff_out.get(), 0, "not handed on again");
+    assert_eq!(w[0].drops(DropReason::NatNoSession), 1);
+    assert_eq!(w[1].drops(DropReason::NatNoSession), 0);
+}

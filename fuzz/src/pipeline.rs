@@ -20,6 +20,11 @@
 //! * op `11xxxx11`: ask for a session dump, as `GET /api/v1/sessions` does; the worker
 //!   answers on its next timer tick.
 //!
+//! Every input runs through two workers side by side: one with the fast path, one with
+//! `dataplane.fast_path = false` (every packet through the stages). After every poll both
+//! must have sent the same frames, byte for byte and in the same order on every port, and
+//! counted the same drops; at the end every counter but the fast path's own must agree.
+//!
 //! After every poll the books must balance (received + generated = transmitted + dropped +
 //! held, and exactly the held frames are out of the pool), and every transmitted frame must
 //! be one vgate may send: ARP or IPv4 from a unicast MAC, a header that checks and verifies,
@@ -33,7 +38,7 @@ use vgate::control::apply::build_snapshot;
 use vgate::control::config::Config;
 use vgate::io::mem::MemPort;
 use vgate::io::{FramePool, MAX_FRAME_LEN};
-use vgate::metrics::WorkerStats;
+use vgate::metrics::{ControlValues, DropReason, WorkerStats};
 use vgate::tables::Snapshot;
 use vgate::tables::neighbor::NeighborConfig;
 use vgate::wire::checksum;
@@ -50,11 +55,13 @@ pub const SMALL_POOL: usize = 32;
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
 
-/// Two snapshots of [`CONFIG`], generations 1 and 2, built once per process.
-fn snapshots() -> &'static [Arc<Snapshot>; 2] {
-    static SNAPSHOTS: OnceLock<[Arc<Snapshot>; 2]> = OnceLock::new();
-    SNAPSHOTS.get_or_init(|| {
-        let cfg = Config::from_toml_str(CONFIG).expect("fuzz/pipeline.toml validates");
+/// Two snapshots of [`CONFIG`], generations 1 and 2, built once per process: with the
+/// fast path (`FAST`) or without it.
+fn snapshots<const FAST: bool>() -> &'static [Arc<Snapshot>; 2] {
+    static SNAPSHOTS: [OnceLock<[Arc<Snapshot>; 2]>; 2] = [OnceLock::new(), OnceLock::new()];
+    SNAPSHOTS[usize::from(FAST)].get_or_init(|| {
+        let mut cfg = Config::from_toml_str(CONFIG).expect("fuzz/pipeline.toml validates");
+        cfg.dataplane.fast_path = FAST;
         let mac = |_: &str| Some(EthernetAddress([2, 0, 0, 0, 0, 0xee]));
         let build = |generation| {
             Arc::new(build_snapshot(&cfg, generation, &mac, None).expect("snapshot builds"))
@@ -63,64 +70,74 @@ fn snapshots() -> &'static [Arc<Snapshot>; 2] {
     })
 }
 
-/// The queues between workers and the control thread, made once: with a single worker
-/// nothing is ever queued to it, and what it publishes to the control thread (learned
-/// neighbours, overwritten when full) is never read back, so sharing them keeps runs
-/// independent while sparing each run their allocation.
-fn bus() -> Arc<NeighborBus> {
-    static BUS: OnceLock<Arc<NeighborBus>> = OnceLock::new();
-    BUS.get_or_init(|| Arc::new(NeighborBus::new(1))).clone()
+/// The queues between a worker and the control thread, made once per worker kind: with a
+/// single worker nothing is ever queued to it, and what it publishes to the control thread
+/// (learned neighbours, overwritten when full) is never read back, so sharing them keeps
+/// runs independent while sparing each run their allocation.
+fn bus<const FAST: bool>() -> Arc<NeighborBus> {
+    static BUS: [OnceLock<Arc<NeighborBus>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let bus = BUS[usize::from(FAST)]
+        .get_or_init(|| Arc::new(NeighborBus::new(1)))
+        .clone();
+    // A dump asked for in an earlier run must not be answered in this one.
+    bus.session_request.store(0, Ordering::Release);
+    while bus.session_dumps.pop().is_some() {}
+    bus
 }
 
 pub struct Harness {
+    /// The worker with the fast path.
     pub worker: Worker<MemPort>,
+    /// The same worker without it: every packet through the stages.
+    pub staged: Worker<MemPort>,
     pub now: u64,
     /// Which of [`snapshots`] is live.
     generation: usize,
-    /// Frames collected from the ports so far.
-    collected: u64,
+    /// Frames collected from the ports so far: the fast path's worker's, the staged one's.
+    collected: [u64; 2],
     /// What the ports transmitted, (port, frame), since a caller last took it.
     pub sent: Vec<(usize, Vec<u8>)>,
 }
 
+/// A worker of one kind for [`Harness::new`]'s `setup`.
+fn worker<const FAST: bool>(setup: u8) -> Worker<MemPort> {
+    let snap = snapshots::<FAST>()[0].clone();
+    let nports = snap.ports.len();
+    let ncfg = if setup & 2 != 0 {
+        NeighborConfig {
+            max_entries: 8,
+            max_unresolved: 4,
+            hold_per_entry: 2,
+            ..NeighborConfig::default()
+        }
+    } else {
+        NeighborConfig {
+            max_entries: 256,
+            max_unresolved: 32,
+            hold_per_entry: 8,
+            ..NeighborConfig::default()
+        }
+    };
+    let pool = FramePool::new_heap(if setup & 1 != 0 { SMALL_POOL } else { POOL });
+    Worker::new(
+        0,
+        (0..nports).map(|_| MemPort::new()).collect(),
+        pool,
+        Arc::new(ArcSwap::new(snap)),
+        bus::<FAST>(),
+        usize::from(setup >> 2) + 1,
+        ncfg,
+    )
+}
+
 impl Harness {
     pub fn new(setup: u8) -> Harness {
-        let snap = snapshots()[0].clone();
-        let bus = bus();
-        // A dump asked for in an earlier run must not be answered in this one.
-        bus.session_request.store(0, Ordering::Release);
-        while bus.session_dumps.pop().is_some() {}
-        let nports = snap.ports.len();
-        let ncfg = if setup & 2 != 0 {
-            NeighborConfig {
-                max_entries: 8,
-                max_unresolved: 4,
-                hold_per_entry: 2,
-                ..NeighborConfig::default()
-            }
-        } else {
-            NeighborConfig {
-                max_entries: 256,
-                max_unresolved: 32,
-                hold_per_entry: 8,
-                ..NeighborConfig::default()
-            }
-        };
-        let pool = FramePool::new_heap(if setup & 1 != 0 { SMALL_POOL } else { POOL });
-        let worker = Worker::new(
-            0,
-            (0..nports).map(|_| MemPort::new()).collect(),
-            pool,
-            Arc::new(ArcSwap::new(snap)),
-            bus,
-            usize::from(setup >> 2) + 1,
-            ncfg,
-        );
         Harness {
-            worker,
+            worker: worker::<true>(setup),
+            staged: worker::<false>(setup),
             now: SEC,
             generation: 0,
-            collected: 0,
+            collected: [0; 2],
             sent: Vec::new(),
         }
     }
@@ -134,6 +151,7 @@ impl Harness {
     pub fn inject(&mut self, port: usize, frame: &[u8]) {
         let n = frame.len().min(MAX_FRAME_LEN);
         self.worker.ports[port].inject(&frame[..n]);
+        self.staged.ports[port].inject(&frame[..n]);
     }
 
     /// Poll until nothing is left to receive (or the pool stays empty).
@@ -158,57 +176,64 @@ impl Harness {
     }
 
     pub fn request_sessions(&mut self) {
-        self.worker
-            .bus
-            .session_request
-            .fetch_add(1, Ordering::AcqRel);
+        for w in [&self.worker, &self.staged] {
+            w.bus.session_request.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     pub fn reload(&mut self) {
         self.generation ^= 1;
         self.worker
             .tables
-            .store(snapshots()[self.generation].clone());
+            .store(snapshots::<true>()[self.generation].clone());
+        self.staged
+            .tables
+            .store(snapshots::<false>()[self.generation].clone());
     }
 
     fn poll(&mut self, ns: u64) {
         self.now = self.now.saturating_add(ns);
         self.worker.poll_once(self.now);
+        self.staged.poll_once(self.now);
         self.check();
     }
 
-    /// Every frame is accounted for, every transmitted frame is well formed.
+    /// Every frame is accounted for, every transmitted frame is well formed, and the fast
+    /// path changed nothing but the speed.
     fn check(&mut self) {
-        let s: &WorkerStats = &self.worker.stats;
-        let rx: u64 = s.port_rx_packets.iter().map(|c| c.get()).sum();
-        let tx: u64 = s.port_tx_packets.iter().map(|c| c.get()).sum();
-        let (generated, drops, held) = (s.generated.get(), s.total_drops(), s.held.get());
+        let sent = books(&mut self.worker, &mut self.collected[0]);
+        let staged = books(&mut self.staged, &mut self.collected[1]);
+        for (k, (a, b)) in sent.iter().zip(&staged).enumerate() {
+            assert!(
+                a == b,
+                "frame {k}: the fast path sent {} bytes on port {}, the stages {} bytes on port {}\n\
+                 fast:   {:02x?}\nstaged: {:02x?}",
+                a.1.len(),
+                a.0,
+                b.1.len(),
+                b.0,
+                &a.1[..a.1.len().min(80)],
+                &b.1[..b.1.len().min(80)],
+            );
+        }
         assert_eq!(
-            rx + generated,
-            tx + drops + held,
-            "books: rx {rx} + generated {generated} != tx {tx} + drops {drops} + held {held}"
+            sent.len(),
+            staged.len(),
+            "frames sent, fast path and stages"
         );
-        let pool = &self.worker.pool;
-        let in_use = (pool.nframes() - pool.free_count()) as u64;
-        assert_eq!(in_use, held, "frames out of the pool but not held");
-
-        let snap = self.worker.tables.load_full();
-        for p in 0..self.worker.ports.len() {
-            for f in self.worker.ports[p].take_tx() {
-                check_tx(&snap, p, &f);
-                self.collected += 1;
-                self.sent.push((p, f));
-            }
+        let (f, s) = (&self.worker.stats, &self.staged.stats);
+        for r in DropReason::ALL {
+            assert_eq!(
+                f.drop_count(*r),
+                s.drop_count(*r),
+                "drops {}/{}, fast path and stages",
+                r.stage(),
+                r.label()
+            );
         }
-        assert_eq!(self.collected, tx, "frames on the wire != tx counter");
-
-        while let Some((_, worker, rows)) = self.worker.bus.session_dumps.pop() {
-            assert_eq!(worker, 0);
-            assert!(rows.len() <= SESSION_DUMP_MAX);
-            for r in rows {
-                assert!(usize::from(r.rule) < snap.snat.len(), "session of no rule");
-            }
-        }
+        assert_eq!(f.held.get(), s.held.get(), "held, fast path and stages");
+        assert_eq!(s.fast_path.get(), 0, "the staged worker took the fast path");
+        self.sent.extend(sent);
     }
 
     /// Let every pending resolution finish: ARP retries run out after a few seconds.
@@ -217,11 +242,79 @@ impl Harness {
         for _ in 0..16 {
             self.advance(SEC);
         }
-        let held = self.worker.stats.held.get();
-        assert_eq!(held, 0, "packets still held after every ARP gave up");
-        let pool = &self.worker.pool;
-        assert_eq!(pool.free_count(), pool.nframes(), "frames leaked");
+        for w in [&self.worker, &self.staged] {
+            let held = w.stats.held.get();
+            assert_eq!(held, 0, "packets still held after every ARP gave up");
+            let pool = &w.pool;
+            assert_eq!(pool.free_count(), pool.nframes(), "frames leaked");
+        }
+        assert_eq!(
+            counters(&self.worker),
+            counters(&self.staged),
+            "counters, fast path and stages"
+        );
     }
+}
+
+/// Check `w`'s books after a poll (received + generated = transmitted + dropped + held,
+/// and exactly the held frames out of the pool), take what its ports transmitted, (port,
+/// frame), checking each frame and adding them to the `collected` so far, and check its
+/// session dumps.
+fn books(w: &mut Worker<MemPort>, collected: &mut u64) -> Vec<(usize, Vec<u8>)> {
+    let s: &WorkerStats = &w.stats;
+    let rx: u64 = s.port_rx_packets.iter().map(|c| c.get()).sum();
+    let tx: u64 = s.port_tx_packets.iter().map(|c| c.get()).sum();
+    let (generated, drops, held) = (s.generated.get(), s.total_drops(), s.held.get());
+    assert_eq!(
+        rx + generated,
+        tx + drops + held,
+        "books: rx {rx} + generated {generated} != tx {tx} + drops {drops} + held {held}"
+    );
+    let pool = &w.pool;
+    let in_use = (pool.nframes() - pool.free_count()) as u64;
+    assert_eq!(in_use, held, "frames out of the pool but not held");
+
+    let snap = w.tables.load_full();
+    let mut sent = Vec::new();
+    for p in 0..w.ports.len() {
+        for f in w.ports[p].take_tx() {
+            check_tx(&snap, p, &f);
+            sent.push((p, f));
+        }
+    }
+    *collected += sent.len() as u64;
+    assert_eq!(*collected, tx, "frames on the wire != tx counter");
+
+    while let Some((_, worker, rows)) = w.bus.session_dumps.pop() {
+        assert_eq!(worker, 0);
+        assert!(rows.len() <= SESSION_DUMP_MAX);
+        for r in rows {
+            assert!(usize::from(r.rule) < snap.snat.len(), "session of no rule");
+        }
+    }
+    sent
+}
+
+/// Every counter of `w` as `/metrics` shows it, but the fast path's own and the polls (which
+/// depend on the path's speed, not on what it did).
+fn counters(w: &Worker<MemPort>) -> String {
+    let snap = w.tables.load();
+    let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
+    let fips: Vec<(String, u16)> = snap
+        .fips
+        .iter()
+        .map(|f| (std::net::Ipv4Addr::from(f.external).to_string(), f.slot))
+        .collect();
+    vgate::metrics::render(
+        std::slice::from_ref(&w.stats),
+        &ports,
+        &fips,
+        &ControlValues::default(),
+    )
+    .lines()
+    .filter(|l| !l.starts_with("vgate_worker_") && !l.contains("vgate_fast_path_"))
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 /// What vgate may put on a wire.

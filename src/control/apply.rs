@@ -519,6 +519,7 @@ pub fn build_snapshot(
         endpoint_by_ip,
         own: OwnAddrs::new(locals.iter().map(|&(a, _)| a)),
         nat_sources,
+        fast_path: cfg.dataplane.fast_path,
     })
 }
 

@@ -119,6 +119,9 @@ pub struct Dataplane {
     pub zero_copy: ZeroCopy,
     /// How an idle worker waits: "adaptive" (default) or "busy".
     pub poll: PollMode,
+    /// Received packets try the one-pass fast path before the stages (default). Off, every
+    /// packet takes the stages: slower, with the same bytes and counters. A reload applies it.
+    pub fast_path: bool,
 }
 
 impl Default for Dataplane {
@@ -130,6 +133,7 @@ impl Default for Dataplane {
             xdp_mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
             poll: PollMode::Adaptive,
+            fast_path: true,
         }
     }
 }

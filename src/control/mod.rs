@@ -284,7 +284,12 @@ pub fn unsupported(cfg: &Config) -> Vec<String> {
 /// Differences between two configs that a reload cannot apply.
 pub fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     let mut v = Vec::new();
-    if old.dataplane != new.dataplane {
+    // The fast path is a flag of the snapshot: a reload applies it.
+    let workers = |c: &Config| crate::control::config::Dataplane {
+        fast_path: true,
+        ..c.dataplane.clone()
+    };
+    if workers(old) != workers(new) {
         v.push("[dataplane] changed: restart vgate to apply it".to_string());
     }
     if old.limits != new.limits {
@@ -399,5 +404,26 @@ addresses = ["203.0.113.2/24"]
         let mut new = old.clone();
         new.control.garp.count = 1;
         assert!(restart_needed(&old, &new).is_empty());
+    }
+
+    /// The fast path is a flag of the snapshot: a reload turns it off and on; the rest of
+    /// `[dataplane]` shapes the workers and needs a restart.
+    #[test]
+    fn only_the_fast_path_of_the_dataplane_is_reloaded() {
+        let old = Config::from_toml_str(CONF).unwrap();
+        assert!(old.dataplane.fast_path, "on by default");
+        let new =
+            Config::from_toml_str(&format!("[dataplane]\nfast_path = false\n{CONF}")).unwrap();
+        assert!(!new.dataplane.fast_path);
+        assert!(restart_needed(&old, &new).is_empty());
+        let mac = |_: &str| Some(crate::wire::EthernetAddress([2, 0, 0, 0, 0, 1]));
+        let snap = crate::control::apply::build_snapshot(&new, 2, &mac, None).unwrap();
+        assert!(!snap.fast_path);
+        let mut new = new;
+        new.dataplane.batch_size = 32;
+        assert_eq!(
+            restart_needed(&old, &new),
+            vec!["[dataplane] changed: restart vgate to apply it".to_string()]
+        );
     }
 }

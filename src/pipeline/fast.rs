@@ -27,16 +27,15 @@
 //! prefetches its slot, the second looks the sessions up, so that with a million sessions
 //! the cache misses of a batch overlap.
 
-use super::ip4_input::{fast_header_total, is_geneve, martian};
-use super::nat::{self, Side, TenantSpan};
+use super::ip4_input::is_geneve;
+use super::nat::{self, Inbound, Outbound, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, WorkerState, bits};
-use super::{geneve_decap, geneve_encap};
+use super::{geneve_decap, geneve_encap, ip4_input, l2_input, route};
 use crate::io::Desc;
-use crate::metrics::{MAX_PORTS, WorkerStats};
-use crate::tables::nat::{Proto, inside_key};
-use crate::tables::{MAIN_TABLE, NAT_SNAT, NextHop, Snapshot, TunnelInfo};
-use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
+use crate::tables::nat::inside_key;
+use crate::tables::{NextHop, Snapshot, TunnelInfo};
+use crate::wire::ethernet::HEADER_LEN as ETH;
 use crate::wire::geneve::ENCAP_OVERHEAD_IPV4;
 use crate::wire::ipv4;
 
@@ -84,9 +83,8 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let Some(pinfo) = snap.ports.get(usize::from(port)) else {
         return;
     };
-    let port_mac = pinfo.mac.0;
-    let lpm = &snap.tables[usize::from(pinfo.table)].lpm;
-    let main = (pinfo.table != MAIN_TABLE).then(|| &snap.tables[usize::from(MAIN_TABLE)].lpm);
+    let macs = l2_input::PortMacs::of(snap, usize::from(port));
+    let routes = snap.routes(pinfo.table);
     let has_nat = MORE && snap.has_nat();
     let tunnel = if MORE { snap.tunnel } else { None };
     // The tunnel address, or 0 (a martian destination, never seen here) without a tunnel:
@@ -113,35 +111,20 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // The received packet, then (once) the packet decapsulated from it.
         let mut inner = false;
         // The packet's bytes, borrowed once from its check to its write (one bounds check).
-        let (frame, total, src, mut dst, ttl, proto) = loop {
+        let (frame, ip) = loop {
             let frame = ctx.pool.bytes_mut(&d);
             let Some(f) = frame.first_chunk::<{ ETH + ipv4::HEADER_LEN }>() else {
                 continue 'packets;
             };
-            // l2_input: unicast to the port MAC, IPv4 (geneve_decap checked the inner
-            // frame's).
-            if !inner
-                && (f[..6] != port_mac || u16::from_be_bytes([f[12], f[13]]) != ethertype::IPV4)
-            {
+            // l2_input (geneve_decap checked the inner frame's), then ip4_input.
+            if !inner && f.first_chunk().map(|h| macs.common(h)) != Some(l2_input::Common::Ip4) {
                 continue 'packets;
             }
-            // ip4_input's fast path.
-            let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>() else {
+            let Some(ip) = ip4_input::common(snap, f, d.len as usize) else {
                 continue 'packets;
             };
-            let Some(total) = fast_header_total(h, d.len as usize - ETH) else {
-                continue 'packets;
-            };
-            let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            // The exact check behind the filter: a filter hit that is not one of vgate's
-            // addresses would otherwise cost the packet the whole staged pipeline.
-            if martian(h[12]) | martian(h[16]) || snap.own.contains(src) {
-                continue 'packets;
-            }
-            if dst != tunnel_local {
-                let (ttl, proto) = (h[8], h[9]);
-                break (frame, total, src, dst, ttl, proto);
+            if ip.dst != tunnel_local {
+                break (frame, ip);
             }
             let Some(t) = tunnel.as_ref() else {
                 continue 'packets; // not reached: 0 is a martian destination
@@ -152,7 +135,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             if inner {
                 continue 'packets;
             }
-            match decap(ctx, b, i, total, t, &mut last) {
+            match decap(ctx, b, i, ip.total, t, &mut last) {
                 Decap::NotGeneve => continue 'packets,
                 Decap::Stage => {
                     bytes += rx_len;
@@ -170,79 +153,67 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 }
             }
         };
-        if ttl <= 1 {
+        let (total, proto) = (ip.total, ip.proto);
+        let mut dst = ip.dst;
+        if !route::ttl_forwards(ip.ttl, false) {
             continue;
         }
-        // nat_in: floating IP DNAT; SNAT return traffic and spoofed NAT sources are the
-        // stages' business. nat_out's decision needs nothing from route, so it is made here
-        // too: floating IP SNAT for tenant traffic leaving the tenant networks; a tenant
-        // source with an SNAT rule needs a session (the stages').
+        // nat_in, then nat_out's decision (it needs nothing from route); what needs the
+        // stages (spoofed sources, SNAT return traffic, a new SNAT session) is theirs.
         let mut nat = Nat::None;
         if has_nat {
-            // Exact, as nat_in checks it: with 80 NAT addresses 2 % of sources hit the
-            // filter alone.
-            if snap.nat_sources.contains(src) {
-                continue;
-            }
-            if let Some(x) = snap.nat_by_external.lookup(dst) {
-                if x & NAT_SNAT != 0 {
-                    continue;
-                }
-                nat = Nat::FipIn(x);
-                dst = snap.fips[usize::from(x)].internal;
-                // route and rewrite: the floating IP's next hop as it was last resolved
-                // here, while it holds. Decided: written as below. (What it must have been
-                // resolved under is read here, not kept in a register for every packet.)
-                let stamp = FipHop::stamp(ctx.state.neighbors.epoch(), pinfo.table);
-                if let Some(h) = ctx
-                    .state
-                    .fip_hops
-                    .get(usize::from(x))
-                    .filter(|h| h.holds(stamp, ctx.now, total))
-                {
-                    b.desc[i].len = (ETH + total) as u32;
-                    bytes += rx_len;
-                    let frame = &mut frame[..ETH + total];
-                    fip_in::<true>(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto);
-                    frame[..ETH].copy_from_slice(&h.eth);
-                    b.meta[i].tx_port = h.tx;
-                    done |= 1 << i;
-                    continue;
-                }
-            } else if !tenants.holds(snap, dst) {
-                if let Some(fi) = snap.fip_by_internal.lookup(src) {
-                    nat = Nat::FipOut(fi);
-                } else if let Some(ri) = snap
-                    .network_of(src)
-                    .and_then(|n| snap.networks[usize::from(n)].snat)
-                {
-                    let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
+            match nat::inbound(snap, ip.src, dst) {
+                Inbound::Spoofed | Inbound::Snat(_) => continue,
+                Inbound::Fip(x) => {
+                    nat = Nat::FipIn(x);
+                    dst = snap.fips[usize::from(x)].internal;
+                    // route and rewrite: the floating IP's next hop as it was last resolved
+                    // here, while it holds. Decided: written as below. (What it must have
+                    // been resolved under is read here, not kept in a register for every
+                    // packet.)
+                    let stamp = FipHop::stamp(ctx.state.neighbors.epoch(), pinfo.table);
+                    if let Some(h) = ctx
+                        .state
+                        .fip_hops
+                        .get(usize::from(x))
+                        .filter(|h| h.holds(stamp, ctx.now, total))
+                    {
+                        b.desc[i].len = (ETH + total) as u32;
+                        bytes += rx_len;
+                        let frame = &mut frame[..ETH + total];
+                        nat::fip_dnat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto);
+                        frame[..ETH].copy_from_slice(&h.eth);
+                        b.meta[i].tx_port = h.tx;
+                        done |= 1 << i;
                         continue;
-                    };
-                    let l3 = &frame[ETH..ETH + total];
-                    let Ok((p, port)) = nat::session_key_fast(l3) else {
-                        continue;
-                    };
-                    let key = inside_key(p, src, port);
-                    let home = table.hash(key);
-                    table.prefetch(home);
-                    let flags = match l3.get(ipv4::HEADER_LEN + 13) {
-                        Some(&f) if p == Proto::Tcp => f,
-                        _ => 0,
-                    };
-                    // The session's part of the second pass's record, kept only if the packet
-                    // gets there.
-                    let p = &mut pending[i];
-                    (p.key, p.home, p.tcp_flags) = (key, home, flags);
-                    nat = Nat::Snat(ri);
+                    }
                 }
+                Inbound::None => match nat::outbound(snap, tenants, ip.src, dst) {
+                    Outbound::None => {}
+                    Outbound::Fip(x) => nat = Nat::FipOut(x),
+                    Outbound::Snat(ri) => {
+                        let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
+                            continue;
+                        };
+                        let l3 = &frame[ETH..ETH + total];
+                        let Ok((p, port)) = nat::session_key_fast(l3) else {
+                            continue;
+                        };
+                        let key = inside_key(p, ip.src, port);
+                        let home = table.hash(key);
+                        table.prefetch(home);
+                        // The session's part of the second pass's record, kept only if the
+                        // packet gets there.
+                        let w = &mut pending[i];
+                        (w.key, w.home) = (key, home);
+                        w.tcp_flags = nat::tcp_flags(l3, ipv4::HEADER_LEN, p);
+                        nat = Nat::Snat(ri);
+                    }
+                },
             }
         }
         // route: the port's table, then main; out of a port.
-        let hop = match lpm.lookup(dst) {
-            None => main.and_then(|m| m.lookup(dst)),
-            h => h,
-        };
+        let hop = routes.lookup(dst);
         let Some(&NextHop::Forward { port: tx, via }) =
             hop.and_then(|h| snap.nexthops.get(h as usize))
         else {
@@ -258,23 +229,24 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             let mut whole = None;
             if let Some(t) = tunnel.as_ref()
                 && let Some(target) = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)
-                && rewrite::hop_ready(
+                && rewrite::ready(
                     &ctx.state.neighbors,
                     snap,
                     ctx.now,
                     &mut cu,
                     way.port,
                     way.nexthop,
+                    total + ENCAP_OVERHEAD_IPV4,
                 )
-                && total + ENCAP_OVERHEAD_IPV4 - ETH <= usize::from(cu.hop_mtu)
             {
                 whole = Some((t, target));
             }
-            advance(b, i, total, dst, ttl);
+            advance(b, i, total, dst, ip.ttl);
             bytes += rx_len;
             if let Nat::FipIn(x) = nat {
                 let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
-                fip_in::<false>(snap, ctx.stats, b, i, l3, x, proto);
+                nat::fip_dnat::<false>(snap, ctx.stats, l3, x, proto);
+                b.meta[i].nat_done = true;
             }
             match whole {
                 Some((t, target)) if geneve_encap::encap_whole(ctx, b, i, t, &way, target) => {
@@ -287,11 +259,16 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             }
             continue;
         };
-        let nexthop = if via == 0 { dst } else { via };
-        // rewrite: a reachable next hop, within the MTU.
-        if !rewrite::hop_ready(&ctx.state.neighbors, snap, ctx.now, &mut c, tx, nexthop)
-            || total > usize::from(c.hop_mtu)
-        {
+        let nexthop = route::next_hop(dst, via);
+        if !rewrite::ready(
+            &ctx.state.neighbors,
+            snap,
+            ctx.now,
+            &mut c,
+            tx,
+            nexthop,
+            total,
+        ) {
             continue;
         }
         if let Nat::FipIn(x) = nat {
@@ -315,18 +292,10 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             Nat::None | Nat::Snat(_) => {
                 ipv4::Packet::new_unchecked(&mut frame[ETH..]).decrement_ttl();
             }
-            Nat::FipIn(x) => fip_in::<true>(snap, ctx.stats, b, i, &mut frame[ETH..], x, proto),
-            Nat::FipOut(x) => {
-                let fe = &snap.fips[usize::from(x)];
-                nat::translate_fip_as::<true>(
-                    &mut frame[ETH..],
-                    Side::Src,
-                    fe.external,
-                    fe.sums_out,
-                    proto,
-                );
-                ctx.stats.fip_out[fe.slot as usize].add(1);
+            Nat::FipIn(x) => {
+                nat::fip_dnat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto);
             }
+            Nat::FipOut(x) => nat::fip_snat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto),
         }
         frame[..ETH].copy_from_slice(&c.eth);
         b.meta[i].tx_port = tx;
@@ -349,12 +318,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
         b.desc[i].len = ETH as u32 + u32::from(p.total);
         let frame = ctx.pool.bytes_mut(&b.desc[i]);
-        nat::translate_as::<true>(
-            &mut frame[ETH..],
-            Side::Src,
-            ext,
-            Some(((p.key >> 32) as u16, ext_port)),
-        );
+        nat::snat_out::<true>(&mut frame[ETH..], p.key, ext, ext_port);
         frame[..ETH].copy_from_slice(&p.eth);
         b.meta[i].tx_port = p.tx;
         done |= 1 << i;
@@ -371,11 +335,14 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.geneve_encap.add(encapped);
     }
     let taken = done | to_decap | to_encap | to_ip4;
-    if taken != 0
-        && let Some(p) = (usize::from(port) < MAX_PORTS).then_some(usize::from(port))
-    {
-        ctx.stats.port_rx_packets[p].add(u64::from(taken.count_ones()));
-        ctx.stats.port_rx_bytes[p].add(bytes);
+    l2_input::count_rx(
+        ctx.stats,
+        usize::from(port),
+        u64::from(taken.count_ones()),
+        bytes,
+    );
+    if done != 0 {
+        ctx.stats.fast_path.add(u64::from(done.count_ones()));
     }
 }
 
@@ -417,7 +384,7 @@ impl FipHop {
     /// True when this next hop still holds for a packet of `total` bytes.
     #[inline(always)]
     fn holds(&self, stamp: u64, now: u64, total: usize) -> bool {
-        self.stamp == stamp && now <= self.until && total <= usize::from(self.mtu)
+        self.stamp == stamp && now <= self.until && rewrite::fits(total, self.mtu)
     }
 }
 
@@ -503,26 +470,4 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
     b.desc[i].len = (ETH + total) as u32;
     b.dst[i] = dst;
     b.meta[i].ttl = ttl;
-}
-
-/// nat_in's floating IP DNAT of packet `i`, whose trimmed datagram is `l3`, to floating IP
-/// `x`'s internal address; with `FORWARD`, rewrite's TTL decrement too
-/// ([`nat::translate_as`]).
-#[inline(always)]
-fn fip_in<const FORWARD: bool>(
-    snap: &Snapshot,
-    stats: &WorkerStats,
-    b: &mut Batch,
-    i: usize,
-    l3: &mut [u8],
-    x: u16,
-    proto: u8,
-) {
-    let fe = &snap.fips[usize::from(x)];
-    nat::translate_fip_as::<FORWARD>(l3, Side::Dst, fe.internal, fe.sums_in, proto);
-    stats.fip_in[fe.slot as usize].add(1);
-    if !FORWARD {
-        b.dst[i] = fe.internal;
-        b.meta[i].nat_done = true;
-    }
 }

@@ -2,6 +2,7 @@
 
 use super::{Batch, Ctx, Next, bits};
 use crate::metrics::DropReason;
+use crate::tables::Snapshot;
 use crate::wire::checksum;
 use crate::wire::ethernet::HEADER_LEN as ETH;
 use crate::wire::ipv4::{self, class};
@@ -30,27 +31,20 @@ fn run_with<const TUNNEL: bool>(
     let mut to_tunnel = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
-        // Fast path: a valid header without options from and to ordinary addresses. Anything
-        // else goes through the full checks of `check_slow`, which name the drop reason.
+        // The common case, as the fast path decides it. Anything else goes through the full
+        // checks of `check_slow`, which name the drop reason.
         if let Some(f) = ctx
             .pool
             .bytes(&d)
             .first_chunk::<{ ETH + ipv4::HEADER_LEN }>()
-            && let Some(h) = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>()
-            && let Some(total) = fast_header_total(h, d.len as usize - ETH)
-            && !(martian(h[12]) | martian(h[16]))
-            && !ctx
-                .snap
-                .own
-                .maybe(u32::from_be_bytes([h[12], h[13], h[14], h[15]]))
+            && let Some(c) = common(ctx.snap, f, d.len as usize)
         {
-            let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-            b.desc[i].len = (ETH + total) as u32;
-            b.dst[i] = dst;
-            b.meta[i].ttl = h[8];
+            b.desc[i].len = (ETH + c.total) as u32;
+            b.dst[i] = c.dst;
+            b.meta[i].ttl = c.ttl;
             // Looked at more closely after the loop: one compare here.
             if TUNNEL {
-                to_tunnel |= u64::from(dst == tun_local) << i;
+                to_tunnel |= u64::from(c.dst == tun_local) << i;
             }
             continue;
         }
@@ -87,12 +81,52 @@ fn run_with<const TUNNEL: bool>(
     b.set_next_mask(Next::Ip4Input, to_route & !to_decap, next);
 }
 
+/// What ip4_input reads of a packet in its common case.
+#[derive(Clone, Copy)]
+pub(super) struct Common {
+    /// The datagram's total length (the frame may carry link-layer padding after it).
+    pub total: usize,
+    pub src: u32,
+    pub dst: u32,
+    pub ttl: u8,
+    pub proto: u8,
+}
+
+/// ip4_input's decision for the common case of the Ethernet frame `f` of `frame_len` bytes
+/// (its first bytes are `f`): an option-less header that passes RFC 1812 section 5.2.2
+/// ([`fast_header_total`]), from and to ordinary addresses (not martian, RFC 1812 section
+/// 5.3.7), from none of vgate's own. None sends the packet to the full checks, which name
+/// what is wrong. The stage and the fast path both decide by this.
+#[inline(always)]
+pub(super) fn common(
+    snap: &Snapshot,
+    f: &[u8; ETH + ipv4::HEADER_LEN],
+    frame_len: usize,
+) -> Option<Common> {
+    let h = f[ETH..].first_chunk::<{ ipv4::HEADER_LEN }>()?;
+    let total = fast_header_total(h, frame_len - ETH)?;
+    let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+    let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+    // Exact behind the filter: a filter hit that is not one of vgate's addresses would
+    // otherwise cost the packet the full checks.
+    if martian(h[12]) | martian(h[16]) || snap.own.contains(src) {
+        return None;
+    }
+    Some(Common {
+        total,
+        src,
+        dst,
+        ttl: h[8],
+        proto: h[9],
+    })
+}
+
 /// The total length of the IPv4 header `h` when it is the common one, checked as RFC 1812
 /// section 5.2.2 asks: version 4 without options, a total length from 20 bytes up to
 /// `l3_len` (what the frame holds after the Ethernet header), a correct checksum. None sends
 /// the packet to the full checks of [`check`], which name what is wrong.
 #[inline(always)]
-pub(super) fn fast_header_total(h: &[u8; ipv4::HEADER_LEN], l3_len: usize) -> Option<usize> {
+fn fast_header_total(h: &[u8; ipv4::HEADER_LEN], l3_len: usize) -> Option<usize> {
     if h[0] != 0x45 {
         return None;
     }
@@ -114,7 +148,7 @@ pub(super) fn is_geneve(l3: &[u8], port: u16) -> bool {
 /// [`class::is_martian_source`] (and `_destination`, the same classes) by the first octet:
 /// 0, 127, or 224 and above.
 #[inline(always)]
-pub(super) fn martian(first_octet: u8) -> bool {
+fn martian(first_octet: u8) -> bool {
     MARTIAN_OCTET[first_octet as usize]
 }
 

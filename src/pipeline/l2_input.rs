@@ -1,7 +1,8 @@
 //! Ethernet input: accept frames for us, classify by EtherType.
 
 use super::{Batch, Ctx, Next, bits};
-use crate::metrics::{DropReason, MAX_PORTS};
+use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
+use crate::tables::Snapshot;
 use crate::wire::ethernet::{self, EthernetAddress, ethertype};
 
 /// The low 48 bits of a little-endian load of 8 bytes starting at a MAC address.
@@ -24,7 +25,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // registers and keep that port's MAC at hand.
     let mut run_port = usize::MAX;
     let (mut run_pkts, mut run_bytes) = (0u64, 0u64);
-    let (mut port_mac, mut port_bcast) = (0u64, 0u64);
+    let mut macs = PortMacs::NONE;
     for i in bits(mask) {
         let port = b.meta[i].rx_port as usize;
         let d = b.desc[i];
@@ -34,30 +35,19 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 rx_bytes[run_port] += run_bytes;
             }
             (run_port, run_pkts, run_bytes) = (port, 0, 0);
-            // No such port: nothing matches, and `classify` fails on it as it always did.
-            (port_mac, port_bcast) = match ctx.snap.ports.get(port) {
-                Some(p) => (mac_bits(p.mac), MAC_BITS),
-                None => (u64::MAX, u64::MAX),
-            };
+            macs = PortMacs::of(ctx.snap, port);
         }
         run_pkts += 1;
         run_bytes += u64::from(d.len);
-        // Fast path: IPv4 or ARP to the port MAC or broadcast. Everything else, including
-        // runts, goes through the full checks of `classify`.
-        let Some(h) = ctx.pool.bytes(&d).first_chunk::<{ ethernet::HEADER_LEN }>() else {
-            slow |= 1 << i;
-            continue;
-        };
-        let dst = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS;
-        let ethertype = u16::from_be_bytes([h[12], h[13]]);
-        let for_us = dst == port_mac || dst == port_bcast;
-        if for_us && ethertype == ethertype::IPV4 {
-            continue;
-        }
-        if for_us && ethertype == ethertype::ARP {
-            to_arp |= 1 << i;
-        } else {
-            slow |= 1 << i;
+        // The common case as the fast path decides it; the rest, runts included, through the
+        // full checks of `classify`.
+        match ctx.pool.bytes(&d).first_chunk::<{ ethernet::HEADER_LEN }>() {
+            Some(h) => match macs.common(h) {
+                Common::Ip4 => {}
+                Common::Arp => to_arp |= 1 << i,
+                Common::Other => slow |= 1 << i,
+            },
+            None => slow |= 1 << i,
         }
     }
     if run_port != usize::MAX {
@@ -76,8 +66,70 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     b.set_next_mask(Next::L2Input, to_ip4, Next::Ip4Input);
     b.set_next_mask(Next::L2Input, to_arp, Next::Arp);
     for p in 0..ctx.snap.ports.len().min(MAX_PORTS) {
-        ctx.stats.port_rx_packets[p].add(rx_pkts[p]);
-        ctx.stats.port_rx_bytes[p].add(rx_bytes[p]);
+        count_rx(ctx.stats, p, rx_pkts[p], rx_bytes[p]);
+    }
+}
+
+/// Count `pkts` packets of `bytes` bytes received on `port`: every received packet is
+/// counted once, here or by the fast path, whichever takes it from l2_input.
+#[inline(always)]
+pub(super) fn count_rx(stats: &WorkerStats, port: usize, pkts: u64, bytes: u64) {
+    if port < MAX_PORTS && pkts != 0 {
+        stats.port_rx_packets[port].add(pkts);
+        stats.port_rx_bytes[port].add(bytes);
+    }
+}
+
+/// The common case of l2_input's decision, from the Ethernet header alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Common {
+    /// IPv4 to the port MAC or broadcast: on to ip4_input.
+    Ip4,
+    /// ARP to the port MAC or broadcast: on to arp.
+    Arp,
+    /// Anything else (other MACs vgate accepts, other EtherTypes, drops): the full checks
+    /// of [`classify`], which name the drop reason.
+    Other,
+}
+
+/// The MACs of one receiving port that the common case accepts, as [`mac_bits`] words.
+#[derive(Clone, Copy)]
+pub(super) struct PortMacs {
+    unicast: u64,
+    broadcast: u64,
+}
+
+impl PortMacs {
+    /// Matches nothing.
+    const NONE: PortMacs = PortMacs {
+        unicast: u64::MAX,
+        broadcast: u64::MAX,
+    };
+
+    /// Port `port`'s: its MAC and broadcast. No such port matches nothing, and `classify`
+    /// fails on it.
+    #[inline(always)]
+    pub(super) fn of(snap: &Snapshot, port: usize) -> PortMacs {
+        match snap.ports.get(port) {
+            Some(p) => PortMacs {
+                unicast: mac_bits(p.mac),
+                broadcast: MAC_BITS,
+            },
+            None => PortMacs::NONE,
+        }
+    }
+
+    /// l2_input's decision for the common case: IPv4 or ARP to the port MAC or broadcast.
+    /// The stage and the fast path both decide by this.
+    #[inline(always)]
+    pub(super) fn common(self, h: &[u8; ethernet::HEADER_LEN]) -> Common {
+        let dst = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS;
+        let for_us = dst == self.unicast || dst == self.broadcast;
+        match u16::from_be_bytes([h[12], h[13]]) {
+            ethertype::IPV4 if for_us => Common::Ip4,
+            ethertype::ARP if for_us => Common::Arp,
+            _ => Common::Other,
+        }
     }
 }
 

@@ -58,7 +58,8 @@ pub enum Next {
     Drop,
     /// The frame now belongs to someone else (a hold queue); nothing more to do.
     Consumed,
-    /// SNAT return traffic for a session of worker `Meta::handoff_to`.
+    /// For worker `Meta::handoff_to`: SNAT return traffic for one of its sessions, or a
+    /// tenant's ICMP error about a flow whose session is on some other worker.
     Handoff,
     /// Routed to a Geneve network: encapsulate toward the endpoint's chassis.
     Encap,
@@ -89,6 +90,9 @@ pub struct Meta {
     pub nat_done: bool,
     /// Worker that owns the SNAT session of a packet sent to `Next::Handoff`.
     pub handoff_to: u8,
+    /// Workers this packet was handed on to so far without finding its session (tenant
+    /// ICMP errors go round the workers: their session's owner is not computable).
+    pub handoff_hops: u8,
     /// TTL of the packet as the stage that sends it to route left it (ip4_input, local,
     /// icmp_error), so route reads no packet bytes; see also [`Batch::dst`]. A stage that
     /// changes it in the packet before route must update it here too.
@@ -107,12 +111,15 @@ impl Default for Meta {
             rx_port: 0,
             tx_port: 0,
             local_origin: false,
-            drop: DropReason::L2Runt,
+            // Every stage that drops names its reason: a packet dropped with this one was
+            // never classified.
+            drop: DropReason::Internal,
             icmp: IcmpKind::NetUnreachable,
             icmp_mtu: 0,
             nexthop: 0,
             nat_done: false,
             handoff_to: 0,
+            handoff_hops: 0,
             ttl: 0,
             vni_net: 0,
         }
@@ -381,14 +388,21 @@ pub struct WorkerState {
     /// The snapshot `fip_hops` belongs to: its generation and address.
     fip_hops_of: (u64, usize),
     /// Packets to hand to other workers after this batch: (worker, rx port, frame).
-    pub handoff: Vec<(u8, u8, Desc)>,
+    pub handoff: Vec<Handoff>,
     /// Virtual endpoints moved by a gratuitous ARP through a tunnel: IP -> chassis address.
     pub virtual_chassis: crate::tables::neighbor::IntMap<u32, u32>,
     /// Moves seen here, to tell the other workers and the control thread: (IP, chassis).
     pub virtual_moved: Vec<(u32, u32)>,
-    /// Received packets try the [`fast`] path first (the default). Off, every packet takes
-    /// the stages: the reference the fast path is tested against.
-    pub fast_path: bool,
+}
+
+/// A packet to hand to another worker after this batch ([`Next::Handoff`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Handoff {
+    pub worker: u8,
+    pub rx_port: u8,
+    /// [`Meta::handoff_hops`], counting this one.
+    pub hops: u8,
+    pub desc: Desc,
 }
 
 /// Virtual-endpoint moves one worker publishes per poll; more in one poll wait for the
@@ -428,7 +442,6 @@ impl WorkerState {
                 Default::default(),
             ),
             virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
-            fast_path: true,
         }
     }
 
@@ -487,11 +500,12 @@ pub struct Ctx<'a> {
 }
 
 /// Run a batch through the stages until every packet is transmitted, dropped or held:
-/// received packets take the [`fast`] path when they qualify, the stages otherwise.
+/// received packets take the [`fast`] path when they qualify and the snapshot allows it
+/// ([`Snapshot::fast_path`]), the stages otherwise.
 /// Out of line: one call per batch, and one symbol to profile.
 #[inline(never)]
 pub fn process(ctx: &mut Ctx, b: &mut Batch) {
-    if ctx.state.fast_path {
+    if ctx.snap.fast_path {
         let m = b.mask(Next::L2Input);
         if m != 0 {
             fast::run(ctx, b, m);
@@ -583,12 +597,12 @@ fn pending(b: &Batch) -> u64 {
 
 /// Hand transmitted packets to their port queues, free and count dropped ones.
 fn finish(ctx: &mut Ctx, b: &mut Batch) {
-    // Anything still in flight after the rounds would be a pipeline bug; account for it as a
-    // drop rather than leaking the frame.
+    // Anything still in flight after the rounds is a pipeline bug: fail in tests, and in
+    // production count it as such a drop rather than leak the frame.
     let stuck = pending(b);
+    debug_assert!(stuck == 0, "packets left unclassified: {stuck:#x}");
     for i in bits(stuck) {
-        b.meta[i].drop = DropReason::IcmpNotAllowed;
-        b.set_next(i, Next::Drop);
+        b.drop(i, DropReason::Internal);
     }
     let tx = b.mask(Next::Tx);
     let n = b.len.min(MAX_BATCH);
@@ -612,9 +626,13 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
         append_tx(ctx, b, tx);
     }
     for i in bits(b.mask(Next::Handoff)) {
-        ctx.state
-            .handoff
-            .push((b.meta[i].handoff_to, b.meta[i].rx_port, b.desc[i]));
+        let m = &b.meta[i];
+        ctx.state.handoff.push(Handoff {
+            worker: m.handoff_to,
+            rx_port: m.rx_port,
+            hops: m.handoff_hops,
+            desc: b.desc[i],
+        });
     }
     let drops = b.mask(Next::Drop);
     if drops != 0 {

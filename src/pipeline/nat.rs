@@ -11,7 +11,7 @@
 //! so traceroute and path-MTU discovery work through a floating IP and through SNAT.
 
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
-use crate::metrics::DropReason;
+use crate::metrics::{DropReason, WorkerStats};
 use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
 use crate::tables::{NAT_SNAT, Snapshot};
 use crate::wire::checksum::{AddrSums, TTL_DOWN_NE};
@@ -297,15 +297,10 @@ fn quote(l3: &[u8]) -> Option<(usize, usize)> {
 /// A floating IP's stateless translation of address `side` of `l3` (protocol `proto`) to
 /// `addr`, from the floating IP's other address, whose RFC 1624 sums are `sums`
 /// ([`FipEntry::sums_in`](crate::tables::FipEntry::sums_in) or `sums_out`); an ICMP
-/// error's quote gets the other side translated to match (RFC 5508).
+/// error's quote gets the other side translated to match (RFC 5508). With `FORWARD`,
+/// rewrite's TTL decrement too ([`translate_as`]).
 #[inline(always)]
-pub(super) fn translate_fip(l3: &mut [u8], side: Side, addr: u32, sums: AddrSums, proto: u8) {
-    translate_fip_as::<false>(l3, side, addr, sums, proto)
-}
-
-/// [`translate_fip`] with [`translate_as`]'s `FORWARD`.
-#[inline(always)]
-pub(super) fn translate_fip_as<const FORWARD: bool>(
+fn translate_fip_as<const FORWARD: bool>(
     l3: &mut [u8],
     side: Side,
     addr: u32,
@@ -374,6 +369,118 @@ fn translate_quote(l3: &mut [u8], side: Side, new: u32, port: Option<u16>) -> bo
     true
 }
 
+/// nat_in's decision for a packet from `src` to `dst`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Inbound {
+    /// Nothing to translate.
+    None,
+    /// From one of vgate's floating IPs or SNAT addresses: dropped as
+    /// [`DropReason::NatSpoofedSource`].
+    Spoofed,
+    /// To floating IP `x` (an index into [`Snapshot::fips`]): DNAT.
+    Fip(u16),
+    /// To the external address of SNAT rule `r`: return traffic of one of its sessions.
+    Snat(usize),
+}
+
+/// nat_in's decision. Ingress filtering (RFC 2827) first: only vgate sends from its
+/// floating IPs and SNAT addresses, and its own packets never enter here; forwarded, such a
+/// packet would reach a tenant disguised as translated traffic of another tenant. The
+/// stage and the fast path both decide by this.
+#[inline(always)]
+pub(super) fn inbound(snap: &Snapshot, src: u32, dst: u32) -> Inbound {
+    // Exact behind the filter: with 80 NAT addresses 2 % of sources hit the filter alone.
+    if snap.nat_sources.contains(src) {
+        return Inbound::Spoofed;
+    }
+    match snap.nat_by_external.lookup(dst) {
+        None => Inbound::None,
+        Some(x) if x & NAT_SNAT == 0 => Inbound::Fip(x),
+        Some(x) => Inbound::Snat(usize::from(x & !NAT_SNAT)),
+    }
+}
+
+/// nat_out's decision for a packet from `src` to `dst` that was not translated inbound.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outbound {
+    /// Nothing to translate.
+    None,
+    /// From floating IP `x`'s internal address: SNAT to its external one.
+    Fip(u16),
+    /// From a network with SNAT rule `r`: a session of that rule.
+    Snat(u16),
+}
+
+/// nat_out's decision: only tenant sources leaving the tenant networks are translated, by
+/// their floating IP if they have one, else by their network's SNAT rule. It needs nothing
+/// from route, so the fast path makes it before routing. The stage and the fast path both
+/// decide by this.
+#[inline(always)]
+pub(super) fn outbound(snap: &Snapshot, tenants: TenantSpan, src: u32, dst: u32) -> Outbound {
+    if tenants.holds(snap, dst) {
+        return Outbound::None;
+    }
+    if let Some(x) = snap.fip_by_internal.lookup(src) {
+        return Outbound::Fip(x);
+    }
+    match snap
+        .network_of(src)
+        .and_then(|n| snap.networks[usize::from(n)].snat)
+    {
+        Some(r) => Outbound::Snat(r),
+        None => Outbound::None,
+    }
+}
+
+/// Floating IP `x`'s DNAT of the trimmed datagram `l3` of protocol `proto`, counted; with
+/// `FORWARD`, rewrite's TTL decrement too ([`translate_as`]). Returns the internal address.
+#[inline(always)]
+pub(super) fn fip_dnat<const FORWARD: bool>(
+    snap: &Snapshot,
+    stats: &WorkerStats,
+    l3: &mut [u8],
+    x: u16,
+    proto: u8,
+) -> u32 {
+    let f = &snap.fips[usize::from(x)];
+    translate_fip_as::<FORWARD>(l3, Side::Dst, f.internal, f.sums_in, proto);
+    stats.fip_in[usize::from(f.slot)].add(1);
+    f.internal
+}
+
+/// Floating IP `x`'s SNAT of the trimmed datagram `l3` of protocol `proto`, counted; with
+/// `FORWARD`, rewrite's TTL decrement too.
+#[inline(always)]
+pub(super) fn fip_snat<const FORWARD: bool>(
+    snap: &Snapshot,
+    stats: &WorkerStats,
+    l3: &mut [u8],
+    x: u16,
+    proto: u8,
+) {
+    let f = &snap.fips[usize::from(x)];
+    translate_fip_as::<FORWARD>(l3, Side::Src, f.external, f.sums_out, proto);
+    stats.fip_out[usize::from(f.slot)].add(1);
+}
+
+/// An SNAT session's translation of the outbound datagram `l3` whose session key is `key`
+/// ([`inside_key`]): the source becomes `ext` and the source port (or echo identifier)
+/// `ext_port`; with `FORWARD`, rewrite's TTL decrement too.
+#[inline(always)]
+pub(super) fn snat_out<const FORWARD: bool>(l3: &mut [u8], key: u64, ext: u32, ext_port: u16) {
+    translate_as::<FORWARD>(l3, Side::Src, ext, Some(((key >> 32) as u16, ext_port)));
+}
+
+/// The TCP flags an SNAT session's state follows, of a datagram `l3` with a header of `hl`
+/// bytes; 0 for other protocols.
+#[inline(always)]
+pub(super) fn tcp_flags(l3: &[u8], hl: usize, proto: Proto) -> u8 {
+    match l3.get(hl + 13) {
+        Some(&f) if proto == Proto::Tcp => f,
+        _ => 0,
+    }
+}
+
 /// Before routing: DNAT to floating IPs, un-SNAT return traffic.
 pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let snap = ctx.snap;
@@ -397,29 +504,16 @@ pub fn run_in(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         b.dst[i] = dst;
         b.meta[i].ttl = ttl;
 
-        // Ingress filtering (RFC 2827): only vgate sends from its floating IPs and SNAT
-        // addresses, and its own packets never enter here. Forwarded, such a packet would
-        // reach a tenant disguised as translated traffic of another tenant.
-        if snap.nat_sources.contains(src) {
-            b.drop(i, DropReason::NatSpoofedSource);
-            continue;
+        match inbound(snap, src, dst) {
+            Inbound::None => {}
+            Inbound::Spoofed => b.drop(i, DropReason::NatSpoofedSource),
+            // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
+            Inbound::Fip(x) => {
+                b.dst[i] = fip_dnat::<false>(snap, ctx.stats, l3, x, proto_num);
+                b.meta[i].nat_done = true;
+            }
+            Inbound::Snat(ri) => snat_in(ctx, b, i, ri, dst, proto_num),
         }
-
-        let Some(x) = snap.nat_by_external.lookup(dst) else {
-            continue;
-        };
-        // Floating IP: stateless DNAT; an ICMP error's quote carries our source E.
-        if x & NAT_SNAT == 0 {
-            let f = &snap.fips[usize::from(x)];
-            translate_fip(l3, Side::Dst, f.internal, f.sums_in, proto_num);
-            b.dst[i] = f.internal;
-            b.meta[i].nat_done = true;
-            ctx.stats.fip_in[f.slot as usize].add(1);
-            continue;
-        }
-
-        // SNAT return traffic.
-        snat_in(ctx, b, i, usize::from(x & !NAT_SNAT), dst, proto_num);
     }
 }
 
@@ -447,11 +541,7 @@ fn snat_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, dst: u32, proto_nu
         }
         Some(_) => {}
     }
-    let flags = if proto == Proto::Tcp && !err && l3.len() >= hl + 14 {
-        l3[hl + 13]
-    } else {
-        0
-    };
+    let flags = if err { 0 } else { tcp_flags(l3, hl, proto) };
     let Some(table) = ctx.state.snat.get_mut(ri).and_then(|t| t.as_mut()) else {
         no_session(snap, b, i, dst);
         return;
@@ -519,10 +609,7 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut key = [0u64; MAX_BATCH];
     let mut home = [0usize; MAX_BATCH];
     let mut pending = 0u64;
-    // The last source network found is tried first, since a batch tends to come from few
-    // networks.
     let tenants = TenantSpan::new(snap);
-    let mut last_net: (u32, u32, u16) = (1, 0, 0);
     for i in bits(mask) {
         let m = b.meta[i];
         if m.nat_done {
@@ -540,28 +627,13 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let proto_num = h[9];
-        // Only tenant sources leaving the tenant networks are translated.
-        if tenants.holds(snap, dst) {
-            continue;
-        }
-        if let Some(fi) = snap.fip_by_internal.lookup(src) {
-            let f = &snap.fips[fi as usize];
-            translate_fip(l3, Side::Src, f.external, f.sums_out, proto_num);
-            ctx.stats.fip_out[f.slot as usize].add(1);
-            continue;
-        }
-        let net = if (last_net.0..=last_net.1).contains(&src) {
-            last_net.2
-        } else {
-            let Some(net) = snap.network_of(src) else {
+        let ri = match outbound(snap, tenants, src, dst) {
+            Outbound::None => continue,
+            Outbound::Fip(x) => {
+                fip_snat::<false>(snap, ctx.stats, l3, x, proto_num);
                 continue;
-            };
-            let n = &snap.networks[net as usize];
-            last_net = (n.subnet, n.subnet | !crate::tables::mask(n.len), net);
-            net
-        };
-        let Some(ri) = snap.networks[net as usize].snat else {
-            continue;
+            }
+            Outbound::Snat(ri) => ri,
         };
         let Some(Some(table)) = ctx.state.snat.get(usize::from(ri)) else {
             b.drop(i, DropReason::NatNoSession);
@@ -592,15 +664,10 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             2 => Proto::Udp,
             _ => Proto::Icmp,
         };
-        let flags = if proto == Proto::Tcp && l3.len() >= hl + 14 {
-            l3[hl + 13]
-        } else {
-            0
-        };
-        match table.outbound_hashed(k, home[i], flags, now) {
+        match table.outbound_hashed(k, home[i], tcp_flags(l3, hl, proto), now) {
             Ok(ext_port) => {
                 let ext = snap.snat[usize::from(rule[i])].params.external;
-                translate(l3, Side::Src, ext, Some(((k >> 32) as u16, ext_port)));
+                snat_out::<false>(l3, k, ext, ext_port);
             }
             Err(SnatError::PortsExhausted) => {
                 ctx.stats.nat_port_exhausted.add(1);
@@ -661,7 +728,10 @@ fn session_key_of(l3: &[u8], hl: usize, l4: &[u8]) -> Result<(Proto, u16), SlowO
 }
 
 /// An ICMP error from tenant host `src` about an inbound packet: the quote's destination is
-/// the inside endpoint of a session, whose translation the error gets; else it is dropped.
+/// the inside endpoint of a session, whose translation the error gets. The session may be
+/// another worker's (the one that received the flow's outbound packets): the error is then
+/// handed on round the workers until one has it (at most once to each), and dropped when
+/// none has.
 #[inline(never)]
 fn icmp_error_out(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, src: u32) {
     let ext = ctx.snap.snat[ri].params.external;
@@ -674,6 +744,14 @@ fn icmp_error_out(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, src: u32) {
     {
         translate(l3, Side::Src, ext, None);
         translate_quote(l3, Side::Dst, ext, Some(ext_port));
+        return;
+    }
+    let (worker, workers) = (ctx.state.worker, ctx.state.workers);
+    let m = &mut b.meta[i];
+    if usize::from(m.handoff_hops) + 1 < workers {
+        m.handoff_hops += 1;
+        m.handoff_to = ((worker + 1) % workers) as u8;
+        b.set_next(i, Next::Handoff);
         return;
     }
     b.drop(i, DropReason::NatNoSession);

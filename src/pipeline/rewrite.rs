@@ -47,33 +47,56 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         // `rewrite_one`, in order, since resolution has side effects (hold queues, ARP
         // requests). vgate's own packets (echo replies, errors, Geneve outer headers) keep
         // their TTL.
-        if hop_ready(
-            &ctx.state.neighbors,
-            ctx.snap,
-            ctx.now,
-            &mut c,
-            m.tx_port,
-            m.nexthop,
-        ) && let Some(f) = ctx
+        if let Some(f) = ctx
             .pool
             .bytes_mut(&d)
             .first_chunk_mut::<{ ETH + ipv4::HEADER_LEN }>()
+            && ready(
+                &ctx.state.neighbors,
+                ctx.snap,
+                ctx.now,
+                &mut c,
+                m.tx_port,
+                m.nexthop,
+                usize::from(u16::from_be_bytes([f[ETH + 2], f[ETH + 3]])),
+            )
         {
             let (eth, l3) = f.split_at_mut(ETH);
-            let mut ip = ipv4::Packet::new_unchecked(l3);
-            if ip.total_len() <= c.hop_mtu {
-                if !m.local_origin {
-                    ip.decrement_ttl();
-                }
-                eth.copy_from_slice(&c.eth);
-                continue;
+            if !m.local_origin {
+                ipv4::Packet::new_unchecked(l3).decrement_ttl();
             }
+            eth.copy_from_slice(&c.eth);
+            continue;
         }
         if !rewrite_one(ctx, b, i, &mut c) {
             not_tx |= 1 << i;
         }
     }
     b.set_next_mask(Next::Rewrite, mask & !not_tx, Next::Tx);
+}
+
+/// True when a datagram of `total` bytes fits the IP MTU `mtu` as it is (RFC 791 section
+/// 3.2): no fragmentation and no fragmentation-needed error.
+#[inline(always)]
+pub(super) fn fits(total: usize, mtu: u16) -> bool {
+    total <= usize::from(mtu)
+}
+
+/// rewrite's decision for the common case: a datagram of `total` bytes to `nexthop` on
+/// `port` is written with the cached Ethernet header ([`hop_ready`]) and leaves as it is,
+/// within the port MTU ([`fits`]). False sends it through the whole of rewrite (resolution,
+/// hold queue, fragmentation, errors). The stage and the fast path both decide by this.
+#[inline(always)]
+pub(super) fn ready(
+    neighbors: &NeighborTable,
+    snap: &Snapshot,
+    now: u64,
+    c: &mut Cache,
+    port: u8,
+    nexthop: u32,
+    total: usize,
+) -> bool {
+    hop_ready(neighbors, snap, now, c, port, nexthop) && fits(total, c.hop_mtu)
 }
 
 /// A next hop as one comparable word.
@@ -95,7 +118,7 @@ const NO_HOP: u64 = u64::MAX;
 /// table has it cached as reachable; otherwise (false) the cache stays as it is and the
 /// packet takes `rewrite_one`.
 #[inline(always)]
-pub(super) fn hop_ready(
+fn hop_ready(
     neighbors: &NeighborTable,
     snap: &Snapshot,
     now: u64,
@@ -155,7 +178,7 @@ fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
     {
         let buf = ctx.pool.bytes_mut(&d);
         let mut ip = ipv4::Packet::new_unchecked(&mut buf[ETH..]);
-        if ip.total_len() > mtu && ip.dont_frag() && !m.local_origin {
+        if !fits(usize::from(ip.total_len()), mtu) && ip.dont_frag() && !m.local_origin {
             b.icmp_error(i, DropReason::MtuFragNeeded, IcmpKind::FragNeeded, mtu);
             return false;
         }
@@ -196,7 +219,7 @@ fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
         ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);
     }
     let total = ipv4::Packet::new_unchecked(&ctx.pool.bytes(&d)[ETH..]).total_len();
-    if total > mtu {
+    if !fits(usize::from(total), mtu) {
         // Only packets without DF (or our own) get here: fragment on output.
         b.set_next(i, Next::Consumed);
         fragment(ctx, port, d);
@@ -221,7 +244,10 @@ pub fn output(ctx: &mut Ctx, port: u8, d: Desc, mac: EthernetAddress) {
     let (mtu, src) = (pinfo.mtu, pinfo.mac);
     let buf = ctx.pool.bytes_mut(&d);
     set_macs(buf, mac, src);
-    if ipv4::Packet::new_unchecked(&buf[ETH..]).total_len() > mtu {
+    if !fits(
+        usize::from(ipv4::Packet::new_unchecked(&buf[ETH..]).total_len()),
+        mtu,
+    ) {
         fragment(ctx, port, d);
     } else {
         ctx.tx.push(port, d);

@@ -16,6 +16,21 @@ fn table_of(snap: &Snapshot, m: &Meta) -> u16 {
     }
 }
 
+/// RFC 1812 section 5.3.1: a forwarded packet leaves with its TTL decremented, so only a
+/// TTL above 1 is forwarded (the rest get time exceeded); vgate's own packets keep theirs.
+/// The stage and the fast path both decide by this.
+#[inline(always)]
+pub(super) fn ttl_forwards(ttl: u8, local_origin: bool) -> bool {
+    local_origin || ttl > 1
+}
+
+/// The neighbour a packet to `dst` is sent to by a route through `via` (0: on-link, the
+/// destination itself).
+#[inline(always)]
+pub(super) fn next_hop(dst: u32, via: u32) -> u32 {
+    if via == 0 { dst } else { via }
+}
+
 /// Route every packet of `mask` by [`Batch::dst`] and `Meta::ttl`.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     if mask == 0 {
@@ -28,7 +43,9 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let table = table_of(ctx.snap, &first);
     let n = (u64::BITS - mask.leading_zeros()) as usize;
     let mut hop = [None; MAX_BATCH];
-    ctx.snap.lookup_batch(table, &b.dst[..n], &mut hop[..n]);
+    ctx.snap
+        .routes(table)
+        .lookup_batch(&b.dst[..n], &mut hop[..n]);
     // Packets that do not go on to rewrite; all others do.
     let (mut other, mut to_local, mut to_encap) = (0u64, 0u64, 0u64);
     for i in bits(mask) {
@@ -37,26 +54,22 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         if (m.local_origin, m.rx_port) != (first.local_origin, first.rx_port) {
             let t = table_of(ctx.snap, m);
             if t != table {
-                ctx.snap.lookup_batch(
-                    t,
-                    std::slice::from_ref(&b.dst[i]),
-                    std::slice::from_mut(&mut h),
-                );
+                h = ctx.snap.routes(t).lookup(b.dst[i]);
             }
         }
         let nh = h.and_then(|h| ctx.snap.nexthops.get(h as usize).copied());
         if let Some(NextHop::Forward { port, via }) = nh
-            && (m.local_origin || m.ttl > 1)
+            && ttl_forwards(m.ttl, m.local_origin)
         {
             m.tx_port = port;
-            m.nexthop = if via == 0 { b.dst[i] } else { via };
+            m.nexthop = next_hop(b.dst[i], via);
             continue;
         }
         other |= 1 << i;
         if nh.is_none()
             && let Some(_net) = h.and_then(|h| ctx.snap.tunnel_network(h))
         {
-            if m.local_origin || m.ttl > 1 {
+            if ttl_forwards(m.ttl, m.local_origin) {
                 to_encap |= 1 << i;
             } else {
                 b.icmp_error(i, DropReason::RouteTtlExpired, IcmpKind::TimeExceeded, 0);

@@ -164,6 +164,11 @@ pub struct Snapshot {
     pub own: OwnAddrs,
     /// Floating IPs and SNAT addresses: sources only vgate may send from.
     pub nat_sources: OwnAddrs,
+    /// Received packets try the fast path (`pipeline::fast`) first. `dataplane.fast_path`
+    /// sets it; a feature the fast path does not decide by the stages' own functions must
+    /// clear it in `build_snapshot` for the configurations that use it, so that it never
+    /// slips past the fast path.
+    pub fast_path: bool,
 }
 
 /// Marks an SNAT rule in [`Snapshot::nat_by_external`] (floating IPs are far fewer than
@@ -392,22 +397,67 @@ pub struct SnatRule {
     pub params: nat::SnatParams,
 }
 
-impl Snapshot {
-    /// Route lookup: the port's table first, then "main" when that table has no match (the
-    /// Linux `ip rule iif DEV lookup T` followed by the default `lookup main` rule).
-    /// A Geneve network's subnet has no [`NextHop`] (None): see [`Snapshot::tunnel_network`].
-    #[inline]
-    pub fn lookup(&self, table: u16, dst: u32) -> Option<NextHop> {
-        let t = &self.tables[table as usize];
-        let i = match t.lpm.lookup(dst) {
-            Some(i) => Some(i),
-            None if table != MAIN_TABLE => self.tables[MAIN_TABLE as usize].lpm.lookup(dst),
-            None => None,
-        };
-        i.and_then(|i| self.nexthops.get(i as usize).copied())
+/// The routing tables a packet is looked up in: one table first (the receiving port's,
+/// policy routing), then "main" when that table has no match (the Linux `ip rule iif DEV
+/// lookup T` followed by the default `lookup main` rule). The fallback is decided here
+/// only: the route stage, the fast path and [`Snapshot::lookup`] all look up through it.
+#[derive(Clone, Copy)]
+pub struct Routes<'a> {
+    first: &'a Lpm,
+    /// "main", when `first` is another table.
+    main: Option<&'a Lpm>,
+}
+
+impl Routes<'_> {
+    /// The route value of `dst`: an index into [`Snapshot::nexthops`], or a Geneve network
+    /// ([`Snapshot::tunnel_network`]).
+    #[inline(always)]
+    pub fn lookup(self, dst: u32) -> Option<u32> {
+        match self.first.lookup(dst) {
+            None => self.main.and_then(|m| m.lookup(dst)),
+            h => h,
+        }
     }
 
-    /// The Geneve network a route value (from [`Snapshot::lookup_batch`]) names, if it
+    /// [`Routes::lookup`] of many destinations: `out[k]` for `dsts[k]`, `k < min(dsts.len(),
+    /// out.len())`; the rest of `out` is left as it is. The first table's loads for the
+    /// whole batch are issued together ([`Lpm::lookup_batch`]), so their cache misses
+    /// overlap instead of queueing one after another.
+    #[inline]
+    pub fn lookup_batch(self, dsts: &[u32], out: &mut [Option<u32>]) {
+        let n = dsts.len().min(out.len());
+        let (dsts, out) = (&dsts[..n], &mut out[..n]);
+        self.first.lookup_batch(dsts, out);
+        if let Some(main) = self.main {
+            for (o, &dst) in out.iter_mut().zip(dsts) {
+                if o.is_none() {
+                    *o = main.lookup(dst);
+                }
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    /// The tables a packet is looked up in when `table` is its first ([`Routes`]).
+    #[inline(always)]
+    pub fn routes(&self, table: u16) -> Routes<'_> {
+        Routes {
+            first: &self.tables[usize::from(table)].lpm,
+            main: (table != MAIN_TABLE).then(|| &self.tables[usize::from(MAIN_TABLE)].lpm),
+        }
+    }
+
+    /// Route lookup through [`Snapshot::routes`]`(table)`. A Geneve network's subnet has no
+    /// [`NextHop`] (None): see [`Snapshot::tunnel_network`].
+    #[inline]
+    pub fn lookup(&self, table: u16, dst: u32) -> Option<NextHop> {
+        self.routes(table)
+            .lookup(dst)
+            .and_then(|i| self.nexthops.get(i as usize).copied())
+    }
+
+    /// The Geneve network a route value (from [`Routes::lookup`]) names, if it
     /// names one rather than a [`NextHop`].
     #[inline]
     pub fn tunnel_network(&self, hop: u32) -> Option<u16> {
@@ -435,26 +485,6 @@ impl Snapshot {
     #[inline]
     pub fn has_nat(&self) -> bool {
         !self.fips.is_empty() || !self.snat.is_empty()
-    }
-
-    /// [`Snapshot::lookup`] of many destinations in one table, as indices into `nexthops`:
-    /// `out[k]` is the next hop index of `dsts[k]` for `k < min(dsts.len(), out.len())`; the
-    /// rest of `out` is left as it is. The table loads of a whole batch are issued together
-    /// ([`Lpm::lookup_batch`]), so their cache misses overlap instead of queueing one after
-    /// another.
-    #[inline]
-    pub fn lookup_batch(&self, table: u16, dsts: &[u32], out: &mut [Option<u32>]) {
-        let n = dsts.len().min(out.len());
-        let (dsts, out) = (&dsts[..n], &mut out[..n]);
-        self.tables[table as usize].lpm.lookup_batch(dsts, out);
-        if table != MAIN_TABLE {
-            let main = &self.tables[MAIN_TABLE as usize].lpm;
-            for (o, &dst) in out.iter_mut().zip(dsts) {
-                if o.is_none() {
-                    *o = main.lookup(dst);
-                }
-            }
-        }
     }
 
     /// True when `ip` is one of vgate's own addresses.
