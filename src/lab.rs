@@ -699,11 +699,20 @@ pub struct TransferReport {
     pub bytes_sent: u64,
     /// Counted by the listener.
     pub bytes_received: u64,
+    /// SHA-256 of the random bytes sent and of what the listener received (hex): equal
+    /// when every byte arrived intact and in order.
+    pub sha256_sent: String,
+    pub sha256_received: String,
     /// From the start of the sender until it finished.
     pub seconds: f64,
 }
 
 impl TransferReport {
+    /// Every byte arrived, unchanged and in order: the same length and the same SHA-256.
+    pub fn intact(&self) -> bool {
+        self.bytes_received == self.bytes_sent && self.sha256_received == self.sha256_sent
+    }
+
     /// Goodput of the received bytes.
     pub fn mbit_per_s(&self) -> f64 {
         if self.seconds <= 0.0 {
@@ -728,7 +737,7 @@ impl DemoReport {
         self.pings
             .iter()
             .all(|p| p.sent > 0 && p.received == p.sent)
-            && self.transfer.bytes_received == self.transfer.bytes_sent
+            && self.transfer.intact()
     }
 }
 
@@ -747,13 +756,18 @@ impl fmt::Display for DemoReport {
         let t = &self.transfer;
         write!(
             f,
-            "tcp {}:{}: {}/{} bytes in {:.3} s, {:.1} Mbit/s",
+            "tcp {}:{}: {}/{} bytes in {:.3} s, {:.1} Mbit/s, SHA-256 {}",
             t.dst,
             t.port,
             t.bytes_received,
             t.bytes_sent,
             t.seconds,
-            t.mbit_per_s()
+            t.mbit_per_s(),
+            if t.sha256_received == t.sha256_sent {
+                "matches"
+            } else {
+                "DIFFERS"
+            }
         )?;
         if !self.ok() {
             write!(f, "\nFAILED")?;
@@ -820,9 +834,11 @@ pub fn parse_ping_summary(output: &str) -> Option<(u32, u32)> {
     Some((sent, received))
 }
 
-/// Sends `bytes` zero bytes over TCP from namespace `from_ns` to `dst:port`, where a listener
-/// in `listen_ns` (on every address, so it also works behind a 1:1 NAT) counts what arrives.
-/// Uses OpenBSD netcat. A failed connection is a result (0 bytes received), not an error.
+/// Sends `bytes` random bytes over TCP from namespace `from_ns` to `dst:port`, where a
+/// listener in `listen_ns` (on every address, so it also works behind a 1:1 NAT) keeps what
+/// arrives, within `timeout`; what arrived is compared with what was sent by length and
+/// SHA-256 ([`TransferReport::intact`]). Uses OpenBSD netcat. A failed connection is a
+/// result (0 bytes received), not an error.
 pub fn tcp_transfer(
     from_ns: &str,
     listen_ns: &str,
@@ -832,14 +848,18 @@ pub fn tcp_transfer(
     timeout: Duration,
 ) -> Result<TransferReport, LabError> {
     let deadline = Instant::now() + timeout;
+    let files = TransferFiles::new(bytes)?;
     let mut listener = Command::new("ip");
     listener
         .args(["netns", "exec", listen_ns, "sh", "-c"])
-        .arg(format!("nc -d -l {port} | wc -c"))
+        .arg(format!(
+            "exec nc -d -l {port} > '{}'",
+            files.received.display()
+        ))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        // Its own process group, so a timeout kills nc and wc with it.
+        // Its own process group, so a timeout kills nc with it.
         .process_group(0);
     let mut listener = Group::spawn(&mut listener)?;
     wait_listening(listen_ns, port, deadline)?;
@@ -851,7 +871,8 @@ pub fn tcp_transfer(
     sender
         .args(["netns", "exec", from_ns, "sh", "-c"])
         .arg(format!(
-            "head -c {bytes} /dev/zero | nc -N -w {idle} {dst} {port}"
+            "exec nc -N -w {idle} {dst} {port} < '{}'",
+            files.sent.display()
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -865,19 +886,13 @@ pub fn tcp_transfer(
     // After a failed connect the listener is still waiting: give it a moment, then stop it.
     let listener_deadline = deadline.min(Instant::now() + Duration::from_secs(2));
     let finished = listener.wait_until(listener_deadline)?.is_some();
-    let mut counted = String::new();
-    if finished && let Some(mut out) = listener.child.stdout.take() {
-        out.read_to_string(&mut counted)
-            .map_err(|source| LabError::Io {
-                path: PathBuf::from("listener stdout"),
-                source,
-            })?;
-    }
     let bytes_received = if finished {
-        counted.trim().parse().map_err(|_| LabError::Output {
-            cmd: format!("nc -d -l {port} | wc -c"),
-            output: counted.clone(),
-        })?
+        std::fs::metadata(&files.received)
+            .map_err(|source| LabError::Io {
+                path: files.received.clone(),
+                source,
+            })?
+            .len()
     } else {
         0
     };
@@ -886,8 +901,71 @@ pub fn tcp_transfer(
         port,
         bytes_sent: bytes,
         bytes_received,
+        sha256_sent: sha256(&files.sent)?,
+        sha256_received: if finished {
+            sha256(&files.received)?
+        } else {
+            String::new()
+        },
         seconds,
     })
+}
+
+/// The files of one [`tcp_transfer`]: the random bytes to send and what the listener
+/// received, in the temporary directory (namespaces share the file system); removed on
+/// drop.
+struct TransferFiles {
+    sent: PathBuf,
+    received: PathBuf,
+}
+
+impl TransferFiles {
+    /// `bytes` random bytes (from `/dev/urandom`) to send.
+    fn new(bytes: u64) -> Result<TransferFiles, LabError> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = std::env::temp_dir().join(format!("vgate-transfer-{}-{n}", std::process::id()));
+        let files = TransferFiles {
+            sent: base.with_extension("sent"),
+            received: base.with_extension("received"),
+        };
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LabError::Io { path, source }
+        };
+        let random = Path::new("/dev/urandom");
+        let mut src = std::fs::File::open(random).map_err(io_err(random))?;
+        let mut out = std::fs::File::create(&files.sent).map_err(io_err(&files.sent))?;
+        io::copy(&mut (&mut src).take(bytes), &mut out).map_err(io_err(&files.sent))?;
+        Ok(files)
+    }
+}
+
+impl Drop for TransferFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.sent);
+        let _ = std::fs::remove_file(&self.received);
+    }
+}
+
+/// The SHA-256 of a file, in hex (`sha256sum`, coreutils).
+fn sha256(path: &Path) -> Result<String, LabError> {
+    let cmd = format!("sha256sum {}", path.display());
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .map_err(|source| LabError::Spawn {
+            cmd: cmd.clone(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(h) if out.status.success() && h.len() == 64 => Ok(h.to_string()),
+        _ => Err(LabError::Output {
+            cmd,
+            output: format!("{text}{}", String::from_utf8_lossy(&out.stderr)),
+        }),
+    }
 }
 
 fn wait_listening(ns: &str, port: u16, deadline: Instant) -> Result<(), LabError> {
@@ -1203,6 +1281,8 @@ mod tests {
                 port: DEMO_PORT,
                 bytes_sent: 1_000_000,
                 bytes_received: 1_000_000,
+                sha256_sent: "ab".repeat(32),
+                sha256_received: "ab".repeat(32),
                 seconds: 0.5,
             },
         };
@@ -1217,5 +1297,12 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("FAILED"), "{text}");
+        // Every ping answered and every byte counted: ok only if the bytes are the same.
+        let mut whole = report.clone();
+        whole.pings[1].received = whole.pings[1].sent;
+        assert!(whole.ok(), "{whole}");
+        whole.transfer.sha256_received = "cd".repeat(32);
+        assert!(!whole.ok());
+        assert!(whole.to_string().contains("SHA-256 DIFFERS"), "{whole}");
     }
 }

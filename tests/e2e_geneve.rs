@@ -106,7 +106,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn setup(mss_clamp: bool) -> Option<Setup> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return None;
     }
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,8 +173,8 @@ fn transfer(from_ns: &str, listen_ns: &str, dst: &str, bytes: u64) -> u64 {
         bytes,
         Duration::from_secs(30),
     )
+    .map(common::received_intact)
     .unwrap_or_else(|e| panic!("tcp transfer to {dst}: {e}"))
-    .bytes_received
 }
 
 /// tshark's fields of the Geneve frames in `pcap`, one tab-separated line per frame.
@@ -404,8 +404,8 @@ fn without_clamping_inbound_tcp_works_by_pmtud_and_outbound_black_holes_at_the_c
         1_000_000,
         Duration::from_secs(4),
     )
-    .expect("transfer")
-    .bytes_received;
+    .map(common::received_intact)
+    .expect("transfer");
     let biggest = cap.stop().iter().map(Vec::len).max().unwrap_or(0);
     assert!(
         got < 1_000_000,

@@ -137,7 +137,7 @@ fn setup() -> Option<Hostile> {
 /// [`setup`], with `prepare` run on the lab before vgate starts.
 fn setup_with(prepare: impl FnOnce(&Lab)) -> Option<Hostile> {
     if let Some(why) = af_xdp_skip_reason() {
-        eprintln!("skipped: {why}");
+        common::skip(&why);
         return None;
     }
     let lab = lab_up(RouterMode::Vgate);

@@ -66,7 +66,7 @@ mac = "{fip_mac}"
 
 fn setup(with_fip: bool) -> Option<(Lab, Vgate, String)> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return None;
     }
     let lab = lab_up(RouterMode::Vgate);
@@ -263,7 +263,7 @@ print(N - len(pending), resent)
 #[test]
 fn snat_two_workers_hand_off_return_traffic() {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return;
     }
     let spec = vgate::lab::LabSpec {

@@ -236,8 +236,8 @@ fn transfers_during(lab: &Lab, flood: &mut KillOnDrop) -> u32 {
             bytes,
             Duration::from_secs(120),
         )
-        .expect("transfer")
-        .bytes_received;
+        .map(common::received_intact)
+        .expect("transfer");
         assert_eq!(got, bytes, "transfer {n} during the flood");
         n += 1;
         if flood.0.try_wait().expect("pktgen").is_some() {
@@ -253,7 +253,7 @@ fn sessions(vg: &Vgate) -> u64 {
 #[test]
 fn floods_of_new_flows_and_unresolvable_destinations_stay_bounded() {
     if let Some(why) = af_xdp_skip_reason() {
-        eprintln!("skipped: {why}");
+        common::skip(&why);
         return;
     }
     let lab = lab_up(RouterMode::Vgate);
@@ -369,7 +369,7 @@ const ARP_FLOOD_SENDERS: u32 = 17_000;
 #[test]
 fn arp_request_flood_does_not_starve_new_next_hops() {
     if let Some(why) = af_xdp_skip_reason() {
-        eprintln!("skipped: {why}");
+        common::skip(&why);
         return;
     }
     let lab = lab_up(RouterMode::Vgate);

@@ -37,7 +37,7 @@ prefix = "203.0.113.128/25"
 
 fn setup(conf: &str) -> Option<(Lab, Vgate)> {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return None;
     }
     let lab = lab_up(RouterMode::Vgate);
@@ -166,7 +166,7 @@ fn unresolvable_next_hop_gives_host_unreachable() {
 #[test]
 fn bad_config_refused_with_every_error() {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return;
     }
     let dir = std::env::temp_dir().join(format!("vgate-bad-{}", unique_prefix()));
@@ -195,7 +195,7 @@ fn bad_config_refused_with_every_error() {
 #[test]
 fn two_workers_on_two_queues() {
     if !is_root() {
-        eprintln!("skipped: needs root");
+        common::skip("needs root");
         return;
     }
     let spec = vgate::lab::LabSpec {

@@ -10,7 +10,7 @@ use std::process::Command;
 #[test]
 fn short_soak_books_balance_and_nothing_leaks() {
     if let Some(why) = common::af_xdp_skip_reason() {
-        eprintln!("skipped: {why}");
+        common::skip(&why);
         return;
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/soak.sh");

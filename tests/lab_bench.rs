@@ -49,7 +49,7 @@ fn assert_passed(name: &str, side: &str, t: &Value) {
 #[test]
 fn smoke_every_scenario_through_vgate_and_the_kernel() {
     if let Some(why) = af_xdp_skip_reason() {
-        eprintln!("skipping lab bench smoke test: {why}");
+        common::skip(&why);
         return;
     }
     let prefix = format!("b{}", std::process::id());

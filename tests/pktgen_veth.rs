@@ -31,7 +31,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 macro_rules! require_root_and_af_xdp {
     () => {
         if let Some(why) = common::af_xdp_skip_reason() {
-            eprintln!("skipping pktgen veth test: {why}");
+            common::skip(&why);
             return;
         }
     };

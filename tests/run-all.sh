@@ -3,6 +3,13 @@
 # that run vgate between network namespaces (root). Usage: sudo tests/run-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The end-to-end tests need root; without it they would skip and the suite pass untested.
+if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run-all.sh: run it as root (sudo tests/run-all.sh): the end-to-end tests need it" >&2
+    exit 1
+fi
+# Every root test must run, not skip (tests/common/mod.rs, root_required).
+export VGATE_REQUIRE_ROOT=1
 tests/setup-host.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

@@ -29,12 +29,31 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Returns from the calling test (which then passes) unless it runs as root.
+/// Whether the root tests must run rather than skip: under CI (`CI=true`, as `.ci/run`
+/// runs) or with `VGATE_REQUIRE_ROOT=1`. A suite that cannot run them there must fail, not
+/// pass by skipping them.
+pub fn root_required() -> bool {
+    let set = |k: &str, v: &str| std::env::var(k).is_ok_and(|x| x.eq_ignore_ascii_case(v));
+    set("CI", "true") || set("VGATE_REQUIRE_ROOT", "1")
+}
+
+/// The calling test cannot run here for `why`: it is skipped (and passes), or fails when
+/// [`root_required`].
+pub fn skip(why: &str) {
+    assert!(
+        !root_required(),
+        "cannot run here ({why}), and this run requires the root tests (CI=true or VGATE_REQUIRE_ROOT=1)"
+    );
+    eprintln!("skipped: {why}");
+}
+
+/// Returns from the calling test unless it runs as root: it then passes, or fails when
+/// [`root_required`].
 #[macro_export]
 macro_rules! require_root {
     () => {
         if !$crate::common::is_root() {
-            eprintln!("skipped: needs root");
+            $crate::common::skip("needs root");
             return;
         }
     };
@@ -136,16 +155,32 @@ pub fn parse_arping_reply(output: &str, dst: &str) -> Option<String> {
 /// Sends `bytes` over TCP from `from` to `to_ip:5201`, where a listener in `to` counts them
 /// (it listens on every address, so `to_ip` may be a floating IP). Returns the bytes received.
 pub fn tcp_transfer(lab: &Lab, from: Role, to: Role, to_ip: &str, bytes: u64) -> u64 {
-    lab::tcp_transfer(
-        &lab.ns(from),
-        &lab.ns(to),
-        to_ip,
-        lab::DEMO_PORT,
-        bytes,
-        Duration::from_secs(20),
+    received_intact(
+        lab::tcp_transfer(
+            &lab.ns(from),
+            &lab.ns(to),
+            to_ip,
+            lab::DEMO_PORT,
+            bytes,
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("tcp transfer to {to_ip}: {e}")),
     )
-    .unwrap_or_else(|e| panic!("tcp transfer to {to_ip}: {e}"))
-    .bytes_received
+}
+
+/// The bytes a transfer delivered; a transfer that delivered as many bytes as it sent but
+/// not the same ones (SHA-256) fails the test here, so a caller comparing the count with
+/// what it sent checks the bytes too.
+pub fn received_intact(t: lab::TransferReport) -> u64 {
+    assert!(
+        t.bytes_received != t.bytes_sent || t.intact(),
+        "transfer to {}: {} bytes arrived, but not those sent: SHA-256 {} sent, {} received",
+        t.dst,
+        t.bytes_received,
+        t.sha256_sent,
+        t.sha256_received
+    );
+    t.bytes_received
 }
 
 /// An HTTP response from [`http`].
