@@ -29,7 +29,7 @@ macro_rules! require_root_and_af_xdp {
     () => {
         let _ = env_logger::builder().is_test(true).try_init();
         if let Some(why) = common::af_xdp_skip_reason() {
-            eprintln!("skipping AF_XDP veth test: {why}");
+            common::skip(&why);
             return;
         }
     };
@@ -331,6 +331,20 @@ const MAC_P2: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
 
 /// One veth pair: the XSK receives what the peer sends, byte for byte at RX_HEADROOM into its
 /// frame, and what it transmits comes out at the peer; dropping it leaves no XDP program.
+/// The pool keeps the UMEM mapping alive: dropped first, the `Umem` leaves a pool whose
+/// frames are still there to write and read (before, this read unmapped memory).
+#[test]
+fn a_pool_outlives_its_umem() {
+    require_root_and_af_xdp!();
+    let (umem, mut pool) = new_umem();
+    drop(umem);
+    let data: Vec<u8> = (0..=255).collect();
+    let d = pool.alloc_with(&data).expect("a free frame");
+    assert_eq!(pool.bytes(&d), &data[..]);
+    pool.free(d);
+    assert_eq!(pool.free_count(), pool.nframes());
+}
+
 #[test]
 fn receive_and_transmit_on_one_veth() {
     require_root_and_af_xdp!();
@@ -696,8 +710,10 @@ fn queues_modes_and_errors() {
         let p = XskPort::open(&other, &mut other_pool, &off).expect("copy mode after failure");
         assert_eq!(p.attachment().copy_reason, Some(CopyReason::Config));
         drop(p);
-        // The UMEM's first socket holds its queue until the UMEM goes.
+        // The UMEM's first socket holds its queue until the UMEM goes: with its pool, which
+        // keeps it alive.
         drop(other);
+        drop(other_pool);
 
         // Forced generic mode on the other veth, on the same UMEM.
         let mut gen_cfg = port_cfg(&g2, 0);

@@ -10,6 +10,8 @@
 pub mod afxdp;
 pub mod mem;
 
+use std::sync::Arc;
+
 /// Size of one frame (UMEM chunk). Aligned chunks: the frame base is `addr & !(FRAME_SIZE-1)`.
 pub const FRAME_SIZE: usize = 4096;
 
@@ -79,9 +81,9 @@ pub struct FramePool {
     base: *mut u8,
     size: usize,
     free: Vec<u64>,
-    /// The region is released by its owner (mmap for AF_XDP, Vec for mem); this keeps the Vec
-    /// alive for the mem backend.
-    _heap: Option<Vec<u8>>,
+    /// What owns the region (a heap buffer, or the AF_XDP UMEM mapping): held for as long
+    /// as the pool, so the pool never reads memory that was released under it.
+    _owner: Arc<dyn Send + Sync>,
 }
 
 // SAFETY: the pool is moved into its worker thread once and used there only.
@@ -100,24 +102,26 @@ impl FramePool {
             base,
             size: nframes * FRAME_SIZE,
             free: Vec::with_capacity(nframes),
-            _heap: Some(heap),
+            // The buffer does not move when its Vec does.
+            _owner: Arc::new(heap),
         };
         pool.free
             .extend((0..nframes as u64).rev().map(|i| i * FRAME_SIZE as u64));
         pool
     }
 
-    /// A pool over memory the caller owns (the AF_XDP UMEM mapping). All frames start free.
+    /// A pool over memory `owner` owns (the AF_XDP UMEM mapping), kept alive by the pool.
+    /// All frames start free.
     ///
     /// # Safety
     /// `base` must be valid for reads and writes of `nframes * FRAME_SIZE` bytes, aligned to
-    /// `FRAME_SIZE`, for the whole life of the pool.
-    pub unsafe fn from_raw(base: *mut u8, nframes: usize) -> Self {
+    /// `FRAME_SIZE`, for as long as `owner` lives, and no other pool may use those frames.
+    pub unsafe fn from_raw(base: *mut u8, nframes: usize, owner: Arc<dyn Send + Sync>) -> Self {
         let mut pool = FramePool {
             base,
             size: nframes * FRAME_SIZE,
             free: Vec::with_capacity(nframes),
-            _heap: None,
+            _owner: owner,
         };
         pool.free
             .extend((0..nframes as u64).rev().map(|i| i * FRAME_SIZE as u64));

@@ -12,10 +12,9 @@
 //!
 //! [`Umem::new`] maps the frame memory and returns the [`FramePool`] over it. The worker owns
 //! the `Umem`, the pool and the ports. Each port holds a reference to the UMEM registration,
-//! so the kernel UMEM and the mapping are released only after the last port is dropped,
-//! whatever order the worker drops them in. The pool is the one thing that cannot keep the
-//! mapping alive ([`FramePool::from_raw`]): do not touch the pool after the `Umem` and all its
-//! ports are gone. Shutdown: [`XskPort::close`] (or [`Port::drain`] then drop) every port,
+//! and so does the pool ([`FramePool::from_raw`]), so the kernel UMEM and the mapping are
+//! released only after the last of them is dropped, whatever order the worker drops them in.
+//! Shutdown: [`XskPort::close`] (or [`Port::drain`] then drop) every port,
 //! then drop the `Umem`; dropping a port deletes its socket and, with the last socket on the
 //! interface, detaches the XDP program.
 //!
@@ -247,7 +246,7 @@ pub struct Umem {
 impl Umem {
     /// Map `nframes * FRAME_SIZE` bytes, register them, and return the UMEM with the pool
     /// over exactly that memory (all frames free). The pool is handed out once so no two
-    /// pools can own the same frames; keep the `Umem` alive as long as the pool is used.
+    /// pools can own the same frames; it keeps the mapping alive itself.
     pub fn new(config: UmemConfig) -> Result<(Umem, FramePool), XskError> {
         let invalid = |reason: String| XskError::InvalidConfig {
             context: "UMEM".into(),
@@ -307,15 +306,13 @@ impl Umem {
             let mut reg = inner.lock();
             inner.ensure_registered(&mut reg)?;
         }
-        // SAFETY: page-aligned (so FRAME_SIZE-aligned) mapping of nframes frames, alive as
-        // long as the Umem or any of its ports.
-        let pool = unsafe { FramePool::from_raw(area.as_ptr(), config.nframes as usize) };
-        Ok((
-            Umem {
-                inner: Arc::new(inner),
-            },
-            pool,
-        ))
+        let inner = Arc::new(inner);
+        // SAFETY: page-aligned (so FRAME_SIZE-aligned) mapping of nframes frames, unmapped
+        // only when the last of the Umem, its ports and this pool (which holds `inner`) is
+        // gone; this is the one pool over it.
+        let pool =
+            unsafe { FramePool::from_raw(area.as_ptr(), config.nframes as usize, inner.clone()) };
+        Ok((Umem { inner }, pool))
     }
 
     /// The geometry it was created with.
