@@ -398,6 +398,7 @@ pub fn af_xdp_skip_reason() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root".into());
     }
+    // SAFETY: socket(2) takes no pointers; the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW, 0) };
     if fd < 0 {
         return Some(format!(
@@ -405,6 +406,7 @@ pub fn af_xdp_skip_reason() -> Option<String> {
             std::io::Error::last_os_error()
         ));
     }
+    // SAFETY: the fd just opened, closed once.
     unsafe { libc::close(fd) };
     if Command::new("ip").arg("-V").output().is_err() {
         return Some("the ip command is missing".into());

@@ -95,6 +95,7 @@ impl Vgate {
     pub fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         // `ip netns exec` execs vgate, so the child pid is vgate itself.
+        // SAFETY: kill(2) takes no pointers; the pid is our child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         for _ in 0..100 {
             if let Ok(Some(st)) = child.try_wait() {
@@ -110,6 +111,7 @@ impl Vgate {
 impl Drop for Vgate {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) takes no pointers; the pid is our child, not yet reaped.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             for _ in 0..60 {
                 if let Ok(Some(_)) = c.try_wait() {

@@ -47,6 +47,7 @@ pub use xdp::{MemlockLimit, detach_xdp, raise_memlock, xdp_attached};
 
 use crate::io::{Desc, FRAME_SIZE, FramePool, Port, TxResult};
 use libxdp_sys as sys;
+use ring::{RawRings, Rings};
 use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -165,6 +166,7 @@ struct UmemInner {
 // SAFETY: the raw pointers are owned by UmemInner; libxdp's umem object is only touched with
 // the registration mutex held, and the area pointer is immutable.
 unsafe impl Send for UmemInner {}
+// SAFETY: as for Send: shared access reads only the immutable area and goes through the mutex.
 unsafe impl Sync for UmemInner {}
 
 impl UmemInner {
@@ -290,10 +292,12 @@ impl Umem {
             area,
             size,
             config,
-            // SAFETY: all-zero ring structs are their state before libxdp fills them in.
             reg: Mutex::new(Registration {
                 umem: ptr::null_mut(),
+                // SAFETY: all-zero ring structs (integers and pointers) are their state
+                // before libxdp fills them in.
                 fill: Box::new(unsafe { std::mem::zeroed() }),
+                // SAFETY: as for `fill`.
                 comp: Box::new(unsafe { std::mem::zeroed() }),
                 sockets: 0,
                 queues: Vec::new(),
@@ -343,18 +347,9 @@ fn current_netns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The four rings of a socket, boxed because libxdp keeps pointers to the fill and completion
-/// ring structs it filled in (it unmaps through them at socket deletion).
-#[repr(C)]
-struct Rings {
-    rx: sys::xsk_ring_cons,
-    tx: sys::xsk_ring_prod,
-    fill: sys::xsk_ring_prod,
-    comp: sys::xsk_ring_cons,
-}
-
 /// One AF_XDP socket on (interface, queue), sharing its worker's UMEM.
 pub struct XskPort {
+    /// Boxed: libxdp keeps pointers to the fill and completion ring structs it filled in.
     rings: Box<Rings>,
     xsk: *mut sys::xsk_socket,
     fd: libc::c_int,
@@ -692,24 +687,23 @@ impl XskPort {
     /// Put free frames on the fill ring: as many as it has room for and the pool has.
     #[inline]
     fn refill(&mut self, pool: &mut FramePool) {
-        let want = pool.free_count().min(self.rings.fill.size as usize) as u32;
+        let want = pool.free_count().min(self.rings.fill.size() as usize) as u32;
         if want == 0 {
             return;
         }
         let fill = &mut self.rings.fill;
-        let (idx, n) = ring::reserve(fill, want);
+        let (idx, n) = fill.reserve(want);
         let mut done = 0;
         while done < n {
             let Some(frame) = pool.alloc_frame() else {
                 break;
             };
-            // SAFETY: idx..idx+n is reserved.
-            unsafe { *ring::fill_slot(fill, idx.wrapping_add(done)) = frame };
+            fill.write(idx.wrapping_add(done), frame);
             done += 1;
         }
-        ring::unreserve(fill, n - done);
+        fill.unreserve(n - done);
         if done > 0 {
-            ring::submit(fill);
+            fill.submit();
             self.fill_out = self.fill_out.wrapping_add(done);
         }
     }
@@ -718,15 +712,14 @@ impl XskPort {
     #[inline]
     fn reap(&mut self, pool: &mut FramePool) {
         let comp = &mut self.rings.comp;
-        let (idx, n) = ring::peek(comp, comp.size);
+        let (idx, n) = comp.peek(comp.size());
         if n == 0 {
             return;
         }
         for i in 0..n {
-            // SAFETY: idx..idx+n was peeked.
-            pool.free_frame(unsafe { ring::comp_entry(comp, idx.wrapping_add(i)) });
+            pool.free_frame(comp.read(idx.wrapping_add(i)));
         }
-        ring::release(comp);
+        comp.release();
         self.tx_out = self.tx_out.wrapping_sub(n);
     }
 
@@ -785,8 +778,7 @@ fn create(
         return Err(Attempt::QueueTaken);
     }
     let first = reg.sockets == 0;
-    // SAFETY: all-zero ring structs are their state before libxdp fills them in.
-    let mut rings: Box<Rings> = Box::new(unsafe { std::mem::zeroed() });
+    let mut rings = RawRings::zeroed();
     let (fill, comp): (*mut sys::xsk_ring_prod, *mut sys::xsk_ring_cons) = if first {
         // The first socket binds the UMEM's own fd and uses the rings made with it. Passing
         // libxdp's saved structs (rather than ours) keeps a failed attempt from unmapping
@@ -830,6 +822,9 @@ fn create(
     }
     reg.sockets += 1;
     reg.queues.push(key);
+    // SAFETY: the socket was created, with its own fill and completion rings or (first) the
+    // UMEM's, copied in above; their mappings live until `xsk_socket__delete` (port drop).
+    let rings = unsafe { RawRings::assume_ready(rings) };
     Ok((xsk, rings, first))
 }
 
@@ -859,19 +854,18 @@ impl Port for XskPort {
             return 0;
         }
         let rx = &mut self.rings.rx;
-        let (idx, n) = ring::peek(rx, out.len().min(u32::MAX as usize) as u32);
+        let (idx, n) = rx.peek(out.len().min(u32::MAX as usize) as u32);
         if n == 0 {
             return 0;
         }
         for (i, d) in out[..n as usize].iter_mut().enumerate() {
-            // SAFETY: idx..idx+n was peeked.
-            let x = unsafe { ring::rx_entry(rx, idx.wrapping_add(i as u32)) };
+            let x = rx.read(idx.wrapping_add(i as u32));
             *d = Desc {
                 addr: x.addr,
                 len: x.len,
             };
         }
-        ring::release(rx);
+        rx.release();
         self.fill_out = self.fill_out.wrapping_sub(n);
         self.refill(pool);
         n as usize
@@ -890,14 +884,14 @@ impl Port for XskPort {
             res.dropped = pkts.len();
             return res;
         }
-        let want = pkts.len().min(self.rings.tx.size as usize) as u32;
-        let (mut idx, mut n) = ring::reserve(&mut self.rings.tx, want);
-        if n < want && ring::needs_wakeup(&self.rings.tx) {
+        let want = pkts.len().min(self.rings.tx.size() as usize) as u32;
+        let (mut idx, mut n) = self.rings.tx.reserve(want);
+        if n < want && self.rings.tx.needs_wakeup() {
             // Full ring the kernel is waiting to be told about (copy mode): let it send, then
             // take what it freed.
-            ring::unreserve(&mut self.rings.tx, n);
+            self.rings.tx.unreserve(n);
             self.kick_tx();
-            (idx, n) = ring::reserve(&mut self.rings.tx, want);
+            (idx, n) = self.rings.tx.reserve(want);
         }
         let size = pool.size() as u64;
         let tx = &mut self.rings.tx;
@@ -908,14 +902,14 @@ impl Port for XskPort {
             // ever completing it, which would leak the frame: refuse it here.
             let valid = d.len != 0 && off + d.len as u64 <= FRAME_SIZE as u64 && d.addr < size;
             if used < n && valid {
-                // SAFETY: idx..idx+n is reserved.
-                unsafe {
-                    *ring::tx_slot(tx, idx.wrapping_add(used)) = sys::xdp_desc {
+                tx.write(
+                    idx.wrapping_add(used),
+                    sys::xdp_desc {
                         addr: d.addr,
                         len: d.len,
                         options: 0,
-                    };
-                }
+                    },
+                );
                 used += 1;
             } else if d.addr < size {
                 pool.free(*d);
@@ -925,12 +919,12 @@ impl Port for XskPort {
                 res.dropped += 1;
             }
         }
-        ring::unreserve(tx, n - used);
+        tx.unreserve(n - used);
         if used > 0 {
-            ring::submit(tx);
+            tx.submit();
             self.tx_out = self.tx_out.wrapping_add(used);
             res.sent = used as usize;
-            if ring::needs_wakeup(&self.rings.tx) {
+            if self.rings.tx.needs_wakeup() {
                 self.kick_tx();
             }
         }
@@ -944,13 +938,10 @@ impl Port for XskPort {
         }
         self.reap(pool);
         self.refill(pool);
-        if ring::needs_wakeup(&self.rings.fill) {
+        if self.rings.fill.needs_wakeup() {
             self.wake_rx();
         }
-        if self.tx_out != 0
-            && ring::needs_wakeup(&self.rings.tx)
-            && ring::unconsumed(&self.rings.tx) != 0
-        {
+        if self.tx_out != 0 && self.rings.tx.needs_wakeup() && self.rings.tx.unconsumed() != 0 {
             self.kick_tx();
         }
     }
@@ -971,7 +962,7 @@ impl Port for XskPort {
             if self.tx_out == 0 {
                 break;
             }
-            if ring::unconsumed(&self.rings.tx) != 0 {
+            if self.rings.tx.unconsumed() != 0 {
                 self.kick_tx();
             }
             if Instant::now() >= deadline {
@@ -981,30 +972,24 @@ impl Port for XskPort {
         }
         self.drained = true;
         let rx = &mut self.rings.rx;
-        let (idx, n) = ring::peek(rx, rx.size);
+        let (idx, n) = rx.peek(rx.size());
         for i in 0..n {
-            // SAFETY: idx..idx+n was peeked.
-            pool.free_frame(unsafe { ring::rx_entry(rx, idx.wrapping_add(i)) }.addr);
+            pool.free_frame(rx.read(idx.wrapping_add(i)).addr);
         }
-        ring::release(rx);
+        rx.release();
         self.fill_out = self.fill_out.wrapping_sub(n);
         let mut back = 0u32;
-        // SAFETY: our fill ring; the entries past the kernel's consumer index are ours.
-        unsafe {
-            ring::fill_pending(&self.rings.fill, |a| {
-                pool.free_frame(a);
-                back += 1;
-            })
-        };
+        // The entries past the kernel's consumer index are still ours.
+        self.rings.fill.pending(|a| {
+            pool.free_frame(a);
+            back += 1;
+        });
         self.fill_out = self.fill_out.wrapping_sub(back);
         back = 0;
-        // SAFETY: our TX ring, same reasoning.
-        unsafe {
-            ring::tx_pending(&self.rings.tx, |a| {
-                pool.free_frame(a);
-                back += 1;
-            })
-        };
+        self.rings.tx.pending(|d| {
+            pool.free_frame(d.addr);
+            back += 1;
+        });
         self.tx_out = self.tx_out.wrapping_sub(back);
     }
 }
