@@ -371,14 +371,10 @@ impl<P: Port> Worker<P> {
 /// not own) and send what waited for it.
 fn apply_remote_neighbor(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress) {
     ctx.state.released.clear();
-    let mut released = std::mem::take(&mut ctx.state.released);
     ctx.state
         .neighbors
-        .learn(port, ip, mac, ctx.now, true, &mut released);
-    for d in &released {
-        pipeline::rewrite::output(ctx, port, *d, mac);
-    }
-    ctx.state.released = released;
+        .learn(port, ip, mac, ctx.now, true, &mut ctx.state.released);
+    pipeline::rewrite::send_released(ctx, port, mac);
 }
 
 /// Send one gratuitous ARP (RFC 5227 section 3 announcement) from the announced MAC.
@@ -392,7 +388,7 @@ fn send_announcement(ctx: &mut Ctx, a: Announcement) {
         return;
     };
     d.len = (crate::wire::ethernet::HEADER_LEN + crate::wire::arp::PACKET_LEN) as u32;
-    pipeline::arp::build_arp(
+    pipeline::adjacency::build_arp(
         ctx.pool.bytes_mut(&d),
         a.mac,
         EthernetAddress::BROADCAST,

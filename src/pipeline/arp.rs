@@ -1,9 +1,10 @@
-//! ARP (RFC 826): answer for what vgate owns or serves, learn next hops, resolve.
+//! ARP (RFC 826): answer for what vgate owns or serves, and learn next hops (the neighbour
+//! table itself and the requests that resolve next hops are [`adjacency`]'s).
 
-use super::{Batch, Ctx, Next, bits};
+use super::{Batch, Ctx, Next, adjacency, bits, rewrite};
 use crate::metrics::{ArpKind, DropReason};
 use crate::wire::arp::{self, Operation};
-use crate::wire::ethernet::{self, EthernetAddress, ethertype};
+use crate::wire::ethernet;
 
 /// Handle received ARP packets. Requests for an address vgate answers for are turned into
 /// replies in place; replies and requests from on-link senders update the neighbour table
@@ -52,7 +53,8 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             // An announcement (RFC 5227 section 3, sender == target) only refreshes what we
             // already have; anything else may create an entry when it talks to us.
             let create = spa != tpa && to_us && (pinfo.on_link(spa) || pinfo.addrs.is_empty());
-            learned = learn(ctx, port, spa, sha, create);
+            learned = adjacency::learn(ctx, port, spa, sha, create);
+            rewrite::send_released(ctx, port, sha);
         }
 
         match op {
@@ -83,77 +85,4 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     for k in ArpKind::ALL {
         ctx.stats.arp_replies[k as usize].add(replies[k as usize]);
     }
-}
-
-/// Record a neighbour and send the packets that waited for it.
-fn learn(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress, create: bool) -> bool {
-    let before = ctx.state.neighbors.get(port, ip);
-    ctx.state.released.clear();
-    let ok = ctx
-        .state
-        .neighbors
-        .learn(port, ip, mac, ctx.now, create, &mut ctx.state.released);
-    if !ok {
-        return false;
-    }
-    if before != Some(mac) {
-        ctx.state.learned.push((port, ip, mac));
-    }
-    if !ctx.state.released.is_empty() {
-        let rel = std::mem::take(&mut ctx.state.released);
-        for d in &rel {
-            super::rewrite::output(ctx, port, *d, mac);
-        }
-        ctx.state.released = rel;
-        ctx.stats.held.set(ctx.state.neighbors.held() as u64);
-        ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
-    }
-    true
-}
-
-/// Send a broadcast ARP request for `ip` out of `port` (RFC 826), from the port address on
-/// the target's subnet or the port's `arp_source` (seed 001's `--mangle-ip-s`).
-pub fn send_request(ctx: &mut Ctx, port: u8, ip: u32) {
-    let pinfo = &ctx.snap.ports[port as usize];
-    // Config validation gives every port that routes an address or an arp_source; without
-    // one the neighbour stays unresolved and its packets end as host unreachable, counted.
-    let Some(src_ip) = pinfo.source_for(ip) else {
-        return;
-    };
-    let mac = pinfo.mac;
-    let Some(mut d) = ctx.pool.alloc() else {
-        ctx.stats.count_drop(DropReason::RewriteNoFrames, 1);
-        ctx.stats.generated.add(1);
-        return;
-    };
-    d.len = (ethernet::HEADER_LEN + arp::PACKET_LEN) as u32;
-    let buf = ctx.pool.bytes_mut(&d);
-    build_arp(
-        buf,
-        mac,
-        EthernetAddress::BROADCAST,
-        &arp::Repr {
-            operation: Operation::Request,
-            sender_hw: mac,
-            sender_ip: std::net::Ipv4Addr::from_bits(src_ip),
-            target_hw: EthernetAddress::ZERO,
-            target_ip: std::net::Ipv4Addr::from_bits(ip),
-        },
-    );
-    ctx.tx.push(port, d);
-    ctx.stats.arp_requests_sent.add(1);
-    ctx.stats.generated.add(1);
-}
-
-/// Write an Ethernet + ARP frame into `buf` (at least 42 bytes).
-pub fn build_arp(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, r: &arp::Repr) {
-    ethernet::Repr {
-        src,
-        dst,
-        ethertype: ethertype::ARP,
-    }
-    .emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
-    r.emit(&mut arp::Packet::new_unchecked(
-        &mut buf[ethernet::HEADER_LEN..ethernet::HEADER_LEN + arp::PACKET_LEN],
-    ));
 }

@@ -16,6 +16,7 @@
 //!          any stage -> icmp_error -> route ...
 //! ```
 
+pub mod adjacency;
 pub mod arp;
 pub mod fast;
 pub mod geneve_decap;
@@ -681,7 +682,7 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
     ctx.state.neighbors.tick(ctx.now, &mut ctx.state.tick);
     let reqs = std::mem::take(&mut ctx.state.tick.requests);
     for (port, ip) in reqs.iter() {
-        arp::send_request(ctx, *port, *ip);
+        adjacency::send_request(ctx, *port, *ip);
     }
     ctx.state.tick.requests = reqs;
     let failed = std::mem::take(&mut ctx.state.tick.failed);

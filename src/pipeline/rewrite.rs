@@ -1,12 +1,13 @@
-//! Rewrite: MTU check, TTL decrement (RFC 1812 section 5.3.1, RFC 1624 checksum update),
-//! next-hop resolution and the Ethernet header; fragmentation on output (RFC 791 section
-//! 3.2, RFC 1812 section 5.2.6) for packets without DF.
+//! Rewrite: MTU check, TTL decrement (RFC 1812 section 5.3.1, RFC 1624 checksum update)
+//! and the Ethernet header for the next hop ([`adjacency`] resolves it); fragmentation on
+//! output (RFC 791 section 3.2, RFC 1812 section 5.2.6) for packets without DF.
 
+use super::adjacency::{self, Resolved};
 use super::{Batch, Ctx, Next, bits};
 use crate::io::Desc;
 use crate::metrics::{DropReason, IcmpKind, MAX_PORTS};
 use crate::tables::Snapshot;
-use crate::tables::neighbor::{NeighborTable, Resolve};
+use crate::tables::neighbor::NeighborTable;
 use crate::wire::ethernet::{self, EthernetAddress, HEADER_LEN as ETH, ethertype};
 use crate::wire::ipv4;
 
@@ -189,27 +190,14 @@ fn rewrite_one(ctx: &mut Ctx, b: &mut Batch, i: usize, c: &mut Cache) -> bool {
     if c.hop == hop_key(port, m.nexthop) {
         ctx.pool.bytes_mut(&d)[..ETH].copy_from_slice(&c.eth);
     } else {
-        let mac = match ctx.state.neighbors.resolve(port, m.nexthop, d, ctx.now) {
-            Resolve::Hit(mac) => mac,
-            Resolve::HitProbe(mac) => {
-                super::arp::send_request(ctx, port, m.nexthop);
-                mac
-            }
-            Resolve::Held { request } => {
-                if request {
-                    super::arp::send_request(ctx, port, m.nexthop);
-                    ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
-                }
-                ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+        let mac = match adjacency::resolve(ctx, port, m.nexthop, d) {
+            Resolved::Mac(mac) => mac,
+            Resolved::Held => {
                 b.set_next(i, Next::Consumed);
                 return false;
             }
-            Resolve::QueueFull => {
-                b.drop(i, DropReason::RewriteNeighborQueueFull);
-                return false;
-            }
-            Resolve::TableFull => {
-                b.drop(i, DropReason::RewriteNeighborTableFull);
+            Resolved::Refused(reason) => {
+                b.drop(i, reason);
                 return false;
             }
         };
@@ -252,6 +240,19 @@ pub fn output(ctx: &mut Ctx, port: u8, d: Desc, mac: EthernetAddress) {
     } else {
         ctx.tx.push(port, d);
     }
+}
+
+/// Send the packets that waited for the neighbour just learned on `port` at `mac`
+/// (`ctx.state.released`, left there by the neighbour table), each with [`output`].
+pub fn send_released(ctx: &mut Ctx, port: u8, mac: EthernetAddress) {
+    if ctx.state.released.is_empty() {
+        return;
+    }
+    let released = std::mem::take(&mut ctx.state.released);
+    for d in &released {
+        output(ctx, port, *d, mac);
+    }
+    ctx.state.released = released;
 }
 
 /// Split the datagram in `d` (Ethernet header already written) into fragments that fit the
