@@ -313,6 +313,8 @@ pub struct ControlValues {
     pub reloads_ok: u64,
     pub reloads_failed: u64,
     pub neighbors: u64,
+    /// The SNAT rules' `max_sessions`, summed: what `nat_sessions` can reach.
+    pub nat_sessions_max: u64,
 }
 
 struct Expo {
@@ -589,6 +591,12 @@ pub fn render(
 
     e.header("nat_sessions", "gauge", "SNAT sessions alive, all workers.");
     e.sample("nat_sessions", &[], sum(&|w| w.nat_sessions.get()));
+    e.header(
+        "nat_sessions_max",
+        "gauge",
+        "The SNAT rules' max_sessions, summed: the most nat_sessions can reach (each worker holds its share).",
+    );
+    e.sample("nat_sessions_max", &[], c.nat_sessions_max);
     e.header(
         "nat_port_exhausted_total",
         "counter",

@@ -249,6 +249,13 @@ impl Control {
             reloads_ok: st.reloads_ok,
             reloads_failed: st.reloads_failed,
             neighbors: self.neighbor_count(),
+            nat_sessions_max: self
+                .tables
+                .load()
+                .snat
+                .iter()
+                .map(|r| r.params.max_sessions as u64)
+                .sum(),
         }
     }
 

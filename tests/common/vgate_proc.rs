@@ -21,32 +21,33 @@ impl Drop for TempDir {
 
 impl Vgate {
     pub fn start(lab: &Lab, conf: &str) -> Vgate {
-        Self::start_inner(lab, conf, None)
+        Self::start_inner(lab, conf, None, &[])
     }
 
     /// Start with an API that requires `token`.
     pub fn start_with_token(lab: &Lab, conf: &str, token: &str) -> Vgate {
-        Self::start_inner(lab, conf, Some(token))
+        Self::start_inner(lab, conf, Some(token), &[])
     }
 
-    fn start_inner(lab: &Lab, conf: &str, token: Option<&str>) -> Vgate {
+    /// Start through `wrapper` (a command that execs the rest of its arguments, such as
+    /// `setpriv` with a bounding set).
+    pub fn start_wrapped(lab: &Lab, conf: &str, wrapper: &[String]) -> Vgate {
+        Self::start_inner(lab, conf, None, wrapper)
+    }
+
+    fn start_inner(lab: &Lab, conf: &str, token: Option<&str>, wrapper: &[String]) -> Vgate {
         let dir = std::env::temp_dir().join(format!("vgate-e2e-{}", unique_prefix()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vgate.toml");
         std::fs::write(&path, conf).unwrap();
         let ns = lab.ns(Role::Router);
         let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &ns,
-            env!("CARGO_BIN_EXE_vgate"),
-            "run",
-            "--config",
-        ])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        cmd.args(["netns", "exec", &ns])
+            .args(wrapper)
+            .args([env!("CARGO_BIN_EXE_vgate"), "run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
         let child = cmd.spawn().expect("start vgate");
         let v = Vgate {
             child: Some(child),
