@@ -1,8 +1,8 @@
 //! vgate: a userspace, AF_XDP fast-path gateway router.
 //!
-//! See `README.md` for the operator's view and `DESIGN.md` (shared) for the contract between
-//! the parts: the wire views in [`wire`], the batch pipeline in [`pipeline`], the tables the
-//! control thread builds in [`tables`], the I/O backends in [`io`], the poll loop in [`worker`].
+//! See `README.md` for the operator's view and `docs/ARCHITECTURE.md` for how the parts fit:
+//! the wire views in [`wire`], the batch pipeline in [`pipeline`], the tables the control
+//! thread builds in [`tables`], the I/O backends in [`io`], the poll loop in [`worker`].
 
 pub mod control;
 pub mod io;

@@ -259,7 +259,7 @@ print(N - len(pending), resent)
 /// Two workers on two queues. Each worker allocates SNAT ports from its own block; the
 /// internet host's kernel picks the queue of each reply by its own flow hash, so about half
 /// of the return traffic reaches the worker that does not own the session and is handed off
-/// to the owner (DESIGN.md, per-worker port blocks). Every flow must still get its replies.
+/// to the owner (docs/ARCHITECTURE.md, per-worker port blocks). Every flow must still get its replies.
 #[test]
 fn snat_two_workers_hand_off_return_traffic() {
     if !is_root() {

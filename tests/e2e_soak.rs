@@ -1,7 +1,8 @@
 //! The short soak of CI: `tests/soak.sh` for 20 s with the binary under test (the full one
 //! runs 600 s by default: `sudo tests/soak.sh`). The script builds its own namespaces, named
 //! after its pid, and removes them on exit; its exit status is the verdict of its checks
-//! (books balance, flat RSS, sessions and neighbours back to baseline, transfers whole).
+//! (books balance and match the veths' counters, flat RSS, sessions and neighbours back to
+//! baseline, transfers whole by SHA-256).
 
 mod common;
 
@@ -29,6 +30,12 @@ fn short_soak_books_balance_and_nothing_leaks() {
     );
     // Every check ran and passed.
     assert!(stdout.contains("PASS  books balance"), "{stdout}");
+    // ... and agree with the veths' own counters, an independent count.
+    assert!(stdout.contains("PASS  books match the wire"), "{stdout}");
+    assert!(
+        stdout.contains("PASS  every TCP transfer whole"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("PASS  vgate exits 0 on SIGTERM"),
         "{stdout}"

@@ -11,8 +11,9 @@
 #
 # Traffic, all at once for the whole run:
 #   * vgate pktgen: SOAK_FLOWS UDP flows at SOAK_PPS from network "flood" through SNAT;
-#   * TCP transfers of SOAK_TCP_BYTES, one after another, alternately client -> inet through
-#     SNAT and inet -> client through the floating IP; each must arrive byte-exact;
+#   * TCP transfers of SOAK_TCP_BYTES random bytes, one after another, alternately client ->
+#     inet through SNAT and inet -> client through the floating IP; each must arrive with the
+#     SHA-256 it was sent with;
 #   * ping client -> inet every 0.2 s;
 #   * every SOAK_RELOAD_EVERY seconds a change: API floating IP add, API delete, SIGHUP with a
 #     file that adds or removes another floating IP, in turn.
@@ -20,6 +21,8 @@
 #
 # Checks after the traffic stops and the SNAT timeouts (5 s here) have passed:
 #   * books: sum(port rx) + generated == sum(port tx) + sum(drops per reason) + held;
+#   * the books against the wire: per port, vgate's tx == the veth peer's rx packets, and
+#     the peer's tx == vgate's rx + the XDP drops of the router's end (ring full);
 #   * RSS flat: the last sample exceeds the first after warm-up (SOAK_WARMUP, default a fifth
 #     of the run, at least 10 s) by less than SOAK_RSS_SLACK_KIB (default 2048);
 #   * sessions back to 0, held packets 0, neighbours as many as after warm-up;
@@ -187,6 +190,21 @@ nsx "$INET" /usr/bin/python3 -c \
     "import socket,time;s=socket.socket(2,2);s.bind(('0.0.0.0',9));time.sleep(1e6)" &
 BG_PIDS+=($!)
 
+# The independent count: the veths' own counters. With IPv6 off and no address on the
+# router's ends, everything a peer receives after this point is what vgate transmitted, and
+# everything a peer sends reaches vgate's XDP program, which hands it to vgate's socket or,
+# when the socket's ring is full, drops it (the router end's rx_queue_*_xdp_drops).
+PEERS=("$INET ${P}i0 vg-ext external" "$CLIENT ${P}c0 vg-int internal" "$GEN ${P}g0 vg-gen flood")
+link_stat() { nsx "$1" cat "/sys/class/net/$2/statistics/$3"; }
+xdp_drops() { nsx "$R" ethtool -S "$1" | awk '/rx_queue_[0-9]+_xdp_drops:/ { s += $2 } END { print s + 0 }'; }
+declare -A base
+for p in "${PEERS[@]}"; do
+    read -r ns peer mine _ <<<"$p"
+    base[$peer.rx]=$(link_stat "$ns" "$peer" rx_packets)
+    base[$peer.tx]=$(link_stat "$ns" "$peer" tx_packets)
+    base[$mine.drops]=$(xdp_drops "$mine")
+done
+
 # Not through a shell function: $! must be vgate itself (ip netns exec execs it), for
 # SIGHUP and /proc/PID/status.
 ip netns exec "$R" "$VGATE" run --config "$DIR/vgate.toml" >"$DIR/vgate.log" 2>&1 &
@@ -211,19 +229,23 @@ nsx "$CLIENT" ping -q -i 0.2 -W 1 -w "$SOAK_SECONDS" 203.0.113.1 >"$DIR/ping.out
 PING_PID=$!
 BG_PIDS+=($PING_PID)
 
-# One transfer: transfer FROM_NS LISTEN_NS DST; prints the bytes received.
+# Random bytes to send, and their SHA-256: a transfer is whole when the same hash arrives.
+head -c "$SOAK_TCP_BYTES" /dev/urandom >"$DIR/payload"
+PAYLOAD_SHA=$(sha256sum <"$DIR/payload" | cut -d' ' -f1)
+
+# One transfer: transfer FROM_NS LISTEN_NS DST; prints the SHA-256 of what arrived.
 transfer() {
     local from=$1 to=$2 dst=$3
     # The listener gives up by itself after a failed connection.
-    nsx "$to" sh -c 'timeout 30 nc -d -l 5201 | wc -c' >"$DIR/recv" &
+    nsx "$to" sh -c 'timeout 30 nc -d -l 5201 | sha256sum' >"$DIR/recv" &
     local l=$!
     for _ in $(seq 200); do
         [[ -n $(nsx "$to" ss -Hltn "sport = :5201") ]] && break
         sleep 0.01
     done
-    nsx "$from" sh -c "head -c $SOAK_TCP_BYTES /dev/zero | nc -N -w 10 $dst 5201" || true
+    nsx "$from" sh -c "nc -N -w 10 $dst 5201 <'$DIR/payload'" || true
     wait "$l" || true
-    tr -d ' ' <"$DIR/recv"
+    cut -d' ' -f1 <"$DIR/recv"
 }
 
 tcp_loop() {
@@ -234,7 +256,7 @@ tcp_loop() {
         else
             got=$(transfer "$INET" "$CLIENT" 203.0.113.10)
         fi
-        [[ $got == "$SOAK_TCP_BYTES" ]] || { bad=$((bad + 1)); echo "transfer $n: $got bytes" >&2; }
+        [[ $got == "$PAYLOAD_SHA" ]] || { bad=$((bad + 1)); echo "transfer $n: SHA-256 $got, sent $PAYLOAD_SHA" >&2; }
         n=$((n + 1))
     done
     echo "$n $bad" >"$DIR/tcp.result"
@@ -332,9 +354,22 @@ echo "sessions: max $max_sessions (bound $((FLOOD_MAX + CLIENT_MAX))), end $sess
 echo "books: rx $rx + generated $gen = $((rx + gen)); tx $tx + drops $drops + held $held = $((tx + drops + held))"
 echo "drops by reason (non-zero):"
 grep '^vgate_drops_total{' <<<"$m" | awk '$2 != 0 { print "  " $0 }'
+# vgate's port counters against the veths' (read while vgate, quiet now, still runs).
+wire_ok=0
+for p in "${PEERS[@]}"; do
+    read -r ns peer mine port <<<"$p"
+    peer_rx=$(($(link_stat "$ns" "$peer" rx_packets) - base[$peer.rx]))
+    peer_tx=$(($(link_stat "$ns" "$peer" tx_packets) - base[$peer.tx]))
+    kdrops=$(($(xdp_drops "$mine") - base[$mine.drops]))
+    v_tx=$(metric "vgate_port_tx_packets_total{port=\"$port\"}" <<<"$m")
+    v_rx=$(metric "vgate_port_rx_packets_total{port=\"$port\"}" <<<"$m")
+    echo "wire $port: vgate tx $v_tx, $peer received $peer_rx; $peer sent $peer_tx, vgate rx $v_rx + dropped by the kernel before vgate (XDP, ring full) $kdrops"
+    ((v_tx == peer_rx && peer_tx == v_rx + kdrops)) || wire_ok=1
+done
 echo "---- checks ----"
 check "vgate alive to the end" "$(kill -0 "$VGATE_PID" 2>/dev/null; echo $?)"
 check "books balance: rx + generated == tx + drops + held" "$( ((rx + gen == tx + drops + held)); echo $?)"
+check "books match the wire: per port, tx == what the peer received, rx + kernel drops == what the peer sent" "$wire_ok"
 check "RSS flat: end - after warm-up < $SOAK_RSS_SLACK_KIB KiB ($((rss_last - rss_warm)) KiB)" "$( ((rss_last - rss_warm < SOAK_RSS_SLACK_KIB)); echo $?)"
 check "sessions never above the bounds" "$( ((max_sessions <= FLOOD_MAX + CLIENT_MAX)); echo $?)"
 check "sessions back to 0 after the timeouts" "$( ((sessions_end == 0)); echo $?)"

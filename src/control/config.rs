@@ -1,6 +1,6 @@
 //! Configuration schema (TOML) and validation.
 //!
-//! The schema is the one in DESIGN.md ("Config schema"). [`Config::from_toml_str`] parses a
+//! The schema is the README's "Configuration reference". [`Config::from_toml_str`] parses a
 //! document and validates it; every mistake is reported (never only the first), each with a
 //! path made of the TOML table names and 0-based indexes, for example
 //! `route[2].via: 198.51.100.1 is not on-link on any port`.
