@@ -6,8 +6,12 @@
 //!
 //! Counters are per worker and written by that worker only, with plain relaxed load + store
 //! (no read-modify-write, no lock, no shared cache line with another writer); stages add their
-//! batch-local sums once per batch. A scrape sums the workers' counters.
+//! batch-local sums once per batch. A scrape sums the workers' counters ([`families`], behind
+//! the control thread's `prometheus` collector) and the `prometheus` crate's text encoder
+//! writes them.
 
+use prometheus::TextEncoder;
+use prometheus::proto::{self, MetricFamily, MetricType};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -317,57 +321,87 @@ pub struct ControlValues {
     pub nat_sessions_max: u64,
 }
 
+/// Builds the metric families of a scrape, in order: each [`Expo::header`] opens a family,
+/// each [`Expo::sample`] adds one labelled value to it.
 struct Expo {
-    out: String,
+    families: Vec<MetricFamily>,
 }
 
 impl Expo {
     fn header(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP vgate_{name} {help}");
-        let _ = writeln!(self.out, "# TYPE vgate_{name} {kind}");
+        let mut f = MetricFamily::default();
+        f.set_name(format!("vgate_{name}"));
+        f.set_help(help.to_string());
+        f.set_field_type(match kind {
+            "counter" => MetricType::COUNTER,
+            _ => MetricType::GAUGE,
+        });
+        self.families.push(f);
     }
+
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
-        self.out.push_str("vgate_");
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape_label(val));
-            }
-            self.out.push('}');
+        let f = self
+            .families
+            .last_mut()
+            .expect("a sample follows its family's header");
+        debug_assert_eq!(f.name().strip_prefix("vgate_"), Some(name));
+        let mut m = proto::Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, val)| {
+                    let mut l = proto::LabelPair::default();
+                    l.set_name(k.to_string());
+                    l.set_value(val.to_string());
+                    l
+                })
+                .collect(),
+        );
+        // Exact below 2^53, which no counter here reaches in a gateway's lifetime.
+        let v = v as f64;
+        if f.get_field_type() == MetricType::COUNTER {
+            let mut c = proto::Counter::default();
+            c.set_value(v);
+            m.set_counter(c);
+        } else {
+            let mut g = proto::Gauge::default();
+            g.set_value(v);
+            m.set_gauge(g);
         }
-        let _ = writeln!(self.out, " {v}");
+        f.mut_metric().push(m);
     }
 }
 
-/// Label values escaped per the text format 0.0.4: backslash, double quote, newline.
-pub fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
+/// The Prometheus text exposition (format 0.0.4) of `families`, written by the
+/// `prometheus` crate's encoder (which escapes help texts and label values).
+pub fn encode(families: &[MetricFamily]) -> String {
+    TextEncoder::new()
+        .encode_to_string(families)
+        .expect("families built by `families` are well formed")
 }
 
-/// Render the Prometheus text exposition (format 0.0.4) from every worker's counters.
-/// `ports` names the ports in index order; `fips` gives each floating IP's counter slot.
+/// [`families`] in the text exposition.
 pub fn render(
     workers: &[std::sync::Arc<WorkerStats>],
     ports: &[String],
     fips: &[(String, u16)],
     c: &ControlValues,
 ) -> String {
+    encode(&families(workers, ports, fips, c))
+}
+
+/// Every metric family of a scrape, read from every worker's counters now (each written by
+/// its worker alone, read here without a lock). `ports` names the ports in index order;
+/// `fips` gives each floating IP's counter slot.
+pub fn families(
+    workers: &[std::sync::Arc<WorkerStats>],
+    ports: &[String],
+    fips: &[(String, u16)],
+    c: &ControlValues,
+) -> Vec<MetricFamily> {
     let sum = |f: &dyn Fn(&WorkerStats) -> u64| -> u64 { workers.iter().map(|w| f(w)).sum() };
     let mut e = Expo {
-        out: String::with_capacity(16 * 1024),
+        families: Vec::with_capacity(64),
     };
 
     type PortField = fn(&WorkerStats) -> &[Counter; MAX_PORTS];
@@ -658,7 +692,9 @@ pub fn render(
         &[("result", "failure")],
         c.reloads_failed,
     );
-    e.out
+    // A family without samples (no floating IP, for one) is left out, as Prometheus would.
+    e.families.retain(|f| !f.get_metric().is_empty());
+    e.families
 }
 
 #[cfg(test)]

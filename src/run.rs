@@ -185,10 +185,7 @@ pub fn run(path: &Path) -> i32 {
         workers.push((w, io.umem));
     }
     let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();
-    let control = Control {
-        workers: Arc::new(stats),
-        ..control
-    };
+    let control = control.with_workers(stats);
     control
         .state
         .lock()

@@ -42,6 +42,63 @@ pub struct Control {
     pub tables: Arc<ArcSwap<Snapshot>>,
     pub workers: Arc<Vec<Arc<WorkerStats>>>,
     pub bus: Arc<NeighborBus>,
+    /// `/metrics`: one collector ([`Scrape`]) that reads everything at scrape time.
+    registry: prometheus::Registry,
+}
+
+/// The collector behind `/metrics`: at each scrape it reads the workers' single-writer
+/// counters (no lock on their side) and the control thread's values, and builds the metric
+/// families of [`crate::metrics::families`]. The names and labels are fixed there, so it
+/// declares no descriptors (an unchecked collector).
+struct Scrape {
+    state: Arc<Mutex<ControlState>>,
+    tables: Arc<ArcSwap<Snapshot>>,
+    workers: Arc<Vec<Arc<WorkerStats>>>,
+}
+
+impl prometheus::core::Collector for Scrape {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        Vec::new()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let snap = self.tables.load();
+        let cv = control_values(&self.state, &snap, &self.workers);
+        let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
+        let fips: Vec<(String, u16)> = snap
+            .fips
+            .iter()
+            .map(|f| {
+                (
+                    std::net::Ipv4Addr::from_bits(f.external).to_string(),
+                    f.slot,
+                )
+            })
+            .collect();
+        crate::metrics::families(&self.workers, &ports, &fips, &cv)
+    }
+}
+
+/// What the control thread contributes to a scrape.
+fn control_values(
+    state: &Mutex<ControlState>,
+    snap: &Snapshot,
+    workers: &[Arc<WorkerStats>],
+) -> ControlValues {
+    let st = state.lock().unwrap_or_else(|e| e.into_inner());
+    ControlValues {
+        config_generation: st.generation,
+        reloads_ok: st.reloads_ok,
+        reloads_failed: st.reloads_failed,
+        neighbors: neighbor_count(workers),
+        nat_sessions_max: snap.snat.iter().map(|r| r.params.max_sessions as u64).sum(),
+    }
+}
+
+/// Entries of the largest worker neighbour table (each worker resolves for itself and
+/// shares what it learns, so the tables hold nearly the same entries).
+fn neighbor_count(workers: &[Arc<WorkerStats>]) -> u64 {
+    workers.iter().map(|w| w.neighbors.get()).max().unwrap_or(0)
 }
 
 /// Why a reload was refused.
@@ -75,7 +132,7 @@ impl Control {
         for a in garp::fip_changes(None, &snapshot).0 {
             scheduler.schedule(a, now);
         }
-        Control {
+        let control = Control {
             state: Arc::new(Mutex::new(ControlState {
                 config_path,
                 config,
@@ -90,6 +147,32 @@ impl Control {
             tables: Arc::new(ArcSwap::from_pointee(snapshot)),
             workers: Arc::new(workers),
             bus,
+            registry: prometheus::Registry::new(),
+        };
+        let workers = control.workers.clone();
+        control.with_workers_of(workers)
+    }
+
+    /// The same control plane serving the counters of `workers` (the workers are made after
+    /// the control plane, whose tables they read).
+    pub fn with_workers(self, workers: Vec<Arc<WorkerStats>>) -> Control {
+        self.with_workers_of(Arc::new(workers))
+    }
+
+    fn with_workers_of(self, workers: Arc<Vec<Arc<WorkerStats>>>) -> Control {
+        let registry = prometheus::Registry::new();
+        let scrape = Scrape {
+            state: self.state.clone(),
+            tables: self.tables.clone(),
+            workers: workers.clone(),
+        };
+        registry
+            .register(Box::new(scrape))
+            .expect("the one collector of a new registry");
+        Control {
+            workers,
+            registry,
+            ..self
         }
     }
 
@@ -106,14 +189,9 @@ impl Control {
         }
     }
 
-    /// Entries of the largest worker neighbour table (each worker resolves for itself and
-    /// shares what it learns, so the tables hold nearly the same entries).
+    /// Entries of the largest worker neighbour table.
     pub fn neighbor_count(&self) -> u64 {
-        self.workers
-            .iter()
-            .map(|w| w.neighbors.get())
-            .max()
-            .unwrap_or(0)
+        neighbor_count(&self.workers)
     }
 
     /// Hand due gratuitous ARPs to worker 0 (called from the control loop), as many as its
@@ -243,38 +321,12 @@ impl Control {
 
     /// Values for a scrape.
     pub fn control_values(&self) -> ControlValues {
-        let st = self.lock();
-        ControlValues {
-            config_generation: st.generation,
-            reloads_ok: st.reloads_ok,
-            reloads_failed: st.reloads_failed,
-            neighbors: self.neighbor_count(),
-            nat_sessions_max: self
-                .tables
-                .load()
-                .snat
-                .iter()
-                .map(|r| r.params.max_sessions as u64)
-                .sum(),
-        }
+        control_values(&self.state, &self.tables.load(), &self.workers)
     }
 
-    /// The Prometheus exposition.
+    /// The Prometheus exposition: the registry's collector, text-encoded.
     pub fn metrics_text(&self) -> String {
-        let cv = self.control_values();
-        let snap = self.tables.load();
-        let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
-        let fips: Vec<(String, u16)> = snap
-            .fips
-            .iter()
-            .map(|f| {
-                (
-                    std::net::Ipv4Addr::from_bits(f.external).to_string(),
-                    f.slot,
-                )
-            })
-            .collect();
-        crate::metrics::render(&self.workers, &ports, &fips, &cv)
+        crate::metrics::encode(&self.registry.gather())
     }
 }
 
