@@ -15,5 +15,7 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 # Release build: the end-to-end tests run the optimised binary, as operators do.
 cargo test --release -- --test-threads=2
+# The Docker image, built and run (it installs the engine and debootstrap itself).
+tests/docker-test.sh
 # CI-sized fuzzing of the wire parsers, the pipeline and the config parser (fuzz/).
 FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz-smoke.sh

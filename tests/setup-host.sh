@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing vgate needs on Debian 12 (run as root), and mounts bpffs.
+# With --docker, also what tests/docker-test.sh needs.
 set -euo pipefail
 packages=(
   # libxdp/libbpf are built from source by libxdp-sys
@@ -12,6 +13,10 @@ packages=(
   # the kernel side of the lab benchmark (DNAT/SNAT rules)
   iptables procps
 )
+# tests/docker-test.sh: Debian's Docker engine, and debootstrap for an offline base image.
+if [ "${1:-}" = "--docker" ]; then
+  packages+=(docker.io debootstrap)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
