@@ -53,8 +53,9 @@ check() { # check DESCRIPTION EXIT-STATUS
 
 # ---- the engine ----
 if ! $DOCKER info >/dev/null 2>&1; then
-    # Host networking only: no bridge, no iptables rules.
-    dockerd --bridge=none --iptables=false >"$DIR/dockerd.log" 2>&1 &
+    # Host networking only: no bridge, no iptables rules, and the host's IP forwarding (which
+    # new namespaces inherit) left as it is.
+    dockerd --bridge=none --iptables=false --ip-forward=false >"$DIR/dockerd.log" 2>&1 &
     DOCKERD_PID=$!
     for _ in $(seq 100); do
         $DOCKER info >/dev/null 2>&1 && break
