@@ -226,6 +226,12 @@ pub struct WorkerStats {
     pub batch_packets: Counter,
     /// Received packets the fast path carried all the way to transmit.
     pub fast_path: Counter,
+    /// Nanoseconds spent in polls that received packets (the worker's busy time).
+    pub busy_ns: Counter,
+    /// The worker's ports' kernel wake-ups so far ([`crate::io::Wakeups`]), refreshed on the
+    /// worker's timer.
+    pub tx_kicks: Counter,
+    pub rx_wakeups: Counter,
     /// Packets vgate originated (ARP requests, fragments beyond the first); with rx, tx,
     /// drops and held packets this closes the books: rx + generated = tx + drops + held.
     pub generated: Counter,
@@ -274,6 +280,9 @@ impl Default for WorkerStats {
             idle_sleeps: Counter::default(),
             batch_packets: Counter::default(),
             fast_path: Counter::default(),
+            busy_ns: Counter::default(),
+            tx_kicks: Counter::default(),
+            rx_wakeups: Counter::default(),
             generated: Counter::default(),
             held: Counter::default(),
             neighbors: Counter::default(),
@@ -340,6 +349,11 @@ impl Expo {
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: u64) {
+        // Exact below 2^53, which no counter here reaches in a gateway's lifetime.
+        self.sample_f64(name, labels, v as f64);
+    }
+
+    fn sample_f64(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
         let f = self
             .families
             .last_mut()
@@ -357,8 +371,6 @@ impl Expo {
                 })
                 .collect(),
         );
-        // Exact below 2^53, which no counter here reaches in a gateway's lifetime.
-        let v = v as f64;
         if f.get_field_type() == MetricType::COUNTER {
             let mut c = proto::Counter::default();
             c.set_value(v);
@@ -608,6 +620,42 @@ pub fn families(
             "worker_rx_packets_total",
             &[("worker", &i.to_string())],
             w.batch_packets.get(),
+        );
+    }
+    e.header(
+        "worker_busy_seconds_total",
+        "counter",
+        "Time each worker spent in polls that received packets; its rate is the worker's busy share, 1 when it has no headroom left.",
+    );
+    for (i, w) in workers.iter().enumerate() {
+        e.sample_f64(
+            "worker_busy_seconds_total",
+            &[("worker", &i.to_string())],
+            w.busy_ns.get() as f64 / 1e9,
+        );
+    }
+    e.header(
+        "worker_tx_kicks_total",
+        "counter",
+        "sendto(2) calls a worker made to have the kernel send its TX rings (copy mode needs them; need_wakeup keeps them rare).",
+    );
+    for (i, w) in workers.iter().enumerate() {
+        e.sample(
+            "worker_tx_kicks_total",
+            &[("worker", &i.to_string())],
+            w.tx_kicks.get(),
+        );
+    }
+    e.header(
+        "worker_rx_wakeups_total",
+        "counter",
+        "recvfrom(2) calls a worker made to have the kernel refill its receive rings.",
+    );
+    for (i, w) in workers.iter().enumerate() {
+        e.sample(
+            "worker_rx_wakeups_total",
+            &[("worker", &i.to_string())],
+            w.rx_wakeups.get(),
         );
     }
     e.header(

@@ -256,7 +256,61 @@ fn rows_of(v: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
         .unwrap_or_default()
 }
 
-/// Non-zero samples of the exposition, one per row.
+/// Each worker's headroom, as VPP's `show runtime` gives it: busy polls, packets per busy
+/// poll, busy time, the share the fast path carried, and the kernel wake-ups it needed.
+fn render_workers(body: &str) -> String {
+    let value = |name: &str, worker: &str, extra: &str| -> f64 {
+        let key = format!("vgate_{name}{{worker=\"{worker}\"{extra}}}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&key)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut rows = Vec::new();
+    for w in 0.. {
+        let id = w.to_string();
+        if !body.contains(&format!("vgate_worker_polls_total{{worker=\"{id}\"")) {
+            break;
+        }
+        let busy = value("worker_polls_total", &id, ",result=\"busy\"");
+        let packets = value("worker_rx_packets_total", &id, "");
+        let fast = value("fast_path_packets_total", &id, "");
+        let share = |part: f64, whole: f64| {
+            if whole > 0.0 {
+                format!("{:.1}", part / whole)
+            } else {
+                "-".to_string()
+            }
+        };
+        rows.push(vec![
+            id.clone(),
+            format!("{busy}"),
+            share(packets, busy),
+            format!("{:.3}", value("worker_busy_seconds_total", &id, "")),
+            if packets > 0.0 {
+                format!("{:.0} %", 100.0 * fast / packets)
+            } else {
+                "-".to_string()
+            },
+            format!("{}", value("worker_tx_kicks_total", &id, "")),
+            format!("{}", value("worker_rx_wakeups_total", &id, "")),
+        ]);
+    }
+    table(
+        &[
+            "WORKER",
+            "BUSY POLLS",
+            "PACKETS/BUSY POLL",
+            "BUSY SECONDS",
+            "FAST PATH",
+            "TX KICKS",
+            "RX WAKEUPS",
+        ],
+        &rows,
+    )
+}
+
+/// The workers' headroom ([`render_workers`]), then the non-zero samples of the exposition,
+/// one per row.
 fn render_stats(body: &str) -> String {
     let rows: Vec<Vec<String>> = body
         .lines()
@@ -271,7 +325,11 @@ fn render_stats(body: &str) -> String {
             })
         })
         .collect();
-    table(&["METRIC", "VALUE"], &rows)
+    format!(
+        "{}\n{}",
+        render_workers(body),
+        table(&["METRIC", "VALUE"], &rows)
+    )
 }
 
 /// `vgate show WHAT`. Returns the exit code.
@@ -321,6 +379,36 @@ mod tests {
             ],
         );
         assert_eq!(t, "A    LONGER\nxyz  1\nq    22\n");
+    }
+
+    #[test]
+    fn stats_show_each_workers_headroom() {
+        let body = "\
+vgate_worker_polls_total{worker=\"0\",result=\"busy\"} 100
+vgate_worker_polls_total{worker=\"0\",result=\"idle\"} 900
+vgate_worker_polls_total{worker=\"1\",result=\"busy\"} 0
+vgate_worker_rx_packets_total{worker=\"0\"} 3200
+vgate_worker_busy_seconds_total{worker=\"0\"} 0.25
+vgate_fast_path_packets_total{worker=\"0\"} 2400
+vgate_worker_tx_kicks_total{worker=\"0\"} 40
+vgate_worker_rx_wakeups_total{worker=\"0\"} 0
+";
+        let t = render("stats", body).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("WORKER  BUSY POLLS"), "{t}");
+        let w0: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            w0,
+            ["0", "100", "32.0", "0.250", "75", "%", "40", "0"],
+            "{t}"
+        );
+        let w1: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(w1, ["1", "0", "-", "0.000", "-", "0", "0"], "{t}");
+        assert!(
+            t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["worker_busy_seconds_total{worker=\"0\"}", "0.25"]),
+            "{t}"
+        );
     }
 
     #[test]

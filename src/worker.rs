@@ -244,6 +244,13 @@ impl<P: Port> Worker<P> {
 
         if now >= self.next_tick {
             self.next_tick = now + TICK_NS;
+            let w = self
+                .ports
+                .iter()
+                .map(|p| p.wakeups())
+                .fold((0, 0), |(t, r), w| (t + w.tx_kicks, r + w.rx_wakeups));
+            ctx.stats.tx_kicks.set(w.0);
+            ctx.stats.rx_wakeups.set(w.1);
             pipeline::tick(&mut ctx, &mut self.batch);
             let mut sessions = 0;
             for t in ctx.state.snat.iter_mut().flatten() {
@@ -346,10 +353,17 @@ impl<P: Port> Worker<P> {
                 revents: 0,
             })
             .collect();
+        // The start of the last poll, when it received packets: the next poll's clock read
+        // ends it, so busy time costs no clock read of its own.
+        let mut busy_since = None;
         while !stop.load(Ordering::Relaxed) {
             let now = epoch.elapsed().as_nanos() as u64;
+            if let Some(since) = busy_since.take() {
+                self.stats.busy_ns.add(now.saturating_sub(since));
+            }
             if self.poll_once(now) != 0 {
                 idle_polls = 0;
+                busy_since = Some(now);
                 continue;
             }
             idle_polls += 1;

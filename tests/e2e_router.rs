@@ -54,6 +54,7 @@ fn ping_out(lab: &Lab, role: Role, args: &[&str]) -> String {
 
 #[test]
 fn ping_and_tcp_through_vgate() {
+    let started = std::time::Instant::now();
     let Some((lab, vg)) = setup(CONF) else { return };
     let client = lab.ns(Role::Client);
     let inet = lab.ns(Role::Inet);
@@ -72,6 +73,18 @@ fn ping_and_tcp_through_vgate() {
     );
     let m = vg.metrics();
     assert!(metric_value(&m, "vgate_port_tx_bytes_total{port=\"external\"}") > bytes);
+    // Headroom: the worker was busy for some of the time it ran, not all of it, and copy
+    // mode on veth needed TX kicks (need_wakeup), fewer than the packets it sent.
+    let busy = metric_f64(&m, "vgate_worker_busy_seconds_total{worker=\"0\"}");
+    let up = started.elapsed().as_secs_f64();
+    assert!(busy > 0.0 && busy < up, "busy {busy} s of {up} s");
+    let kicks = metric_value(&m, "vgate_worker_tx_kicks_total{worker=\"0\"}");
+    let sent = metric_value(&m, "vgate_port_tx_packets_total{port=\"external\"}")
+        + metric_value(&m, "vgate_port_tx_packets_total{port=\"internal\"}");
+    assert!(
+        kicks > 0 && kicks <= sent,
+        "{kicks} TX kicks for {sent} packets"
+    );
     assert_eq!(
         metric_value(&m, "vgate_drops_total{stage=\"tx\",reason=\"ring_full\"}"),
         0

@@ -260,6 +260,21 @@ pub trait Port {
     fn poll_fd(&self) -> Option<i32> {
         None
     }
+
+    /// The system calls this port made to wake the kernel so far (a backend without any
+    /// makes none).
+    fn wakeups(&self) -> Wakeups {
+        Wakeups::default()
+    }
+}
+
+/// System calls a port made to wake the kernel, since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wakeups {
+    /// `sendto` kicks that ask the kernel to send what the TX ring holds.
+    pub tx_kicks: u64,
+    /// `recvfrom` calls that let the kernel refill the receive side.
+    pub rx_wakeups: u64,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub mod craft;
 pub mod ovs;
 mod vgate_proc;
 #[allow(unused_imports)]
-pub use vgate_proc::{Vgate, metric_value};
+pub use vgate_proc::{Vgate, metric_f64, metric_value};
 
 /// Whether this process may create namespaces and veths.
 pub fn is_root() -> bool {

@@ -127,6 +127,17 @@ impl Drop for Vgate {
 }
 
 /// The value of one sample line (`name{labels}`) in an exposition; 0 if absent.
+/// A sample's value that may be fractional (seconds), 0.0 when absent.
+pub fn metric_f64(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 pub fn metric_value(text: &str, sample: &str) -> u64 {
     text.lines()
         .find_map(|l| {

@@ -45,7 +45,7 @@ pub use error::XskError;
 pub use mode::{AttachedMode, Attachment, CopyReason, XdpMode, ZeroCopy};
 pub use xdp::{MemlockLimit, detach_xdp, raise_memlock, xdp_attached};
 
-use crate::io::{Desc, FRAME_SIZE, FramePool, Port, TxResult};
+use crate::io::{Desc, FRAME_SIZE, FramePool, Port, TxResult, Wakeups};
 use libxdp_sys as sys;
 use ring::{RawRings, Rings};
 use std::ptr::{self, NonNull};
@@ -362,6 +362,8 @@ pub struct XskPort {
     tx_out: u32,
     /// `sendto`/`recvfrom` wake-ups that failed with an unexpected errno.
     wakeup_errors: u64,
+    /// Every `sendto` and `recvfrom` wake-up made.
+    wakeups: Wakeups,
     drained: bool,
 }
 
@@ -523,6 +525,7 @@ impl XskPort {
             fill_out: 0,
             tx_out: 0,
             wakeup_errors: 0,
+            wakeups: Wakeups::default(),
             drained: false,
         };
         // From here on, dropping `port` deletes the socket and detaches the program.
@@ -725,6 +728,7 @@ impl XskPort {
 
     #[inline]
     fn kick_tx(&mut self) {
+        self.wakeups.tx_kicks += 1;
         // SAFETY: zero-length non-blocking send on our socket: asks the kernel to process the
         // TX ring.
         let rc =
@@ -746,6 +750,7 @@ impl XskPort {
     }
 
     fn wake_rx(&mut self) {
+        self.wakeups.rx_wakeups += 1;
         // SAFETY: zero-length non-blocking receive: lets a zero-copy driver refill its queue.
         let rc = unsafe {
             libc::recvfrom(
@@ -846,6 +851,10 @@ impl Drop for XskPort {
 impl Port for XskPort {
     fn poll_fd(&self) -> Option<i32> {
         Some(self.fd())
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        self.wakeups
     }
 
     #[inline]
