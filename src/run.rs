@@ -10,13 +10,16 @@ use crate::control::Control;
 use crate::control::api::ApiServer;
 use crate::control::apply::{build_snapshot, neighbor_config, sysfs_mac};
 use crate::control::config::{self, Config};
-use crate::io::afxdp::{self, Umem, UmemConfig, XskConfig, XskPort};
+use crate::io::afxdp::{self, BusyPoll, Umem, UmemConfig, XskConfig, XskPort};
 use crate::io::{FramePool, Port};
 use crate::worker::{NeighborBus, Worker, pin_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// How long one busy poll of an empty RX ring may spin (`SO_BUSY_POLL`), in microseconds.
+const BUSY_POLL_USECS: u32 = 20;
 
 /// Frames per worker UMEM: every port's fill and TX rings, the frames in flight in the
 /// pipeline, and `limits.held_packets` for the hold queues, so that a full hold never starves
@@ -61,6 +64,10 @@ fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
         let mut xc = XskConfig::new(p.iface.clone(), queue);
         xc.xdp_mode = xdp_mode(cfg.dataplane.xdp_mode);
         xc.zero_copy = zero_copy(cfg.dataplane.zero_copy);
+        xc.busy_poll = cfg.dataplane.busy_poll.then_some(BusyPoll {
+            usecs: BUSY_POLL_USECS,
+            budget: cfg.dataplane.batch_size as u32,
+        });
         match XskPort::open(&umem, &mut pool, &xc) {
             Ok(x) => ports.push(x),
             Err(e) => {

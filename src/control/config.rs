@@ -122,6 +122,11 @@ pub struct Dataplane {
     /// Received packets try the one-pass fast path before the stages (default). Off, every
     /// packet takes the stages: slower, with the same bytes and counters. A reload applies it.
     pub fast_path: bool,
+    /// Preferred busy polling on every socket: the kernel's receive work for a worker's
+    /// queues is asked to run on the worker's own core, when its RX rings are empty. Off by
+    /// default: on veth it moved no work and cost busy time (bench/RESULTS.md, "One router
+    /// core").
+    pub busy_poll: bool,
 }
 
 impl Default for Dataplane {
@@ -134,6 +139,7 @@ impl Default for Dataplane {
             zero_copy: ZeroCopy::Auto,
             poll: PollMode::Adaptive,
             fast_path: true,
+            busy_poll: false,
         }
     }
 }

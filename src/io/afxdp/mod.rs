@@ -39,10 +39,15 @@
 mod error;
 mod mode;
 mod ring;
+
+/// `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` (`include/uapi/asm-generic/socket.h`,
+/// Linux 5.11).
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 mod xdp;
 
 pub use error::XskError;
-pub use mode::{AttachedMode, Attachment, CopyReason, XdpMode, ZeroCopy};
+pub use mode::{AttachedMode, Attachment, BusyPollState, CopyReason, XdpMode, ZeroCopy};
 pub use xdp::{MemlockLimit, detach_xdp, raise_memlock, xdp_attached};
 
 use crate::io::{Desc, FRAME_SIZE, FramePool, Port, TxResult, Wakeups};
@@ -97,6 +102,19 @@ pub struct XskConfig {
     pub tx_size: u32,
     pub xdp_mode: XdpMode,
     pub zero_copy: ZeroCopy,
+    /// Preferred busy polling (`SO_PREFER_BUSY_POLL`): the receive work of the socket's
+    /// queue runs on the polling thread's core, in `recvfrom` when the RX ring is empty,
+    /// instead of in whichever core's softirq scheduled it. None: the kernel's default.
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// Preferred busy polling's parameters (`SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// How long one busy poll may spin for packets, in microseconds.
+    pub usecs: u32,
+    /// Packets one busy poll may process.
+    pub budget: u32,
 }
 
 impl XskConfig {
@@ -109,6 +127,7 @@ impl XskConfig {
             tx_size: sys::XSK_RING_PROD__DEFAULT_NUM_DESCS,
             xdp_mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
+            busy_poll: None,
         }
     }
 }
@@ -364,6 +383,8 @@ pub struct XskPort {
     wakeup_errors: u64,
     /// Every `sendto` and `recvfrom` wake-up made.
     wakeups: Wakeups,
+    /// Preferred busy polling took: an empty RX ring is busy-polled with `recvfrom`.
+    busy_poll: bool,
     drained: bool,
 }
 
@@ -521,11 +542,13 @@ impl XskPort {
                 zero_copy: false,
                 copy_reason: None,
                 native_errno,
+                busy_poll: BusyPollState::Off,
             },
             fill_out: 0,
             tx_out: 0,
             wakeup_errors: 0,
             wakeups: Wakeups::default(),
+            busy_poll: false,
             drained: false,
         };
         // From here on, dropping `port` deletes the socket and detaches the program.
@@ -579,8 +602,47 @@ impl XskPort {
         if !zero_copy {
             port.raise_tx_budget(cfg.tx_size);
         }
+        if let Some(b) = cfg.busy_poll {
+            port.attachment.busy_poll = port.prefer_busy_poll(b);
+            port.busy_poll = matches!(port.attachment.busy_poll, BusyPollState::On(_));
+        }
         port.refill(pool);
         Ok(port)
+    }
+
+    /// Ask for preferred busy polling (Linux 5.11, `SO_PREFER_BUSY_POLL`), its spin time and
+    /// budget; what the kernel refuses is said, and without the first two nothing is on.
+    fn prefer_busy_poll(&self, b: BusyPoll) -> BusyPollState {
+        let set = |opt: libc::c_int, v: u32| -> Result<(), String> {
+            let v = v as libc::c_int;
+            // SAFETY: valid option buffer of the size given, on our socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&v as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error().to_string())
+            }
+        };
+        if let Err(e) = set(SO_PREFER_BUSY_POLL, 1) {
+            return BusyPollState::Refused(format!("SO_PREFER_BUSY_POLL: {e}"));
+        }
+        if let Err(e) = set(libc::SO_BUSY_POLL, b.usecs) {
+            let _ = set(SO_PREFER_BUSY_POLL, 0);
+            return BusyPollState::Refused(format!("SO_BUSY_POLL: {e}"));
+        }
+        match set(SO_BUSY_POLL_BUDGET, b.budget) {
+            Ok(()) => BusyPollState::On(b),
+            // The kernel's default budget (8) still busy-polls.
+            Err(e) => BusyPollState::Refused(format!("SO_BUSY_POLL_BUDGET: {e}")),
+        }
     }
 
     /// The XDP mode the interface really runs and whether the socket is zero-copy.
@@ -865,6 +927,11 @@ impl Port for XskPort {
         let rx = &mut self.rings.rx;
         let (idx, n) = rx.peek(out.len().min(u32::MAX as usize) as u32);
         if n == 0 {
+            if self.busy_poll {
+                // Busy-poll the queue (`sk_busy_loop`): its receive work runs here, on this
+                // core; what it brings is taken on the next poll.
+                self.wake_rx();
+            }
             return 0;
         }
         for (i, d) in out[..n as usize].iter_mut().enumerate() {

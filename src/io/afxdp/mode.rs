@@ -59,6 +59,16 @@ pub struct Attachment {
     pub copy_reason: Option<CopyReason>,
     /// errno of the native attempt when `XdpMode::Auto` fell back to generic.
     pub native_errno: Option<i32>,
+    /// Preferred busy polling: not asked for, on, or refused (why).
+    pub busy_poll: BusyPollState,
+}
+
+/// Whether a socket busy-polls its queue ([`super::BusyPoll`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusyPollState {
+    Off,
+    On(super::BusyPoll),
+    Refused(String),
 }
 
 impl FromStr for XdpMode {
@@ -140,9 +150,18 @@ impl fmt::Display for Attachment {
             write!(f, " (native refused: {})", super::error::strerror(errno))?;
         }
         match (self.zero_copy, self.copy_reason) {
-            (true, _) => f.write_str(", zero-copy"),
-            (false, Some(r)) => write!(f, ", copy mode ({r})"),
-            (false, None) => f.write_str(", copy mode"),
+            (true, _) => f.write_str(", zero-copy")?,
+            (false, Some(r)) => write!(f, ", copy mode ({r})")?,
+            (false, None) => f.write_str(", copy mode")?,
+        }
+        match &self.busy_poll {
+            BusyPollState::Off => Ok(()),
+            BusyPollState::On(b) => write!(
+                f,
+                ", preferred busy polling ({} us, budget {})",
+                b.usecs, b.budget
+            ),
+            BusyPollState::Refused(why) => write!(f, ", busy polling refused ({why})"),
         }
     }
 }
@@ -178,6 +197,7 @@ mod tests {
             zero_copy: false,
             copy_reason: Some(CopyReason::Unsupported),
             native_errno: None,
+            busy_poll: BusyPollState::Off,
         };
         assert_eq!(
             a.to_string(),
@@ -196,5 +216,18 @@ mod tests {
         a.zero_copy = true;
         a.copy_reason = None;
         assert_eq!(a.to_string(), "iface ext0 queue 0, xdp native, zero-copy");
+        a.busy_poll = BusyPollState::On(super::super::BusyPoll {
+            usecs: 20,
+            budget: 64,
+        });
+        assert_eq!(
+            a.to_string(),
+            "iface ext0 queue 0, xdp native, zero-copy, preferred busy polling (20 us, budget 64)"
+        );
+        a.busy_poll = BusyPollState::Refused("SO_BUSY_POLL: Operation not permitted".into());
+        assert!(
+            a.to_string()
+                .ends_with(", busy polling refused (SO_BUSY_POLL: Operation not permitted)")
+        );
     }
 }
