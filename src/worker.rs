@@ -87,8 +87,14 @@ impl NeighborBus {
     }
 }
 
-/// Empty polls in a row before an adaptive worker sleeps (a few tens of microseconds).
-const IDLE_POLLS_BEFORE_SLEEP: u32 = 1024;
+/// How long an adaptive worker goes without packets before it sleeps in `poll(2)`.
+const IDLE_NS_BEFORE_SLEEP: u64 = 50_000;
+
+/// Empty polls between two clock reads: an empty poll reads no clock (a `clock_gettime` was
+/// 9 % of a polling core, bench/RESULTS.md), so the time a poll sees may be this many empty
+/// polls old (a few microseconds). A poll after one that received packets, or after a sleep,
+/// always reads it.
+const CLOCK_EVERY_IDLE_POLLS: u32 = 32;
 
 /// Session slots examined per timer tick when reclaiming expired SNAT sessions: a million
 /// sessions are swept every few seconds without a pause in forwarding.
@@ -112,6 +118,11 @@ pub struct Worker<P: Port> {
     next_tick: u64,
     sessions_served: u64,
     neighbors_served: u64,
+    /// [`Worker::run`]'s clock, when the time a poll is given may be stale: the first
+    /// packets of a poll then read it afresh, so packets and busy time see the real time.
+    clock: Option<(Instant, bool)>,
+    /// When the last poll that received packets started working on them.
+    busy_start: u64,
 }
 
 impl<P: Port> Worker<P> {
@@ -144,6 +155,8 @@ impl<P: Port> Worker<P> {
             next_tick: 0,
             sessions_served: 0,
             neighbors_served: 0,
+            clock: None,
+            busy_start: 0,
         }
     }
 
@@ -184,6 +197,12 @@ impl<P: Port> Worker<P> {
             let n = self.ports[p].rx_burst(ctx.pool, &mut self.rx_buf[..self.batch_size]);
             if n == 0 {
                 continue;
+            }
+            if received == 0 {
+                if let Some((epoch, false)) = self.clock {
+                    ctx.now = epoch.elapsed().as_nanos() as u64;
+                }
+                self.busy_start = ctx.now;
             }
             received += n;
             self.batch.reset_rx(n, p as u8);
@@ -337,12 +356,11 @@ impl<P: Port> Worker<P> {
         self.stats.neighbors.set(self.state.neighbors.len() as u64);
     }
 
-    /// Poll until `stop` is set, then give every frame back. With `adaptive`, a run of
-    /// empty polls puts the worker to sleep in one `poll(2)` on all its sockets (woken by the
-    /// first packet, or after 1 ms for timers); under load it never sleeps.
+    /// Poll until `stop` is set, then give every frame back. With `adaptive`, 50 µs without
+    /// packets put the worker to sleep in one `poll(2)` on all its sockets (woken by the first
+    /// packet, or after 1 ms for timers); under load it never sleeps.
     pub fn run(&mut self, stop: &AtomicBool, adaptive: bool) {
         let epoch = Instant::now();
-        let mut idle_polls = 0u32;
         let mut fds: Vec<libc::pollfd> = self
             .ports
             .iter()
@@ -356,21 +374,34 @@ impl<P: Port> Worker<P> {
         // The start of the last poll, when it received packets: the next poll's clock read
         // ends it, so busy time costs no clock read of its own.
         let mut busy_since = None;
+        // Since when no packet came (for the adaptive sleep).
+        let mut idle_since = None;
+        let mut now = 0;
+        // Empty polls since the last clock read; the first poll reads it.
+        let mut unread = CLOCK_EVERY_IDLE_POLLS;
         while !stop.load(Ordering::Relaxed) {
-            let now = epoch.elapsed().as_nanos() as u64;
+            let fresh = busy_since.is_some() || unread >= CLOCK_EVERY_IDLE_POLLS;
+            if fresh {
+                now = epoch.elapsed().as_nanos() as u64;
+                unread = 0;
+            } else {
+                unread += 1;
+            }
             if let Some(since) = busy_since.take() {
                 self.stats.busy_ns.add(now.saturating_sub(since));
             }
+            self.clock = Some((epoch, fresh));
             if self.poll_once(now) != 0 {
-                idle_polls = 0;
-                busy_since = Some(now);
+                idle_since = None;
+                busy_since = Some(self.busy_start);
                 continue;
             }
-            idle_polls += 1;
-            if adaptive && idle_polls >= IDLE_POLLS_BEFORE_SLEEP && !fds.is_empty() {
+            let idle_from = *idle_since.get_or_insert(now);
+            if adaptive && now - idle_from >= IDLE_NS_BEFORE_SLEEP && !fds.is_empty() {
                 // SAFETY: fds is a valid array of pollfd for the duration of the call.
                 unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1) };
                 self.stats.idle_sleeps.add(1);
+                unread = CLOCK_EVERY_IDLE_POLLS;
             } else {
                 std::hint::spin_loop();
             }
