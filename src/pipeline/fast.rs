@@ -2,14 +2,19 @@
 //! packet, in front of the staged pipeline (VPP's fast-path node variants, DPDK's
 //! run-to-completion loop).
 //!
+//! It makes no decision of its own: every check is the function the stage that owns it
+//! calls (`l2_input::PortMacs::common`, `ip4_input::common`, `route::ttl_forwards`,
+//! `Snapshot::routes`, `nat::inbound` / `nat::outbound`, `rewrite::ready`; the table is in
+//! docs/ARCHITECTURE.md), so a check added there holds here too.
+//!
 //! A received packet qualifies when it is an option-less, valid IPv4 datagram to the port
-//! MAC, routed out of a port to a next hop the neighbour table has cached as reachable,
-//! within the port MTU, with a TTL above 1, and at most one translation on the way: a
-//! floating IP (DNAT in or SNAT out) or an SNAT session that already exists. Everything
-//! about it is decided first, from reads only; only then is the packet written, with the
-//! stages' own changes (the NAT translation and the TTL decrement, in one IP checksum update
-//! when there are both, then the Ethernet header), so its bytes and counters are those the
-//! staged pipeline gives it.
+//! MAC (or broadcast), routed out of a port to a next hop the neighbour table has cached as
+//! reachable, within the port MTU, with a TTL above 1, and at most one translation on the
+//! way: a floating IP (DNAT in or SNAT out) or an SNAT session that already exists.
+//! Everything about it is decided first, from reads only; only then is the packet written,
+//! with the stages' own changes (the NAT translation and the TTL decrement, in one IP
+//! checksum update when there are both, then the Ethernet header), so its bytes and counters
+//! are those the staged pipeline gives it.
 //!
 //! Geneve without options from a known chassis, for a known VNI, with its inner frame to the
 //! network's gateway MAC, is decapsulated in the pass (geneve_decap's checks, from reads
