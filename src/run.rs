@@ -4,6 +4,7 @@
 //! Start-up refuses a configuration file other local users could change, and gives up every
 //! capability but the one the shutdown needs before it starts any thread ([`privileges`]).
 
+pub mod napi;
 pub mod privileges;
 
 use crate::control::Control;
@@ -141,6 +142,17 @@ pub fn run(path: &Path) -> i32 {
             return 1;
         }
     };
+    let d = &cfg.dataplane;
+    let (napi, napi_said) = if d.napi_defer_hard_irqs == 0 && d.gro_flush_timeout_us == 0 {
+        (napi::Napi::default(), Vec::new())
+    } else {
+        let ifaces: Vec<&str> = cfg.ports.iter().map(|p| p.iface.as_str()).collect();
+        napi::apply(
+            &ifaces,
+            d.napi_defer_hard_irqs,
+            u64::from(d.gro_flush_timeout_us) * 1000,
+        )
+    };
 
     let bus = Arc::new(NeighborBus::new(nworkers));
     let mut workers: Vec<(Worker<XskPort>, Umem)> = Vec::with_capacity(nworkers);
@@ -168,6 +180,9 @@ pub fn run(path: &Path) -> i32 {
             p.mtu
         );
         modes.push(att);
+    }
+    for line in &napi_said {
+        println!("  napi: {line}");
     }
 
     let control = Control::new(
@@ -277,6 +292,7 @@ pub fn run(path: &Path) -> i32 {
     for t in threads {
         let _ = t.join();
     }
+    napi.restore();
     if !dispatcher {
         detach_leftovers(&cfg);
     }

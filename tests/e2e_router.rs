@@ -85,11 +85,32 @@ fn ping_and_tcp_through_vgate() {
         kicks > 0 && kicks <= sent,
         "{kicks} TX kicks for {sent} packets"
     );
+    // NAPI deferral on vgate's interfaces while it runs (the defaults), put back at stop.
+    let napi = |iface: &str| {
+        lab.run(
+            Role::Router,
+            &[
+                "cat",
+                &format!("/sys/class/net/{iface}/napi_defer_hard_irqs"),
+                &format!("/sys/class/net/{iface}/gro_flush_timeout"),
+            ],
+        )
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    for iface in ["vg-ext", "vg-int"] {
+        assert_eq!(napi(iface), ["2", "50000"], "{iface} while vgate runs");
+    }
     assert_eq!(
         metric_value(&m, "vgate_drops_total{stage=\"tx\",reason=\"ring_full\"}"),
         0
     );
     assert_eq!(vg.stop(), Some(0), "clean exit on SIGTERM");
+    for iface in ["vg-ext", "vg-int"] {
+        assert_eq!(napi(iface), ["0", "0"], "{iface} after vgate stopped");
+    }
     // XDP programs detached: the interfaces are as they were.
     let links = lab
         .run(Role::Router, &["ip", "-d", "link", "show"])

@@ -7,6 +7,7 @@
 #   BUSY_POLL=false bench/percore/run.sh forward 10         # vgate's busy polling off
 #   RATE=1500000 bench/percore/run.sh                        # trafgen's pace (pps)
 #   PERF=/tmp/r1.data bench/percore/run.sh fip 5             # perf record -e cpu-clock -C 1
+#   NAPI_DEFER=0 GRO_FLUSH_US=0 bench/percore/run.sh          # vgate's NAPI deferral off
 #
 #   ns {p}-src  s0 10.10.1.2 ---- vg-int | vgate on CPU 1 | vg-ext ---- k0 203.0.113.1  ns {p}-sink
 #   (trafgen on CPU 0: 60-byte UDP, 64 flows)                    (XDP: drop all but ARP, count)
@@ -20,6 +21,8 @@ SCENARIO=${1:-forward}
 SECONDS_=${2:-10}
 RATE=${RATE:-3000000}
 BUSY_POLL=${BUSY_POLL:-false}
+NAPI_DEFER=${NAPI_DEFER:-2}
+GRO_FLUSH_US=${GRO_FLUSH_US:-50}
 VGATE=${VGATE:-target/release/vgate}
 P=pc$$
 SRC=$P-src R=$P-r SINK=$P-sink
@@ -71,6 +74,8 @@ workers = 1
 cpus = [1]
 poll = "busy"
 busy_poll = $BUSY_POLL
+napi_defer_hard_irqs = $NAPI_DEFER
+gro_flush_timeout_us = $GRO_FLUSH_US
 xdp_mode = "native"
 
 [[port]]
@@ -101,11 +106,6 @@ external = "203.0.113.10"
 internal = "10.10.1.2"
 network = "tenant"
 EOF
-fi
-if [[ -n ${NAPI_DEFER:-} ]]; then
-    for i in vg-int vg-ext; do
-        nsx "$R" sh -c "echo $NAPI_DEFER > /sys/class/net/$i/napi_defer_hard_irqs; echo ${GRO_FLUSH:-200000} > /sys/class/net/$i/gro_flush_timeout"
-    done
 fi
 nsx "$R" "$VGATE" run --config "$DIR/vgate.toml" >"$DIR/vgate.log" 2>&1 &
 VGATE_PID=$!
@@ -147,10 +147,10 @@ wait "$GEN_PID" 2>/dev/null || true
 GEN_PID=
 
 awk -v s0="$s0" -v s1="$s1" -v d0="$d0" -v d1="$d1" -v t0="$t0" -v t1="$t1" -v b0="$b0" -v b1="$b1" \
-    -v a="$start" -v z="$end" -v sc="$SCENARIO" -v bp="$BUSY_POLL" 'BEGIN {
+    -v a="$start" -v z="$end" -v sc="$SCENARIO" -v bp="$BUSY_POLL" -v nd="$NAPI_DEFER/$GRO_FLUSH_US" 'BEGIN {
     dt = z - a
     split(s0, x, "\n"); split(s1, y, "\n")
-    line = sprintf("%s busy_poll=%s: offered %.3f Mpps, delivered %.3f Mpps", sc, bp, (t1 - t0) / dt / 1e6, (d1 - d0) / dt / 1e6)
+    line = sprintf("%s busy_poll=%s napi=%s: offered %.3f Mpps, delivered %.3f Mpps", sc, bp, nd, (t1 - t0) / dt / 1e6, (d1 - d0) / dt / 1e6)
     for (i = 1; i <= 2; i++) {
         split(x[i], p, " "); split(y[i], q, " ")
         tot = q[4] - p[4]

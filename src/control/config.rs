@@ -127,6 +127,10 @@ pub struct Dataplane {
     /// default: on veth it moved no work and cost busy time (bench/RESULTS.md, "One router
     /// core").
     pub busy_poll: bool,
+    /// NAPI deferral on every port's interface (`napi_defer_hard_irqs`, `gro_flush_timeout`
+    /// in µs); both 0 leave the interfaces as they are. What was set is put back at stop.
+    pub napi_defer_hard_irqs: u32,
+    pub gro_flush_timeout_us: u32,
 }
 
 impl Default for Dataplane {
@@ -140,6 +144,8 @@ impl Default for Dataplane {
             poll: PollMode::Adaptive,
             fast_path: true,
             busy_poll: false,
+            napi_defer_hard_irqs: 2,
+            gro_flush_timeout_us: 50,
         }
     }
 }

@@ -517,6 +517,31 @@ fn dataplane_cpus_one_per_worker_and_distinct() {
 }
 
 #[test]
+fn dataplane_napi_deferral_ranges() {
+    let mut c = Config::from_toml_str(ONE_PORT).unwrap();
+    assert_eq!(
+        (
+            c.dataplane.napi_defer_hard_irqs,
+            c.dataplane.gro_flush_timeout_us
+        ),
+        (2, 50)
+    );
+    c.dataplane.gro_flush_timeout_us = 1_000_001;
+    expect_one(
+        &c,
+        "dataplane.gro_flush_timeout_us",
+        "1000001 is outside 0..=1000000",
+    );
+    c.dataplane.gro_flush_timeout_us = 0;
+    c.dataplane.napi_defer_hard_irqs = 1_000_001;
+    expect_one(
+        &c,
+        "dataplane.napi_defer_hard_irqs",
+        "1000001 is outside 0..=1000000",
+    );
+}
+
+#[test]
 fn dataplane_batch_size_range() {
     let mut c = base();
     c.dataplane.batch_size = 0;

@@ -94,6 +94,21 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        if d.napi_defer_hard_irqs > 1_000_000 {
+            self.err(
+                "dataplane.napi_defer_hard_irqs",
+                format!("{} is outside 0..=1000000", d.napi_defer_hard_irqs),
+            );
+        }
+        if d.gro_flush_timeout_us > 1_000_000 {
+            self.err(
+                "dataplane.gro_flush_timeout_us",
+                format!(
+                    "{} is outside 0..=1000000 (it is microseconds of latency)",
+                    d.gro_flush_timeout_us
+                ),
+            );
+        }
         if !(1..=MAX_BATCH_SIZE).contains(&d.batch_size) {
             self.err(
                 "dataplane.batch_size",
