@@ -56,8 +56,10 @@ nsx "$R" ip link set vg-int up
 nsx "$R" ip link set vg-ext up
 nsx "$SRC" ip addr add 10.10.1.2/24 dev s0
 nsx "$SRC" ip link set s0 up
+nsx "$SRC" ip route add default via 10.10.1.1
 nsx "$SINK" ip addr add 203.0.113.1/24 dev k0
 nsx "$SINK" ip link set k0 up
+nsx "$SINK" ip route add 10.10.1.0/24 via 203.0.113.2
 nsx "$SINK" ip link set dev k0 xdpdrv obj "$DIR/sink.o" sec xdp
 INT_MAC=$(nsx "$R" cat /sys/class/net/vg-int/address)
 SRC_MAC=$(nsx "$SRC" cat /sys/class/net/s0/address)
@@ -133,6 +135,10 @@ stat() { awk '/^cpu[01] / { busy = $2 + $3 + $4 + $7 + $8 + $9; print $1, busy, 
 drops() { nsx "$SINK" ethtool -S k0 | awk '/rx_queue_[0-9]+_xdp_drops:/ { s += $2 } END { print s + 0 }'; }
 sent() { nsx "$SRC" cat /sys/class/net/s0/statistics/tx_packets; }
 busy_s() { nsx "$R" curl -s http://127.0.0.1:9477/metrics | awk '$1 == "vgate_worker_busy_seconds_total{worker=\"0\"}" { print $2 }'; }
+# The latency probe: pings through vgate beside the load, every 10 ms (answered by the
+# sink's kernel; its XDP program passes ICMP).
+nsx "$SRC" ping -n -i 0.01 -w "$SECONDS_" 203.0.113.1 >"$DIR/ping" 2>&1 &
+PING_PID=$!
 s0=$(stat) d0=$(drops) t0=$(sent) b0=$(busy_s) start=$(date +%s.%N)
 if [[ -n ${PERF:-} ]]; then
     # Where the router core's time goes: every sample on CPU 1, kernel and user.
@@ -141,6 +147,7 @@ else
     sleep "$SECONDS_"
 fi
 s1=$(stat) d1=$(drops) t1=$(sent) b1=$(busy_s) end=$(date +%s.%N)
+wait "$PING_PID" 2>/dev/null || true
 # trafgen may not stop on SIGTERM while it sends.
 kill -9 "$GEN_PID" 2>/dev/null || true
 wait "$GEN_PID" 2>/dev/null || true
@@ -160,3 +167,12 @@ awk -v s0="$s0" -v s1="$s1" -v d0="$d0" -v d1="$d1" -v t0="$t0" -v t1="$t1" -v b
     print line
 }'
 grep -m1 "iface vg-int" "$DIR/vgate.log" || true
+# Round trips through vgate, both ways: percentiles of ping's per-reply times.
+grep -o 'time=[0-9.]*' "$DIR/ping" | cut -d= -f2 | sort -n | awk '{ t[NR] = $1 } END {
+    if (NR == 0) { print "latency probe: no reply"; exit }
+    i50 = int(NR * 0.5) + 1; i99 = int(NR * 0.99) + 1
+    if (i50 > NR) i50 = NR
+    if (i99 > NR) i99 = NR
+    printf "latency probe: %d replies, round trip p50 %.0f us, p99 %.0f us, max %.0f us\n", NR,
+        1000 * t[i50], 1000 * t[i99], 1000 * t[NR]
+}'
