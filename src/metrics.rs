@@ -392,6 +392,23 @@ pub fn encode(families: &[MetricFamily]) -> String {
         .expect("families built by `families` are well formed")
 }
 
+/// The labels [`families`] gives `snap`'s ports (their names, in index order) and floating
+/// IPs (external address and counter slot).
+pub fn labels_of(snap: &crate::tables::Snapshot) -> (Vec<String>, Vec<(String, u16)>) {
+    let ports = snap.ports.iter().map(|p| p.name.clone()).collect();
+    let fips = snap
+        .fips
+        .iter()
+        .map(|f| {
+            (
+                std::net::Ipv4Addr::from_bits(f.external).to_string(),
+                f.slot,
+            )
+        })
+        .collect();
+    (ports, fips)
+}
+
 /// [`families`] in the text exposition.
 pub fn render(
     workers: &[std::sync::Arc<WorkerStats>],

@@ -298,13 +298,7 @@ fn fix_checksum(f: &mut [u8]) {
 }
 
 fn render(h: &Harness) -> String {
-    let snap = h.w.tables.load();
-    let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
-    let fips: Vec<(String, u16)> = snap
-        .fips
-        .iter()
-        .map(|f| (std::net::Ipv4Addr::from(f.external).to_string(), f.slot))
-        .collect();
+    let (ports, fips) = vgate::metrics::labels_of(&h.w.tables.load());
     let stats: Arc<WorkerStats> = h.w.stats.clone();
     vgate::metrics::render(&[stats], &ports, &fips, &ControlValues::default())
         .lines()

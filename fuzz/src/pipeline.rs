@@ -298,13 +298,7 @@ fn books(w: &mut Worker<MemPort>, collected: &mut u64) -> Vec<(usize, Vec<u8>)> 
 /// Every counter of `w` as `/metrics` shows it, but the fast path's own and the polls (which
 /// depend on the path's speed, not on what it did).
 fn counters(w: &Worker<MemPort>) -> String {
-    let snap = w.tables.load();
-    let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
-    let fips: Vec<(String, u16)> = snap
-        .fips
-        .iter()
-        .map(|f| (std::net::Ipv4Addr::from(f.external).to_string(), f.slot))
-        .collect();
+    let (ports, fips) = vgate::metrics::labels_of(&w.tables.load());
     vgate::metrics::render(
         std::slice::from_ref(&w.stats),
         &ports,

@@ -64,17 +64,7 @@ impl prometheus::core::Collector for Scrape {
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
         let snap = self.tables.load();
         let cv = control_values(&self.state, &snap, &self.workers);
-        let ports: Vec<String> = snap.ports.iter().map(|p| p.name.clone()).collect();
-        let fips: Vec<(String, u16)> = snap
-            .fips
-            .iter()
-            .map(|f| {
-                (
-                    std::net::Ipv4Addr::from_bits(f.external).to_string(),
-                    f.slot,
-                )
-            })
-            .collect();
+        let (ports, fips) = crate::metrics::labels_of(&snap);
         crate::metrics::families(&self.workers, &ports, &fips, &cv)
     }
 }
@@ -317,11 +307,6 @@ impl Control {
                 Err(ReloadError(vec![e]))
             }
         }
-    }
-
-    /// Values for a scrape.
-    pub fn control_values(&self) -> ControlValues {
-        control_values(&self.state, &self.tables.load(), &self.workers)
     }
 
     /// The Prometheus exposition: the registry's collector, text-encoded.
