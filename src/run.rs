@@ -292,7 +292,8 @@ pub fn run(path: &Path) -> i32 {
     for t in threads {
         let _ = t.join();
     }
-    napi.restore();
+    // The interfaces' NAPI settings as they were, once the workers are gone.
+    drop(napi);
     if !dispatcher {
         detach_leftovers(&cfg);
     }

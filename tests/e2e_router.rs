@@ -257,3 +257,81 @@ fn two_workers_on_two_queues() {
     assert!(w0 + w1 > 4 * 1400, "workers received {w0} + {w1}");
     assert_eq!(vg.stop(), Some(0));
 }
+
+/// A start-up that fails after vgate set NAPI deferral on its interfaces (here: the API
+/// address is taken) puts them back as they were.
+#[test]
+fn a_failed_start_puts_the_interfaces_back() {
+    if !is_root() {
+        common::skip("needs root");
+        return;
+    }
+    let lab = lab_up(RouterMode::Vgate);
+    let router = lab.ns(Role::Router);
+    let mut squatter = lab
+        .spawn(
+            Role::Router,
+            &[
+                "/usr/bin/python3",
+                "-c",
+                "import socket,time;s=socket.socket();s.bind(('127.0.0.1',9477));s.listen();time.sleep(30)",
+            ],
+        )
+        .unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            lab.run(Role::Router, &["ss", "-Hltn", "sport = :9477"])
+                .is_ok_and(|o| !o.trim().is_empty())
+        }),
+        "the squatter listens"
+    );
+    let dir = std::env::temp_dir().join(format!("vgate-napi-{}", unique_prefix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vgate.toml");
+    std::fs::write(&path, CONF).unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &router,
+            env!("CARGO_BIN_EXE_vgate"),
+            "run",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 127.0.0.1:9477"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("napi: vg-ext: napi_defer_hard_irqs 2, gro_flush_timeout 50 us"),
+        "{stdout}"
+    );
+    for iface in ["vg-ext", "vg-int"] {
+        let got = lab
+            .run(
+                Role::Router,
+                &[
+                    "cat",
+                    &format!("/sys/class/net/{iface}/napi_defer_hard_irqs"),
+                    &format!("/sys/class/net/{iface}/gro_flush_timeout"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            got.split_whitespace().collect::<Vec<_>>(),
+            ["0", "0"],
+            "{iface} after the failed start"
+        );
+    }
+}

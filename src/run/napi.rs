@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-/// What vgate changed, to put back.
+/// What vgate changed, put back when dropped: at stop, and on every early return of a
+/// start-up that fails after [`apply`].
 #[derive(Debug, Default)]
 pub struct Napi {
     /// (file, the value it had).
@@ -53,10 +54,10 @@ pub fn apply(ifaces: &[&str], defer: u32, timeout_ns: u64) -> (Napi, Vec<String>
     (napi, said)
 }
 
-impl Napi {
+impl Drop for Napi {
     /// Put every changed setting back as it was.
-    pub fn restore(self) {
-        for (path, old) in self.changed.into_iter().rev() {
+    fn drop(&mut self) {
+        for (path, old) in self.changed.drain(..).rev() {
             if let Err(e) = std::fs::write(&path, &old) {
                 log::warn!("{}: cannot put back {old}: {e}", path.display());
             }
