@@ -7,7 +7,7 @@ mod common_pipeline;
 use common_pipeline::*;
 use std::sync::Arc;
 use vgate::io::FramePool;
-use vgate::metrics::{ControlValues, WorkerStats};
+use vgate::metrics::{ControlValues, DropReason, WorkerStats};
 use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, Next, TxQueues, WorkerState};
 use vgate::tables::neighbor::NeighborConfig;
 use vgate::wire::EthernetAddress;
@@ -370,6 +370,10 @@ fn compare(
         );
     }
     assert_eq!(render(&fast), render(&staged));
+    // Every packet was finished by a stage (a debug build asserts it per batch; this holds
+    // in release too).
+    assert_eq!(fast.drops(DropReason::Internal), 0);
+    assert_eq!(staged.drops(DropReason::Internal), 0);
     // What the fast path carried shows in its counter; the stages' worker carried nothing.
     let carried = fast.w.stats.fast_path.get();
     assert!(

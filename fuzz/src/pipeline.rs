@@ -247,6 +247,11 @@ impl Harness {
             assert_eq!(held, 0, "packets still held after every ARP gave up");
             let pool = &w.pool;
             assert_eq!(pool.free_count(), pool.nframes(), "frames leaked");
+            assert_eq!(
+                w.stats.drop_count(DropReason::Internal),
+                0,
+                "a packet no stage finished with"
+            );
         }
         assert_eq!(
             counters(&self.worker),

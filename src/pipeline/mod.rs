@@ -515,11 +515,17 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
     process_staged(ctx, b);
 }
 
+/// Rounds of the stages a batch may need. Rewrite waits while any packet is at route, so a
+/// packet waiting there since the first round is rewritten in the third at the latest (the
+/// first round's errors are routed in the second; packets route sent to local are answered
+/// in the second, their port unreachable routed in the third); its frag-needed error is
+/// built in the fourth and routed and rewritten in the fifth; an error about that error is
+/// never sent but is counted by icmp_error, in the sixth. Two spare.
+const ROUNDS: usize = 8;
+
 /// [`process`] without the fast path: every packet through the stages.
 pub fn process_staged(ctx: &mut Ctx, b: &mut Batch) {
-    // A packet can loop back at most once through icmp_error -> route -> rewrite (an error
-    // about an error is never sent), so a handful of rounds always drains the batch.
-    for _ in 0..4 {
+    for _ in 0..ROUNDS {
         let m = b.mask(Next::L2Input);
         if m != 0 {
             l2_input::run(ctx, b, m);
@@ -601,7 +607,11 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
     // Anything still in flight after the rounds is a pipeline bug: fail in tests, and in
     // production count it as such a drop rather than leak the frame.
     let stuck = pending(b);
-    debug_assert!(stuck == 0, "packets left unclassified: {stuck:#x}");
+    debug_assert!(
+        stuck == 0,
+        "packets left unclassified: {stuck:#x} at {:?}",
+        bits(stuck).map(|i| b.next(i)).collect::<Vec<_>>()
+    );
     for i in bits(stuck) {
         b.drop(i, DropReason::Internal);
     }
