@@ -29,7 +29,8 @@ impl Bench {
         let snap =
             vgate::control::apply::build_snapshot(cfg, 1, &|_| None, None).expect("snapshot");
         let mut state = WorkerState::new(NeighborConfig::default());
-        state.sync(&snap);
+        let stats = WorkerStats::default();
+        state.sync(&snap, &stats);
         let mut released = Vec::new();
         for &(port, ip, mac) in neighbors {
             state
@@ -45,7 +46,7 @@ impl Bench {
             snap,
             pool,
             state,
-            stats: WorkerStats::default(),
+            stats,
             tx: TxQueues::new(2, 4 * MAX_BATCH),
             batch: Box::default(),
             descs,

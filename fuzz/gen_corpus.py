@@ -285,6 +285,33 @@ def pipeline_seeds():
         + inject(INTERNAL, out)
         + RUN
     )
+    # ACLs and rate limits (fuzz/pipeline.toml: "web" on floating IP .10, "lab" and a
+    # packet rate on network lab, a byte rate on .10).
+    inbound = lambda dport, size=0, sport=41000: inject(
+        EXTERNAL,
+        raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.10") / TCP(sport=sport, dport=dport, flags="S") / Raw(b"x" * size)),
+    )
+    s["policy_acls_and_rate_limits"] = (
+        setup()
+        + INTRODUCTIONS
+        + inbound(80)
+        + inbound(22)
+        + inject(UNDERLAY, geneve(tenant(IP(src="10.0.0.5", dst=REMOTE) / UDP(sport=5353, dport=53) / Raw(b"dns"))))
+        + RUN
+        + inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.10") / UDP(sport=53, dport=5353) / Raw(b"answer")))
+        + inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.10") / UDP(sport=53, dport=5354) / Raw(b"stray")))
+        + b"".join(inbound(80, 1000, 42000 + i) for i in range(6))
+        + RUN
+        + b"".join(
+            inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST2_MAC) / IP(src="10.10.1.30", dst=REMOTE) / TCP(sport=43000 + i, dport=443, flags="S")))
+            for i in range(80)
+        )
+        + inject(INTERNAL, raw(Ether(dst=LAB_GW_MAC, src=HOST_MAC) / IP(src="10.10.1.20", dst="203.0.113.50") / TCP(sport=44000, dport=22, flags="S")))
+        + RUN
+        + advance_ms_pow2(6)
+        + inbound(80, 1000, 45000)
+        + RUN
+    )
     return s
 
 

@@ -89,7 +89,7 @@ drop_reasons! {
     NatUnsupportedProtocol => ("nat", "unsupported_protocol", "Tenant packet for SNAT that is not TCP, UDP or ICMP echo (PAT needs a port or identifier)."),
     NatFragment => ("nat", "fragment", "Fragment of a tenant packet for SNAT: later fragments carry no port and vgate does not reassemble."),
     NatSpoofedSource => ("nat", "spoofed_source", "Packet from the wire whose source is one of vgate's floating IPs or SNAT addresses: only vgate sends from those (ingress filtering, RFC 2827)."),
-    NatHandoffQueueFull => ("nat", "handoff_queue_full", "SNAT return packet for a session of another worker, whose handoff queue was full."),
+    NatHandoffQueueFull => ("nat", "handoff_queue_full", "Packet for another worker (SNAT return traffic of its session, or a packet of a stateful ACL flow it tracks) whose handoff queue was full."),
     GeneveUnknownChassis => ("geneve", "unknown_chassis", "Geneve packet from an underlay address that is no configured chassis."),
     GeneveMalformed => ("geneve", "malformed", "Geneve packet that is truncated, has a bad option list, a UDP length that does not fit, or carries no Ethernet frame (RFC 8926 3.4)."),
     GeneveBadVersion => ("geneve", "bad_version", "Geneve version other than 0 (RFC 8926 3.4)."),
@@ -98,6 +98,9 @@ drop_reasons! {
     GeneveSpoofedSource => ("geneve", "spoofed_source", "Inner IPv4 source outside the subnet of the tenant network the VNI names."),
     GeneveNoEndpoint => ("geneve", "no_endpoint", "Packet routed to a Geneve network for an address that is no configured endpoint."),
     GeneveNoUnderlayRoute => ("geneve", "no_underlay_route", "No underlay route to the endpoint's chassis, or no headroom for the outer headers."),
+    AclDenied => ("acl", "denied", "Dropped by an ACL of its floating IP or network: a drop rule, or the default (acl_packets_total says which)."),
+    AclSessionTableFull => ("acl", "session_table_full", "New flow of an allow-related rule refused: the worker tracks limits.acl_sessions flows already."),
+    QosRateExceeded => ("qos", "rate_exceeded", "Over the rate limit (qos) of its floating IP or network (qos_dropped_packets_total says which)."),
     TxRingFull => ("tx", "ring_full", "The port's transmit ring was full."),
     Internal => ("pipeline", "internal", "A packet no stage finished with: a vgate bug, counted instead of leaking the frame. Please report it with the configuration."),
 }
@@ -255,6 +258,18 @@ pub struct WorkerStats {
     pub tcp_mss_clamped: Counter,
     /// Virtual endpoints moved to another chassis by a gratuitous ARP.
     pub virtual_moves: Counter,
+    /// Per ACL counter slot ([`crate::tables::acl::Acl::slot`]): packets decided.
+    pub acl: Box<[Counter]>,
+    /// Flows stateful ACLs track on this worker (gauge).
+    pub acl_flows: Counter,
+    /// Per rate-limit target slot and direction (slot * 2 + direction): packets dropped,
+    /// and bytes and packets offered (passed or dropped: the demand the shares follow).
+    pub qos_dropped: Box<[Counter]>,
+    pub qos_offered_bytes: Box<[Counter]>,
+    pub qos_offered_packets: Box<[Counter]>,
+    /// This worker's share of each target's rate, in 1/65536 (0: an even split). Written by
+    /// the control thread (its only writer), read by the worker.
+    pub qos_share: Box<[Counter]>,
 }
 
 impl Default for WorkerStats {
@@ -263,6 +278,8 @@ impl Default for WorkerStats {
             std::array::from_fn(|_| Counter::default())
         }
         let boxed = || (0..MAX_FIPS).map(|_| Counter::default()).collect();
+        let sized = |n: usize| (0..n).map(|_| Counter::default()).collect();
+        let qos = 2 * crate::tables::policy::MAX_QOS_TARGETS;
         WorkerStats {
             port_rx_packets: arr(),
             port_rx_bytes: arr(),
@@ -288,6 +305,12 @@ impl Default for WorkerStats {
             neighbors: Counter::default(),
             fip_in: boxed(),
             fip_out: boxed(),
+            acl: sized(crate::control::config::MAX_ACL_COUNTERS),
+            acl_flows: Counter::default(),
+            qos_dropped: sized(qos),
+            qos_offered_bytes: sized(qos),
+            qos_offered_packets: sized(qos),
+            qos_share: sized(qos),
             nat_port_exhausted: Counter::default(),
             nat_sessions: Counter::default(),
             handoff_out: Counter::default(),
@@ -328,6 +351,29 @@ pub struct ControlValues {
     pub neighbors: u64,
     /// The SNAT rules' `max_sessions`, summed: what `nat_sessions` can reach.
     pub nat_sessions_max: u64,
+    /// Every ACL counter slot in service: (acl, rule, action, slot).
+    pub acl_slots: Vec<(String, String, &'static str, u32)>,
+    /// Every rate-limit target in service: (target, slot).
+    pub qos_slots: Vec<(String, u16)>,
+}
+
+impl ControlValues {
+    /// The policy labels of `snap`: its ACLs' counter slots and its rate-limit targets.
+    pub fn with_policy_of(mut self, snap: &crate::tables::Snapshot) -> ControlValues {
+        for a in &snap.policy.acls {
+            for (k, (rule, action)) in a.slot_labels().into_iter().enumerate() {
+                self.acl_slots
+                    .push((a.name.clone(), rule, action, a.slot + k as u32));
+            }
+        }
+        self.qos_slots = snap
+            .policy
+            .qos
+            .iter()
+            .map(|q| (q.label.clone(), q.slot))
+            .collect();
+        self
+    }
 }
 
 /// Builds the metric families of a scrape, in order: each [`Expo::header`] opens a family,
@@ -709,7 +755,7 @@ pub fn families(
     e.header(
         "nat_handoff_packets_total",
         "counter",
-        "SNAT return packets copied to the worker owning their session, by direction.",
+        "Packets copied to the worker owning their state (an SNAT session, a stateful ACL flow), by direction.",
     );
     e.sample(
         "nat_handoff_packets_total",
@@ -734,6 +780,41 @@ pub fn families(
             &[("fip", fip), ("direction", "out")],
             sum(&|w| w.fip_out[s].get()),
         );
+    }
+
+    e.header(
+        "acl_packets_total",
+        "counter",
+        "Packets decided by an ACL, per rule (its index in the ACL, `default`, or `related` for replies of allow-related flows) and the rule's action.",
+    );
+    for (acl, rule, action, slot) in &c.acl_slots {
+        let s = *slot as usize;
+        e.sample(
+            "acl_packets_total",
+            &[("acl", acl), ("rule", rule), ("action", action)],
+            sum(&|w| w.acl.get(s).map_or(0, Counter::get)),
+        );
+    }
+    e.header(
+        "acl_flows",
+        "gauge",
+        "Flows stateful ACLs (allow-related) track, all workers; limits.acl_sessions bounds each worker.",
+    );
+    e.sample("acl_flows", &[], sum(&|w| w.acl_flows.get()));
+    e.header(
+        "qos_dropped_packets_total",
+        "counter",
+        "Packets dropped by a rate limit, per target (floating IP or network) and direction.",
+    );
+    for (target, slot) in &c.qos_slots {
+        for (d, dir) in ["in", "out"].into_iter().enumerate() {
+            let k = usize::from(*slot) * 2 + d;
+            e.sample(
+                "qos_dropped_packets_total",
+                &[("target", target), ("direction", dir)],
+                sum(&|w| w.qos_dropped.get(k).map_or(0, Counter::get)),
+            );
+        }
     }
 
     e.header(

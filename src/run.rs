@@ -204,6 +204,7 @@ pub fn run(path: &Path) -> i32 {
         );
         w.state
             .set_icmp_rate(cfg.limits.icmp_errors_per_sec, cfg.limits.icmp_errors_burst);
+        w.state.set_acl_sessions(cfg.limits.acl_sessions);
         workers.push((w, io.umem));
     }
     let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();
@@ -281,6 +282,7 @@ pub fn run(path: &Path) -> i32 {
         std::thread::sleep(Duration::from_millis(50));
         control.collect_moves();
         control.garp_tick();
+        control.qos_rebalance();
         if hup.swap(false, Ordering::Relaxed) {
             match control.reload_from_file() {
                 Ok(g) => log::info!("SIGHUP: configuration generation {g} in service"),

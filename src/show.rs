@@ -105,6 +105,7 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                             ]
                             .iter()
                             .map(|k| s(&r[*k]))
+                            .chain([policy_cell(&r["policy"])])
                             .collect()
                         })
                         .collect()
@@ -113,6 +114,7 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
             table(
                 &[
                     "EXTERNAL", "INTERNAL", "NETWORK", "PORT", "MAC", "CHASSIS", "IN", "OUT",
+                    "POLICY",
                 ],
                 &rows,
             )
@@ -362,6 +364,42 @@ pub fn show(what: &str, api: &str, token: Option<&str>, json: bool) -> i32 {
             eprintln!("vgate show: {e}");
             1
         }
+    }
+}
+
+/// A floating IP's or network's policy in one cell: `acl NAME (N dropped)`, the rate limits
+/// and their drops; `-` when it has none.
+fn policy_cell(p: &Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = p["acl"].as_object() {
+        parts.push(format!(
+            "acl {} ({} dropped)",
+            a.get("name").and_then(Value::as_str).unwrap_or("?"),
+            a.get("packets_dropped")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        ));
+    }
+    if let Some(q) = p["qos"].as_object() {
+        let mut limits: Vec<String> = ["in_mbps", "out_mbps", "in_kpps", "out_kpps", "dscp"]
+            .iter()
+            .filter_map(|k| {
+                q.get(*k)
+                    .and_then(Value::as_u64)
+                    .map(|v| format!("{k}={v}"))
+            })
+            .collect();
+        limits.push(format!(
+            "dropped {}/{}",
+            q.get("dropped_in").and_then(Value::as_u64).unwrap_or(0),
+            q.get("dropped_out").and_then(Value::as_u64).unwrap_or(0)
+        ));
+        parts.push(format!("qos {}", limits.join(" ")));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
     }
 }
 

@@ -164,7 +164,7 @@ impl<P: Port> Worker<P> {
     /// received.
     pub fn poll_once(&mut self, now: u64) -> usize {
         let snap = self.tables.load();
-        self.state.sync(&snap);
+        self.state.sync(&snap, &self.stats);
         let mut ctx = Ctx {
             snap: &snap,
             pool: &mut self.pool,

@@ -42,10 +42,19 @@ fn wire_seeds_replay() {
 fn pipeline_seeds_replay() {
     let seeds = corpus("pipeline");
     assert!(seeds.len() >= 17, "{} pipeline seeds", seeds.len());
+    // What the seeds make the policy stage decide, on the fast path's worker.
+    let (mut acl, mut qos, mut fast) = (0u64, 0u64, 0u64);
     for (name, data) in seeds {
         eprintln!("pipeline/{name}");
-        pipeline::run(&data);
+        if let Some(h) = pipeline::play(&data) {
+            let s = &h.worker.stats;
+            acl += s.acl.iter().map(|c| c.get()).sum::<u64>();
+            qos += s.qos_dropped.iter().map(|c| c.get()).sum::<u64>();
+            fast += s.fast_path.get();
+        }
     }
+    eprintln!("seeds: {acl} ACL decisions, {qos} rate-limit drops, {fast} fast-path packets");
+    assert!(acl > 0 && qos > 0, "the seeds reach the policy stage");
 }
 
 #[test]

@@ -670,13 +670,14 @@ impl Bench {
         let mut state = WorkerState::new(NeighborConfig::default());
         learn_all(&mut state, SEC, neighbors);
         let snap = snapshot(conf, 1);
-        state.sync(&snap);
+        let stats = WorkerStats::default();
+        state.sync(&snap, &stats);
         Bench {
             tx: TxQueues::new(snap.ports.len(), 4 * MAX_BATCH),
             snap,
             pool: FramePool::new_heap(256),
             state,
-            stats: WorkerStats::default(),
+            stats,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Fuzz target `pipeline`: arbitrary frames on every port of a fixed configuration
 //! (`fuzz/pipeline.toml`: external, Geneve underlay, flat tenant port, policy-routed transit
-//! port; floating IPs, SNAT, proxy ARP, chassis, a VNI network) through one worker on the
+//! port; floating IPs, SNAT, proxy ARP, chassis, a VNI network, ACLs and rate limits) through one worker on the
 //! mem backend, with the worker's clock driven by the input.
 //!
 //! Input: a setup byte, then operations until the input ends.
@@ -51,6 +51,8 @@ use vgate::worker::{NeighborBus, SESSION_DUMP_MAX, Worker};
 pub const CONFIG: &str = include_str!("../pipeline.toml");
 
 pub const POOL: usize = 256;
+/// `limits.acl_sessions` of [`CONFIG`] (checked when the snapshots are built).
+const ACL_SESSIONS: usize = 8;
 pub const SMALL_POOL: usize = 32;
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000 * MS;
@@ -61,6 +63,7 @@ fn snapshots<const FAST: bool>() -> &'static [Arc<Snapshot>; 2] {
     static SNAPSHOTS: [OnceLock<[Arc<Snapshot>; 2]>; 2] = [OnceLock::new(), OnceLock::new()];
     SNAPSHOTS[usize::from(FAST)].get_or_init(|| {
         let mut cfg = Config::from_toml_str(CONFIG).expect("fuzz/pipeline.toml validates");
+        assert_eq!(cfg.limits.acl_sessions, ACL_SESSIONS);
         cfg.dataplane.fast_path = FAST;
         let mac = |_: &str| Some(EthernetAddress([2, 0, 0, 0, 0, 0xee]));
         let build = |generation| {
@@ -119,7 +122,7 @@ fn worker<const FAST: bool>(setup: u8) -> Worker<MemPort> {
         }
     };
     let pool = FramePool::new_heap(if setup & 1 != 0 { SMALL_POOL } else { POOL });
-    Worker::new(
+    let mut w = Worker::new(
         0,
         (0..nports).map(|_| MemPort::new()).collect(),
         pool,
@@ -127,7 +130,9 @@ fn worker<const FAST: bool>(setup: u8) -> Worker<MemPort> {
         bus::<FAST>(),
         usize::from(setup >> 2) + 1,
         ncfg,
-    )
+    );
+    w.state.set_acl_sessions(ACL_SESSIONS);
+    w
 }
 
 impl Harness {
@@ -303,12 +308,13 @@ fn books(w: &mut Worker<MemPort>, collected: &mut u64) -> Vec<(usize, Vec<u8>)> 
 /// Every counter of `w` as `/metrics` shows it, but the fast path's own and the polls (which
 /// depend on the path's speed, not on what it did).
 fn counters(w: &Worker<MemPort>) -> String {
-    let (ports, fips) = vgate::metrics::labels_of(&w.tables.load());
+    let snap = w.tables.load();
+    let (ports, fips) = vgate::metrics::labels_of(&snap);
     vgate::metrics::render(
         std::slice::from_ref(&w.stats),
         &ports,
         &fips,
-        &ControlValues::default(),
+        &ControlValues::default().with_policy_of(&snap),
     )
     .lines()
     .filter(|l| !l.starts_with("vgate_worker_") && !l.contains("vgate_fast_path_"))
@@ -347,9 +353,12 @@ fn check_tx(snap: &Snapshot, port: usize, f: &[u8]) {
 }
 
 pub fn run(data: &[u8]) {
-    let Some((&setup, mut ops)) = data.split_first() else {
-        return;
-    };
+    let _ = play(data);
+}
+
+/// [`run`], giving back the finished harness (None for an empty input).
+pub fn play(data: &[u8]) -> Option<Harness> {
+    let (&setup, mut ops) = data.split_first()?;
     let mut h = Harness::new(setup);
     let nports = h.ports();
     let mut frame = Vec::with_capacity(MAX_FRAME_LEN);
@@ -377,6 +386,7 @@ pub fn run(data: &[u8]) {
         }
     }
     h.finish();
+    Some(h)
 }
 
 /// Make the checksums of an Ethernet/IPv4 frame right where its lengths allow: the IPv4

@@ -273,6 +273,7 @@ fn status(control: &Control) -> Value {
                 "endpoints": endpoints_of(ni).count(),
                 "floating_ips": snap.fips.iter().filter(|f| usize::from(f.network) == ni).count(),
                 "snat": n.snat.map(|r| ip(snap.snat[usize::from(r)].params.external)),
+                "policy": policy_json(control, &snap, snap.policy.network.get(ni).copied()),
             })
         })
         .collect();
@@ -443,7 +444,8 @@ fn fips(control: &Control) -> Value {
     Value::Array(
         snap.fips
             .iter()
-            .map(|f| {
+            .enumerate()
+            .map(|(fi, f)| {
                 let slot = usize::from(f.slot);
                 // Where the internal address lives: a virtual endpoint where its last
                 // gratuitous ARP came from, else its configured chassis.
@@ -473,10 +475,67 @@ fn fips(control: &Control) -> Value {
                     "mac": f.mac.to_string(),
                     "packets_in": sum(&|w| w.fip_in[slot].get()),
                     "packets_out": sum(&|w| w.fip_out[slot].get()),
+                    "policy": policy_json(control, &snap, snap.policy.fip.get(fi).copied()),
                 })
             })
             .collect(),
     )
+}
+
+/// The ACL and rate limit of a floating IP or network, with their counters: null when it
+/// has neither.
+fn policy_json(
+    control: &Control,
+    snap: &Snapshot,
+    r: Option<crate::tables::policy::PolicyRef>,
+) -> Value {
+    let Some(r) = r.filter(|r| r.is_some()) else {
+        return Value::Null;
+    };
+    let sum = |f: &dyn Fn(&crate::metrics::WorkerStats) -> u64| -> u64 {
+        control.workers.iter().map(|w| f(w)).sum()
+    };
+    let acl = r
+        .acl
+        .and_then(|a| snap.policy.acls.get(usize::from(a)))
+        .map(|a| {
+            let count = |s: u32| sum(&|w| w.acl.get(s as usize).map_or(0, |c| c.get()));
+            let dropped: u64 = (0..a.actions.len())
+                .filter(|&k| a.actions[k] == crate::control::config::AclAction::Drop)
+                .map(|k| count(a.slot + k as u32))
+                .sum::<u64>()
+                + if a.default == crate::control::config::AclAction::Drop {
+                    count(a.default_slot())
+                } else {
+                    0
+                };
+            json!({
+                "name": a.name,
+                "rules": a.actions.len(),
+                "default": a.default.label(),
+                "packets_dropped": dropped,
+                "packets_related": count(a.related_slot()),
+            })
+        });
+    let qos = r
+        .qos
+        .and_then(|q| snap.policy.qos.get(usize::from(q)))
+        .map(|q| {
+            let dropped = |d: usize| {
+                sum(&|w| {
+                    w.qos_dropped
+                        .get(usize::from(q.slot) * 2 + d)
+                        .map_or(0, |c| c.get())
+                })
+            };
+            let mut v = serde_json::to_value(&q.cfg).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("dropped_in".into(), dropped(0).into());
+                m.insert("dropped_out".into(), dropped(1).into());
+            }
+            v
+        });
+    json!({ "acl": acl, "qos": qos })
 }
 
 /// Ask every worker for its SNAT sessions and wait (bounded) for the answers.

@@ -5,12 +5,14 @@
 //! interface addresses: the subnet goes into "main" as on-link, each address as a local /32
 //! into every table, the subnet broadcast address as a non-forwarded /32 (RFC 2644).
 
-use super::config::{Config, Limits};
+use super::config::{Config, Limits, MAX_ACL_COUNTERS};
 use crate::metrics::{ArpKind, MAX_FIPS};
+use crate::tables::acl::Acl;
 use crate::tables::addrmap::AddrMap;
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::NeighborConfig;
+use crate::tables::policy::{MAX_QOS_TARGETS, Policies, PolicyRef, QosTarget, Rate};
 use crate::tables::{
     ChassisInfo, EndpointInfo, FipEntry, MAIN_TABLE, NetworkInfo, NextHop, OwnAddrs, PortArp,
     PortInfo, RouteInfo, RouteTable, Snapshot, SnatRule, SubnetIndex, TUNNEL_HOP_BASE, TunnelInfo,
@@ -497,8 +499,10 @@ pub fn build_snapshot(
             .map(|f| f.external)
             .chain(snat.iter().map(|r| r.params.external)),
     );
+    let policy = build_policies(cfg, networks.len(), prev)?;
     Ok(Snapshot {
         generation,
+        policy,
         ports,
         tables,
         nexthops,
@@ -532,4 +536,131 @@ pub fn sysfs_mac(iface: &str) -> Option<EthernetAddress> {
         *x = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
     Some(EthernetAddress(b))
+}
+
+/// The ACLs and rate limits of `cfg` for a snapshot whose floating IPs are `fips` (in
+/// configuration order) and networks `networks`. Counter slots are kept from `prev` for the
+/// same ACL (by name, with as many rules) and the same target (by label); new ones take the
+/// lowest free slots and are listed as fresh, so the workers zero them.
+fn build_policies(
+    cfg: &Config,
+    networks: usize,
+    prev: Option<&Snapshot>,
+) -> Result<Policies, String> {
+    let prev = prev.map(|p| &p.policy);
+    let mut out = Policies::default();
+    // ACLs: blocks of counter slots.
+    let mut used = vec![false; MAX_ACL_COUNTERS];
+    let kept_acl = |a: &crate::control::config::AclCfg| {
+        prev.and_then(|p| {
+            p.acls
+                .iter()
+                .find(|o| o.name == a.name && o.actions.len() == a.rules.len())
+                .map(|o| o.slot)
+        })
+    };
+    for a in &cfg.acls {
+        if let Some(s) = kept_acl(a) {
+            used[s as usize..s as usize + a.rules.len() + 2].fill(true);
+        }
+    }
+    for a in &cfg.acls {
+        let n = a.rules.len() + 2;
+        let slot = match kept_acl(a) {
+            Some(s) => s,
+            None => {
+                let s = (0..=MAX_ACL_COUNTERS.saturating_sub(n))
+                    .find(|&s| used[s..s + n].iter().all(|u| !u))
+                    .ok_or_else(|| format!("acl {}: no room left for its counters", a.name))?;
+                used[s..s + n].fill(true);
+                out.fresh_acl_slots.push(s as u32..(s + n) as u32);
+                s as u32
+            }
+        };
+        out.acls.push(Acl::build(a, slot));
+        out.stateful |= out.acls.last().is_some_and(|a| a.related.contains(&true));
+    }
+    let acl_of = |name: &Option<String>| -> Result<Option<u16>, String> {
+        match name {
+            None => Ok(None),
+            Some(n) => cfg
+                .acls
+                .iter()
+                .position(|a| a.name == *n)
+                .map(|i| Some(i as u16))
+                .ok_or_else(|| format!("unknown acl {n}")),
+        }
+    };
+    // Rate-limit targets.
+    let mut targets: Vec<(String, &crate::control::config::QosCfg)> = Vec::new();
+    for f in &cfg.floating_ips {
+        if let Some(q) = &f.qos {
+            targets.push((f.external.to_string(), q));
+        }
+    }
+    for n in &cfg.networks {
+        if let Some(q) = &n.qos {
+            targets.push((n.name.clone(), q));
+        }
+    }
+    if targets.len() > MAX_QOS_TARGETS {
+        return Err(format!(
+            "{} rate-limit targets; at most {MAX_QOS_TARGETS} are supported",
+            targets.len()
+        ));
+    }
+    let kept_qos =
+        |label: &str| prev.and_then(|p| p.qos.iter().find(|t| t.label == label).map(|t| t.slot));
+    let mut used = vec![false; MAX_QOS_TARGETS];
+    for (label, _) in &targets {
+        if let Some(s) = kept_qos(label) {
+            used[usize::from(s)] = true;
+        }
+    }
+    let mut next_free = 0usize;
+    for (label, q) in &targets {
+        let slot = match kept_qos(label) {
+            Some(s) => s,
+            None => {
+                while used[next_free] {
+                    next_free += 1;
+                }
+                used[next_free] = true;
+                out.fresh_qos_slots.push(next_free as u16);
+                next_free as u16
+            }
+        };
+        out.qos.push(QosTarget {
+            label: label.clone(),
+            rate: [
+                Rate::new(q.in_mbps, q.in_kpps, q.burst_kb),
+                Rate::new(q.out_mbps, q.out_kpps, q.burst_kb),
+            ],
+            dscp: q.dscp,
+            slot,
+            cfg: (*q).clone(),
+        });
+    }
+    let mut qos_index = 0u16;
+    let mut next_qos = |has: bool| {
+        has.then(|| {
+            qos_index += 1;
+            qos_index - 1
+        })
+    };
+    for f in &cfg.floating_ips {
+        out.fip.push(PolicyRef {
+            acl: acl_of(&f.acl)?,
+            qos: next_qos(f.qos.is_some()),
+        });
+    }
+    for n in cfg.networks.iter().take(networks) {
+        out.network.push(PolicyRef {
+            acl: acl_of(&n.acl)?,
+            qos: next_qos(n.qos.is_some()),
+        });
+    }
+    out.any_fip = out.fip.iter().any(PolicyRef::is_some);
+    out.any_network = out.network.iter().any(PolicyRef::is_some);
+    Ok(out)
 }

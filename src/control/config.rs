@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 mod parse;
 mod permissions;
+mod policy;
 mod types;
 mod validate;
 
@@ -24,6 +25,10 @@ mod validate;
 mod tests;
 
 pub use permissions::unsafe_permissions;
+pub use policy::{
+    AclAction, AclCfg, AclRuleCfg, Direction, MAX_ACL_COUNTERS, MAX_ACL_RULES, PortList, Protocol,
+    QosCfg,
+};
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
@@ -61,6 +66,8 @@ pub struct Config {
     #[serde(rename = "floating_ip")]
     pub floating_ips: Vec<FloatingIpCfg>,
     pub snat: Vec<SnatCfg>,
+    #[serde(rename = "acl")]
+    pub acls: Vec<AclCfg>,
 }
 
 impl Config {
@@ -220,6 +227,9 @@ pub struct Limits {
     pub icmp_errors_per_sec: u64,
     /// ICMP errors that may go out back to back before the rate applies.
     pub icmp_errors_burst: u64,
+    /// Flows stateful ACLs (allow-related) track; 32 bytes each, 5/4 of them reserved the
+    /// first time an ACL needs them.
+    pub acl_sessions: usize,
 }
 
 impl Default for Limits {
@@ -234,6 +244,7 @@ impl Default for Limits {
             held_packets: n.max_held,
             icmp_errors_per_sec: crate::pipeline::ICMP_RATE_PER_SEC,
             icmp_errors_burst: crate::pipeline::ICMP_BURST,
+            acl_sessions: crate::pipeline::DEFAULT_ACL_SESSIONS,
         }
     }
 }
@@ -344,6 +355,11 @@ pub struct NetworkCfg {
     /// The router's address in the network; answered in ARP.
     pub gateway: Ipv4Addr,
     pub gateway_mac: MacAddr,
+    /// `[[acl]]` applied to the network's traffic, both ways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<QosCfg>,
 }
 
 /// `[[endpoint]]`: a VM port (L2-population table entry).
@@ -371,6 +387,11 @@ pub struct FloatingIpCfg {
     /// External MAC answered in ARP (distributed floating IP); default: the port MAC.
     #[serde(default)]
     pub mac: Option<MacAddr>,
+    /// `[[acl]]` applied to the traffic this floating IP translates, both ways.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<QosCfg>,
 }
 
 /// `[[snat]]`: masquerade (PAT) everything else leaving `network`.

@@ -33,6 +33,8 @@ pub struct ControlState {
     /// Start-up facts for `/api/v1/status`: one line per port with its XDP mode.
     pub port_modes: Vec<String>,
     pub started: std::time::Instant,
+    /// What each worker had been offered per rate-limit slot at the last rebalance.
+    pub qos_offered: Vec<Vec<u64>>,
 }
 
 /// Handles shared by the control loop, the HTTP server and `vgate run`.
@@ -82,7 +84,9 @@ fn control_values(
         reloads_failed: st.reloads_failed,
         neighbors: neighbor_count(workers),
         nat_sessions_max: snap.snat.iter().map(|r| r.params.max_sessions as u64).sum(),
+        ..ControlValues::default()
     }
+    .with_policy_of(snap)
 }
 
 /// Entries of the largest worker neighbour table (each worker resolves for itself and
@@ -133,6 +137,7 @@ impl Control {
                 virtual_locations: BTreeMap::new(),
                 port_modes: Vec::new(),
                 started: std::time::Instant::now(),
+                qos_offered: Vec::new(),
             })),
             tables: Arc::new(ArcSwap::from_pointee(snapshot)),
             workers: Arc::new(workers),
@@ -176,6 +181,66 @@ impl Control {
         let mut st = self.lock();
         while let Some((ip, chassis)) = self.bus.virtual_to_control.pop() {
             st.virtual_locations.insert(ip, chassis);
+        }
+    }
+
+    /// Split each rate limit between the workers in proportion to what each was offered
+    /// since the last call (the control loop calls it every 50 ms): a worker that carries
+    /// all of a target's traffic earns nearly all of its rate, so the limit holds whatever
+    /// the spread of flows over workers. Each worker keeps a floor of 1/(4 N), so traffic
+    /// that starts on an idle worker is not shut out until the next call; the shares sum
+    /// to one. With one worker there is nothing to split.
+    pub fn qos_rebalance(&self) {
+        let n = self.workers.len();
+        let snap = self.tables.load();
+        if n <= 1 || snap.policy.qos.is_empty() {
+            return;
+        }
+        use crate::pipeline::policy::SHARE_ONE;
+        let floor = SHARE_ONE / (4 * n as u64);
+        let spread = SHARE_ONE - floor * n as u64;
+        let mut st = self.lock();
+        let prev = &mut st.qos_offered;
+        prev.resize_with(n, Vec::new);
+        for (w, p) in self.workers.iter().zip(prev.iter_mut()) {
+            p.resize(w.qos_offered_bytes.len(), 0);
+        }
+        for q in &snap.policy.qos {
+            for (dir, rate) in q.rate.iter().enumerate() {
+                let Some(rate) = rate else { continue };
+                let k = usize::from(q.slot) * 2 + dir;
+                // Demand in the unit the limit is in (bytes, else packets).
+                let offered = |w: &WorkerStats| {
+                    let c = if rate.bytes_per_sec != 0 {
+                        &w.qos_offered_bytes
+                    } else {
+                        &w.qos_offered_packets
+                    };
+                    c.get(k).map_or(0, crate::metrics::Counter::get)
+                };
+                let demand: Vec<u64> = self
+                    .workers
+                    .iter()
+                    .zip(prev.iter_mut())
+                    .map(|(w, p)| {
+                        let now = offered(w);
+                        let d = now.saturating_sub(p[k]);
+                        p[k] = now;
+                        d
+                    })
+                    .collect();
+                let total: u64 = demand.iter().sum();
+                for (w, d) in self.workers.iter().zip(&demand) {
+                    let share = if total == 0 {
+                        SHARE_ONE / n as u64
+                    } else {
+                        floor + (u128::from(spread) * u128::from(*d) / u128::from(total)) as u64
+                    };
+                    if let Some(c) = w.qos_share.get(k) {
+                        c.set(share.max(1));
+                    }
+                }
+            }
         }
     }
 

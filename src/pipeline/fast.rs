@@ -36,8 +36,9 @@ use super::ip4_input::is_geneve;
 use super::nat::{self, Inbound, Outbound, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, WorkerState, bits};
-use super::{geneve_decap, geneve_encap, ip4_input, l2_input, route};
+use super::{geneve_decap, geneve_encap, ip4_input, l2_input, policy, route};
 use crate::io::Desc;
+use crate::metrics::WorkerStats;
 use crate::tables::nat::inside_key;
 use crate::tables::{NextHop, Snapshot, TunnelInfo};
 use crate::wire::ethernet::HEADER_LEN as ETH;
@@ -73,15 +74,15 @@ struct Pending {
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // A plain router (no NAT, no tunnel) gets its own loop, without their checks and the
     // registers they hold through every packet.
-    if ctx.snap.has_nat() || ctx.snap.tunnel.is_some() {
+    if ctx.snap.has_nat() || ctx.snap.tunnel.is_some() || ctx.snap.policy.any() {
         run_with::<true>(ctx, b, mask)
     } else {
         run_with::<false>(ctx, b, mask)
     }
 }
 
-/// [`run`], for a snapshot that may have floating IPs, SNAT rules or a tunnel (`MORE`), or
-/// has none of them.
+/// [`run`], for a snapshot that may have floating IPs, SNAT rules, a tunnel or policies
+/// (`MORE`), or has none of them.
 fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
     let snap = ctx.snap;
@@ -91,6 +92,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let macs = l2_input::PortMacs::of(snap, usize::from(port));
     let routes = snap.routes(pinfo.table);
     let has_nat = MORE && snap.has_nat();
+    let has_policy = MORE && snap.policy.any();
     let tunnel = if MORE { snap.tunnel } else { None };
     // The tunnel address, or 0 (a martian destination, never seen here) without a tunnel:
     // one compare per packet.
@@ -182,11 +184,33 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                         .fip_hops
                         .get(usize::from(x))
                         .filter(|h| h.holds(stamp, ctx.now, total))
+                        .copied()
                     {
+                        // policy, then written.
+                        let dscp = if has_policy {
+                            let hops = b.meta[i].handoff_hops;
+                            match admit(
+                                snap,
+                                ctx.state,
+                                ctx.stats,
+                                ctx.now,
+                                hops,
+                                &frame[ETH..ETH + total],
+                                dst,
+                            ) {
+                                Some(dscp) => dscp,
+                                None => continue,
+                            }
+                        } else {
+                            None
+                        };
                         b.desc[i].len = (ETH + total) as u32;
                         bytes += rx_len;
                         let frame = &mut frame[..ETH + total];
                         nat::fip_dnat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto);
+                        if let Some(dscp) = dscp {
+                            policy::mark_dscp(&mut frame[ETH..], dscp);
+                        }
                         frame[..ETH].copy_from_slice(&h.eth);
                         b.meta[i].tx_port = h.tx;
                         done |= 1 << i;
@@ -232,7 +256,28 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 continue;
             }
             let mut whole = None;
-            if let Some(t) = tunnel.as_ref()
+            // A packet with a policy is the policy stage's, in front of encap.
+            let policed = has_policy && {
+                let l3 = &ctx.pool.bytes(&b.desc[i])[ETH..ETH + total];
+                !policy::decide(
+                    snap,
+                    &ctx.state.policy,
+                    ctx.stats,
+                    (
+                        ctx.state.worker,
+                        ctx.state.workers,
+                        b.meta[i].handoff_hops,
+                        true,
+                    ),
+                    l3,
+                    dst,
+                    ctx.now,
+                    &mut policy::Parsed::default(),
+                )
+                .is_nothing()
+            };
+            if !policed
+                && let Some(t) = tunnel.as_ref()
                 && let Some(target) = geneve_encap::fast_target(ctx, b, i, dst, total, t, &mut way)
                 && rewrite::ready(
                     &ctx.state.neighbors,
@@ -279,6 +324,33 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         if let Nat::FipIn(x) = nat {
             remember(ctx.state, snap, port, x, &c, tx, nexthop, ctx.now);
         }
+        // policy: applied here when it passes and takes no tokens; the rest (and SNAT with
+        // a policy, whose session is only looked up in the second pass) is the stage's.
+        let mut dscp = None;
+        if has_policy {
+            let hops = b.meta[i].handoff_hops;
+            let l3 = &frame[ETH..ETH + total];
+            if matches!(nat, Nat::Snat(_)) {
+                let d = policy::decide(
+                    snap,
+                    &ctx.state.policy,
+                    ctx.stats,
+                    (ctx.state.worker, ctx.state.workers, hops, true),
+                    l3,
+                    dst,
+                    ctx.now,
+                    &mut policy::Parsed::default(),
+                );
+                if !d.is_nothing() {
+                    continue;
+                }
+            } else {
+                match admit(snap, ctx.state, ctx.stats, ctx.now, hops, l3, dst) {
+                    Some(d) => dscp = d,
+                    None => continue,
+                }
+            }
+        }
 
         if let Nat::Snat(rule) = nat {
             // Decided but for the session: the second pass.
@@ -301,6 +373,9 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 nat::fip_dnat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto);
             }
             Nat::FipOut(x) => nat::fip_snat::<true>(snap, ctx.stats, &mut frame[ETH..], x, proto),
+        }
+        if let Some(dscp) = dscp {
+            policy::mark_dscp(&mut frame[ETH..], dscp);
         }
         frame[..ETH].copy_from_slice(&c.eth);
         b.meta[i].tx_port = tx;
@@ -349,6 +424,40 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     if done != 0 {
         ctx.stats.fast_path.add(u64::from(done.count_ones()));
     }
+}
+
+/// The policy stage's decision for packet `l3` to `dst` (after DNAT), applied when the
+/// fast path may take it ([`policy::Decision::fast`]): Some(the DSCP to mark, if any), or
+/// None when the packet is the stages'.
+#[inline(always)]
+fn admit(
+    snap: &Snapshot,
+    state: &mut WorkerState,
+    stats: &WorkerStats,
+    now: u64,
+    hops: u8,
+    l3: &[u8],
+    dst: u32,
+) -> Option<Option<u8>> {
+    let mut parsed = policy::Parsed::default();
+    let d = policy::decide(
+        snap,
+        &state.policy,
+        stats,
+        (state.worker, state.workers, hops, true),
+        l3,
+        dst,
+        now,
+        &mut parsed,
+    );
+    if d.is_nothing() {
+        return Some(None);
+    }
+    if !d.fast(&parsed) {
+        return None;
+    }
+    policy::commit(snap, &mut state.policy, stats, &d, &parsed, now);
+    Some(d.dscp)
 }
 
 /// A floating IP's inbound next hop as the fast path last resolved it: the route from the

@@ -12,6 +12,7 @@
 //!          -> ip4_input -> nat_in -> route -> nat_out -> rewrite (neighbour, TTL, MTU) -> tx
 //!                     |                  \-> local (echo) -/  \-> hold (ARP pending)
 //!                     |                  \-> encap (Geneve) -> rewrite
+//!                     |      (policy: ACLs and rate limits, on the way into nat_out and encap)
 //!                     \-> decap (Geneve to the tunnel endpoint) -> ip4_input (inner)
 //!          any stage -> icmp_error -> route ...
 //! ```
@@ -26,6 +27,7 @@ pub mod ip4_input;
 pub mod l2_input;
 pub mod local;
 pub mod nat;
+pub mod policy;
 pub mod rewrite;
 pub mod route;
 
@@ -394,6 +396,8 @@ pub struct WorkerState {
     pub virtual_chassis: crate::tables::neighbor::IntMap<u32, u32>,
     /// Moves seen here, to tell the other workers and the control thread: (IP, chassis).
     pub virtual_moved: Vec<(u32, u32)>,
+    /// Stateful ACL flows and rate-limit buckets.
+    pub policy: policy::PolicyState,
 }
 
 /// A packet to hand to another worker after this batch ([`Next::Handoff`]).
@@ -413,6 +417,8 @@ pub const MAX_VIRTUAL_MOVES_PER_POLL: usize = 64;
 /// Default ICMP error rate per worker: like Linux's `icmp_msgs_per_sec` / `icmp_msgs_burst`.
 pub const ICMP_RATE_PER_SEC: u64 = 1000;
 pub const ICMP_BURST: u64 = 50;
+/// Default bound on the flows stateful ACLs track, per worker (`limits.acl_sessions`).
+pub const DEFAULT_ACL_SESSIONS: usize = 65_536;
 
 impl WorkerState {
     pub fn new(ncfg: NeighborConfig) -> WorkerState {
@@ -443,7 +449,13 @@ impl WorkerState {
                 Default::default(),
             ),
             virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
+            policy: policy::PolicyState::new(DEFAULT_ACL_SESSIONS),
         }
+    }
+
+    /// Track at most `n` stateful ACL flows (`limits.acl_sessions`); before the first poll.
+    pub fn set_acl_sessions(&mut self, n: usize) {
+        self.policy = policy::PolicyState::new(n);
     }
 
     /// Use `limits.icmp_errors_per_sec` and `limits.icmp_errors_burst` instead of the
@@ -455,9 +467,10 @@ impl WorkerState {
     /// Follow the snapshot in service: its SNAT rules' session tables, and forget every
     /// floating IP's remembered next hop when the snapshot changes. Runs once per poll,
     /// before the batch; allocates only when the snapshot has more floating IPs than any
-    /// before.
-    pub fn sync(&mut self, snap: &Snapshot) {
+    /// before. The policy state follows it too ([`policy::PolicyState::sync`]).
+    pub fn sync(&mut self, snap: &Snapshot, stats: &WorkerStats) {
         self.sync_snat(snap);
+        self.policy.sync(snap, stats, self.worker);
         let of = (snap.generation, std::ptr::from_ref(snap) as usize);
         if self.fip_hops_of != of {
             self.fip_hops.clear();
@@ -567,6 +580,12 @@ pub fn process_staged(ctx: &mut Ctx, b: &mut Batch) {
         // runs once over everything.
         if b.mask(Next::Route) != 0 {
             continue;
+        }
+        if ctx.snap.policy.any() {
+            let m = b.mask(Next::NatOut) | b.mask(Next::Encap);
+            if m != 0 {
+                policy::run(ctx, b, m);
+            }
         }
         let m = b.mask(Next::NatOut);
         if m != 0 {
@@ -690,6 +709,7 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
     ctx.state.tick.requests.clear();
     ctx.state.tick.failed.clear();
     ctx.state.neighbors.tick(ctx.now, &mut ctx.state.tick);
+    ctx.state.policy.tick(ctx.now, ctx.stats);
     let reqs = std::mem::take(&mut ctx.state.tick.requests);
     for (port, ip) in reqs.iter() {
         adjacency::send_request(ctx, *port, *ip);

@@ -4,10 +4,13 @@
 //! and swaps it in atomically; a worker loads the current one once per batch. Mutable state that
 //! the dataplane itself learns (neighbours) lives per worker in [`neighbor`].
 
+pub mod acl;
 pub mod addrmap;
+pub mod flows;
 pub mod lpm;
 pub mod nat;
 pub mod neighbor;
+pub mod policy;
 pub mod session;
 
 use crate::metrics::ArpKind;
@@ -169,6 +172,8 @@ pub struct Snapshot {
     /// clear it in `build_snapshot` for the configurations that use it, so that it never
     /// slips past the fast path.
     pub fast_path: bool,
+    /// ACLs and rate limits on floating IPs and networks.
+    pub policy: policy::Policies,
 }
 
 /// Marks an SNAT rule in [`Snapshot::nat_by_external`] (floating IPs are far fewer than

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::{Config, ConfigError, ConfigErrors};
 
 const SECTIONS: &str = "[dataplane], [control], [limits], [[port]], [[route]], [[proxy_arp]], \
-                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]]";
+                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]]";
 
 /// Parses and type-checks a document; semantic rules are [`super::validate`]'s job.
 pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
@@ -50,6 +50,7 @@ pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
         endpoints: doc.array("endpoint"),
         floating_ips: doc.array("floating_ip"),
         snat: doc.array("snat"),
+        acls: doc.array("acl"),
     };
     doc.unknown_sections();
     if doc.errors.is_empty() {

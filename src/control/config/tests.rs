@@ -615,6 +615,7 @@ fn limits_default_to_the_built_in_bounds() {
             held_packets: 8192,
             icmp_errors_per_sec: 1000,
             icmp_errors_burst: 50,
+            acl_sessions: 65536,
         }
     );
     // A partial table keeps the defaults of the keys it leaves out.
@@ -640,6 +641,7 @@ held_per_neighbor = 3
 held_packets = 20
 icmp_errors_per_sec = 0
 icmp_errors_burst = 1
+acl_sessions = 7
 "
     );
     let c = Config::from_toml_str(&toml).unwrap();
@@ -652,6 +654,7 @@ icmp_errors_burst = 1
             held_packets: 20,
             icmp_errors_per_sec: 0,
             icmp_errors_burst: 1,
+            acl_sessions: 7,
         }
     );
 }
@@ -1174,6 +1177,8 @@ fn network_vni_rules() {
         subnet: cidr("10.0.1.0/24"),
         gateway: ip("10.0.1.1"),
         gateway_mac: mac("fa:16:3e:00:01:01"),
+        acl: None,
+        qos: None,
     });
     expect_one(
         &c,
@@ -1349,6 +1354,8 @@ fn floating_ip_external_rules() {
         internal: ip("10.0.0.6"),
         network: "tenant-a".into(),
         mac: None,
+        acl: None,
+        qos: None,
     });
     expect_one(
         &c,
@@ -1574,4 +1581,151 @@ ports = "2000-1000"
             "snat[0].ports: 2000-1000: the first port is greater than the last",
         ]
     );
+}
+
+const WEB_ACL: &str = r#"
+[[acl]]
+name = "web"
+default = "drop"
+rules = [
+  { action = "allow", direction = "in", protocol = "tcp", dst_ports = "80,443,8000-8080" },
+  { action = "allow", direction = "in", protocol = "icmp", icmp_type = 8 },
+  { action = "allow-related", direction = "out", dst = "0.0.0.0/0" },
+]
+"#;
+
+#[test]
+fn acls_and_qos_parse_and_attach() {
+    let toml = format!(
+        "{BASE}{WEB_ACL}",
+    )
+    .replace(
+        "network = \"tenant-a\"\n\n[[snat]]",
+        "network = \"tenant-a\"\nacl = \"web\"\nqos = { in_mbps = 50, out_kpps = 10, dscp = 46 }\n\n[[snat]]",
+    );
+    let c = Config::from_toml_str(&toml).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.acls.len(), 1);
+    let a = &c.acls[0];
+    assert_eq!(a.default, AclAction::Drop);
+    assert_eq!(a.rules.len(), 3);
+    assert_eq!(a.rules[0].protocol, Some(Protocol::TCP));
+    assert_eq!(
+        a.rules[0]
+            .dst_ports
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("80,443,8000-8080")
+    );
+    assert_eq!(a.rules[1].icmp_type, Some(8));
+    assert_eq!(a.rules[2].action, AclAction::AllowRelated);
+    let f = &c.floating_ips[0];
+    assert_eq!(f.acl.as_deref(), Some("web"));
+    let q = f.qos.as_ref().unwrap();
+    assert_eq!(
+        (q.in_mbps, q.out_kpps, q.dscp),
+        (Some(50), Some(10), Some(46))
+    );
+    // The API's JSON carries them as written.
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["acl"][0]["rules"][2]["action"], "allow-related");
+    assert_eq!(json["floating_ip"][0]["qos"]["in_mbps"], 50);
+}
+
+#[test]
+fn acl_mistakes_are_each_reported_where_they_are() {
+    let toml = format!(
+        "{BASE}
+[[acl]]
+name = \"bad\"
+default = \"allow-related\"
+rules = [
+  {{ action = \"allow\", direction = \"in\", protocol = \"icmp\", dst_ports = \"80\" }},
+  {{ action = \"allow\", direction = \"in\", protocol = \"tcp\", icmp_type = 3 }},
+  {{ action = \"drop\", direction = \"in\", dst = \"10.0.0.0/8\" }},
+  {{ action = \"drop\", direction = \"out\", src = \"10.0.0.1/8\" }},
+  {{ action = \"drop\", direction = \"out\", protocol = \"udp\", dst_ports = \"90-80\" }},
+]
+
+[[acl]]
+name = \"bad\"
+"
+    );
+    let errors = parse_errors(&toml);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "acl[0].default",
+            "acl[0].rules[0].dst_ports",
+            "acl[0].rules[1].icmp_type",
+            "acl[0].rules[2].dst",
+            "acl[0].rules[3].src",
+            "acl[0].rules[4].dst_ports",
+            "acl[1].name",
+        ],
+        "{}",
+        ConfigErrors(errors.clone())
+    );
+    // Type errors name the field too.
+    for (rule, path, fragment) in [
+        (
+            "{ action = \"permit\", direction = \"in\" }",
+            "acl[0].rules[0].action",
+            "permit",
+        ),
+        (
+            "{ action = \"allow\", direction = \"up\" }",
+            "acl[0].rules[0].direction",
+            "up",
+        ),
+        (
+            "{ action = \"allow\", direction = \"in\", protocol = \"sctpx\" }",
+            "acl[0].rules[0].protocol",
+            "sctpx",
+        ),
+        (
+            "{ action = \"allow\", direction = \"in\", protocol = \"tcp\", dst_ports = \"80;443\" }",
+            "acl[0].rules[0].dst_ports",
+            "80;443",
+        ),
+        (
+            "{ action = \"allow\", direction = \"in\", port = 80 }",
+            "acl[0].rules[0]",
+            "port",
+        ),
+    ] {
+        let toml = format!("{BASE}\n[[acl]]\nname = \"x\"\nrules = [ {rule} ]\n");
+        let errors = parse_errors(&toml);
+        assert_eq!(errors.len(), 1, "{}", ConfigErrors(errors.clone()));
+        assert!(errors[0].path.starts_with(path), "{rule}: {}", errors[0]);
+        assert!(
+            errors[0].message.contains(fragment),
+            "{rule}: {}",
+            errors[0]
+        );
+    }
+}
+
+#[test]
+fn policy_references_and_rates_are_checked() {
+    let mut c = base();
+    c.floating_ips[0].acl = Some("nope".into());
+    expect_one(&c, "floating_ip[0].acl", "unknown acl \"nope\"");
+    c.floating_ips[0].acl = None;
+    c.networks[0].qos = Some(crate::control::config::QosCfg::default());
+    expect_one(&c, "network[0].qos", "sets no rate and no dscp");
+    c.networks[0].qos = Some(crate::control::config::QosCfg {
+        out_mbps: Some(0),
+        ..Default::default()
+    });
+    expect_one(&c, "network[0].qos.out_mbps", "0 is outside 1..=1000000");
+    c.networks[0].qos = Some(crate::control::config::QosCfg {
+        dscp: Some(64),
+        ..Default::default()
+    });
+    expect_one(&c, "network[0].qos.dscp", "64 is outside 0..=63");
+    c.networks[0].qos = None;
+    c.limits.acl_sessions = 0;
+    expect_one(&c, "limits.acl_sessions", "0 is outside");
 }

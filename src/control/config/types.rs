@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// An IPv4 address with a prefix length, `a.b.c.d/len`.
 ///
@@ -289,15 +289,17 @@ fn parse_decimal(s: &str) -> Option<u32> {
 /// Serde through `Display` / `FromStr`, so TOML and JSON both carry these as strings.
 macro_rules! serde_via_string {
     ($($ty:ty),*) => {$(
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.collect_str(self)
             }
         }
 
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                deserializer.deserialize_str(FromStrVisitor(std::marker::PhantomData))
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str($crate::control::config::types::FromStrVisitor(
+                    std::marker::PhantomData,
+                ))
             }
         }
     )*};
@@ -305,7 +307,7 @@ macro_rules! serde_via_string {
 
 /// Parses inside the visitor (not after `String::deserialize`), so the deserializer still
 /// knows which value failed and can say where it is.
-struct FromStrVisitor<T>(std::marker::PhantomData<T>);
+pub(super) struct FromStrVisitor<T>(pub(super) std::marker::PhantomData<T>);
 
 impl<T> serde::de::Visitor<'_> for FromStrVisitor<T>
 where
@@ -323,6 +325,7 @@ where
 }
 
 serde_via_string!(Ipv4Cidr, MacAddr, PortRange);
+pub(super) use serde_via_string;
 
 #[cfg(test)]
 mod tests {

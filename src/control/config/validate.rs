@@ -32,6 +32,8 @@ const HELD_PACKETS: RangeInclusive<usize> = 1..=65_536;
 const MAX_HOLD_SLOTS: usize = 1 << 20;
 const ICMP_ERRORS_PER_SEC: RangeInclusive<u64> = 0..=1_000_000;
 const ICMP_ERRORS_BURST: RangeInclusive<u64> = 1..=1_000_000;
+/// 4 Mi flows: 160 MiB of table per worker.
+const ACL_SESSIONS: RangeInclusive<usize> = 1..=4_194_304;
 /// Linux IFNAMSIZ (16) less the terminating NUL.
 const MAX_IFACE_BYTES: usize = 15;
 
@@ -52,16 +54,17 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.endpoints();
     v.floating_ips();
     v.snat();
+    v.acls();
     v.errors
 }
 
-struct Validator<'a> {
-    c: &'a Config,
+pub(super) struct Validator<'a> {
+    pub(super) c: &'a Config,
     errors: Vec<ConfigError>,
 }
 
 impl<'a> Validator<'a> {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError::new(path, message));
     }
 
@@ -204,6 +207,7 @@ impl<'a> Validator<'a> {
             l.icmp_errors_burst,
             &ICMP_ERRORS_BURST,
         );
+        self.in_range("limits.acl_sessions", l.acl_sessions, &ACL_SESSIONS);
     }
 
     /// Reports `value` outside `range`; true when it is inside.
@@ -525,6 +529,7 @@ impl<'a> Validator<'a> {
         for (i, n) in c.networks.iter().enumerate() {
             let at = |field: &str| format!("network[{i}].{field}");
             self.name(at("name"), "network", &n.name, &mut names, i);
+            self.policy_refs(&format!("network[{i}]"), n.acl.as_deref(), n.qos.as_ref());
             match (n.vni, &n.port) {
                 (Some(_), Some(_)) => {
                     self.err(format!("network[{i}]"), "set either vni or port, not both")
@@ -673,6 +678,11 @@ impl<'a> Validator<'a> {
         }
         for (i, f) in c.floating_ips.iter().enumerate() {
             let at = |field: &str| format!("floating_ip[{i}].{field}");
+            self.policy_refs(
+                &format!("floating_ip[{i}]"),
+                f.acl.as_deref(),
+                f.qos.as_ref(),
+            );
             self.external_address(&at("external"), f.external, i, &mut externals);
             if let Some(mac) = f.mac {
                 self.unicast_mac(at("mac"), mac);
@@ -798,7 +808,7 @@ impl<'a> Validator<'a> {
 
     /// Non-empty and unique; true when the name is usable for further checks. `kind` is also
     /// the section name (`port`, `chassis`, `network`).
-    fn name(
+    pub(super) fn name(
         &mut self,
         path: String,
         kind: &str,
@@ -820,7 +830,7 @@ impl<'a> Validator<'a> {
         true
     }
 
-    fn canonical(&mut self, path: String, prefix: &Ipv4Cidr) {
+    pub(super) fn canonical(&mut self, path: String, prefix: &Ipv4Cidr) {
         if !prefix.is_canonical() {
             self.err(
                 path,
