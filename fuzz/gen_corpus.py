@@ -312,6 +312,36 @@ def pipeline_seeds():
         + inbound(80, 1000, 45000)
         + RUN
     )
+    # Hairpin: tenants to floating IPs (another's, their own) and back through SNAT.
+    s["hairpin"] = (
+        setup()
+        + INTRODUCTIONS
+        + inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST2_MAC) / IP(src="10.10.1.30", dst="203.0.113.11") / TCP(sport=46000, dport=80, flags="S")))
+        + inject(INTERNAL, raw(Ether(dst=LAB_GW_MAC, src=HOST_MAC) / IP(src="10.10.1.20", dst="203.0.113.11") / UDP(sport=5000, dport=5001) / Raw(b"self")))
+        + inject(UNDERLAY, geneve(tenant(IP(src="10.0.0.5", dst="203.0.113.11") / TCP(sport=47000, dport=80, flags="S"))))
+        + RUN
+        + inject(INTERNAL, raw(Ether(dst=LAB_GW_MAC, src=HOST_MAC) / IP(src="10.10.1.20", dst="203.0.113.3") / TCP(sport=80, dport=30000, flags="SA")))
+        + inject(INTERNAL, raw(Ether(dst=LAB_GW_MAC, src=HOST_MAC) / IP(src="10.10.1.20", dst="203.0.113.10") / TCP(sport=80, dport=47000, flags="SA")))
+        + RUN
+    )
+    # Fragmented SNAT (virtual reassembly): out of order both ways, and first-less floods.
+    big_out = fragment(IP(src="10.10.1.30", dst=REMOTE, id=0x2222) / UDP(sport=7100, dport=53) / Raw(bytes(range(256)) * 12), fragsize=1000)
+    big_in = fragment(IP(src=REMOTE, dst="203.0.113.3", id=0x3333) / UDP(sport=53, dport=30000) / Raw(b"r" * 2500), fragsize=1000)
+    s["snat_fragments"] = (
+        setup()
+        + INTRODUCTIONS
+        + b"".join(inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST2_MAC) / f)) for f in reversed(big_out))
+        + RUN
+        + b"".join(inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / f)) for f in big_in[1:] + big_in[:1])
+        + RUN
+        + b"".join(
+            inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST2_MAC) / IP(src="10.10.1.30", dst=REMOTE, id=0x5000 + i, frag=100, proto=17) / Raw(b"z" * 64)))
+            for i in range(40)
+        )
+        + RUN
+        + advance_ms_pow2(12)
+        + RUN
+    )
     return s
 
 

@@ -205,6 +205,12 @@ pub fn run(path: &Path) -> i32 {
         w.state
             .set_icmp_rate(cfg.limits.icmp_errors_per_sec, cfg.limits.icmp_errors_burst);
         w.state.set_acl_sessions(cfg.limits.acl_sessions);
+        w.state
+            .set_reassembly(crate::tables::reass::ReassemblyConfig {
+                datagrams: cfg.limits.reassembly_datagrams,
+                fragments: cfg.limits.reassembly_fragments,
+                timeout_ns: cfg.limits.reassembly_timeout_ms * 1_000_000,
+            });
         workers.push((w, io.umem));
     }
     let stats: Vec<_> = workers.iter().map(|(w, _)| w.stats.clone()).collect();

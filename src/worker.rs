@@ -58,6 +58,8 @@ pub struct HandoffPkt {
     pub rx_port: u8,
     /// [`pipeline::Meta::handoff_hops`].
     pub hops: u8,
+    /// [`pipeline::Meta::vni_net`].
+    pub vni_net: u8,
     pub len: u16,
     pub data: [u8; crate::io::MAX_FRAME_LEN],
 }
@@ -210,6 +212,25 @@ impl<P: Port> Worker<P> {
             pipeline::process(&mut ctx, &mut self.batch);
         }
 
+        // Fragments held for their datagram's first fragment, which has now been seen: once
+        // more through the stages, from nat_in (ip4_input checked them on arrival).
+        while !ctx.state.reass.ready.is_empty() {
+            self.batch.clear();
+            let n = ctx.state.reass.ready.len().min(MAX_BATCH);
+            for f in ctx.state.reass.ready.drain(..n) {
+                let meta = pipeline::Meta {
+                    rx_port: f.rx_port,
+                    vni_net: f.vni_net,
+                    handoff_hops: f.hops,
+                    ..pipeline::Meta::default()
+                };
+                self.batch.push(f.desc, meta, pipeline::Next::NatIn);
+            }
+            received += n;
+            pipeline::process(&mut ctx, &mut self.batch);
+            ctx.stats.held.set(ctx.state.held_frames());
+        }
+
         // SNAT return traffic other workers received for our sessions.
         if let Some(inbox) = self.bus.handoff.get(self.id) {
             self.batch.clear();
@@ -221,6 +242,7 @@ impl<P: Port> Worker<P> {
                         let meta = pipeline::Meta {
                             rx_port: h.rx_port,
                             handoff_hops: h.hops,
+                            vni_net: h.vni_net,
                             ..pipeline::Meta::default()
                         };
                         self.batch.push(d, meta, pipeline::Next::NatIn);
@@ -239,6 +261,7 @@ impl<P: Port> Worker<P> {
                 worker: w,
                 rx_port,
                 hops,
+                vni_net,
                 desc: d,
             } in ctx.state.handoff.drain(..)
             {
@@ -248,6 +271,7 @@ impl<P: Port> Worker<P> {
                         let mut h = HandoffPkt {
                             rx_port,
                             hops,
+                            vni_net,
                             len: bytes.len() as u16,
                             data: [0; crate::io::MAX_FRAME_LEN],
                         };

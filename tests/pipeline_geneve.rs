@@ -523,6 +523,59 @@ fn garp_moves_a_virtual_endpoint() {
     assert_eq!(&inner[..6], &mac("fa:16:3e:00:01:50"));
 }
 
+/// Only a GARP from another chassis moves a VIP: an announcement from where it already is
+/// (its configured chassis here, as keepalived sends at start-up) is no move. A reload that
+/// makes the endpoint no VIP forgets where it was learned.
+#[test]
+fn a_garp_from_where_the_vip_is_moves_nothing() {
+    let mut h = ready();
+    let garp = arp_request("fa:16:3e:00:01:50", "10.1.0.50", "10.1.0.50");
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &garp),
+    );
+    h.run();
+    assert_eq!(h.drops(DropReason::ArpLearned), 1);
+    assert_eq!(
+        h.stats().virtual_moves.get(),
+        0,
+        "from its configured chassis"
+    );
+    assert!(h.w.state.virtual_chassis.is_empty());
+    h.inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &garp),
+    );
+    h.inject(
+        "underlay",
+        &encap(C2_MAC, "192.0.2.12", VNI, &[], false, &garp),
+    );
+    h.run();
+    assert_eq!(
+        h.stats().virtual_moves.get(),
+        1,
+        "one move, announced twice"
+    );
+    // Back to compute-1 is a move again.
+    h.inject(
+        "underlay",
+        &encap(C1_MAC, "192.0.2.11", VNI, &[], false, &garp),
+    );
+    h.run();
+    assert_eq!(h.stats().virtual_moves.get(), 2);
+    assert_eq!(h.w.state.virtual_chassis.len(), 1);
+
+    // A reload that keeps the VIP keeps where it was learned; one that makes it an
+    // ordinary endpoint forgets it.
+    h.w.tables.store(std::sync::Arc::new(snapshot(CONF, 2)));
+    h.advance(1_000);
+    assert_eq!(h.w.state.virtual_chassis.len(), 1);
+    let plain = CONF.replace("virtual = true\n", "");
+    h.w.tables.store(std::sync::Arc::new(snapshot(&plain, 3)));
+    h.advance(1_000);
+    assert!(h.w.state.virtual_chassis.is_empty());
+}
+
 #[test]
 fn gateway_answers_echo_through_the_tunnel() {
     let mut h = ready();

@@ -54,7 +54,11 @@ const VM6_MAC: &str = "fa:16:3e:00:00:06";
 const UPSTREAM_MAC: &str = "02:00:00:00:02:01";
 
 fn ready() -> Harness {
-    let mut h = Harness::new(CONF);
+    ready_with(CONF)
+}
+
+fn ready_with(conf: &str) -> Harness {
+    let mut h = Harness::new(conf);
     // Both VMs and the upstream router introduce themselves, as their ARP for us would.
     h.inject("internal", &arp_request(VM_MAC, "10.0.0.5", "10.0.0.1"));
     h.inject("internal", &arp_request(VM6_MAC, "10.0.0.6", "10.0.0.1"));
@@ -604,4 +608,290 @@ fn a_tenants_icmp_error_finds_its_session_on_another_worker() {
     assert_eq!(w[0].stats().handoff_out.get(), 0, "not handed on again");
     assert_eq!(w[0].drops(DropReason::NatNoSession), 1);
     assert_eq!(w[1].drops(DropReason::NatNoSession), 0);
+}
+
+/// Hairpin: VMs reaching floating IPs (another's, or their own) and SNAT addresses from
+/// inside are translated both ways, so answers come back through vgate from the address
+/// the VM spoke to. On both paths (the fast path leaves hairpin traffic to the stages).
+#[test]
+fn hairpin_traffic_is_translated_both_ways() {
+    for fast in [true, false] {
+        let conf = format!("[dataplane]\nfast_path = {fast}\n{CONF}");
+        let mut h = ready_with(&conf);
+        // VM .6 (no floating IP, SNAT) to VM .5's floating IP.
+        h.inject(
+            "internal",
+            &udp(
+                VM6_MAC,
+                GW_MAC,
+                "10.0.0.6",
+                "203.0.113.10",
+                64,
+                4000,
+                80,
+                20,
+            ),
+        );
+        h.run();
+        let out = h.tx("internal");
+        assert_eq!(out.len(), 1, "fast={fast}");
+        let f = &out[0];
+        assert_eq!(&f[0..6], &mac(VM_MAC), "to VM .5");
+        assert_eq!(ip4(f).destination(), ip("10.0.0.5"));
+        assert_eq!(ip4(f).source(), ip("203.0.113.2"), "from the SNAT address");
+        let (mapped, dport) = udp_ports(f);
+        assert_eq!(dport, 80);
+        assert!((20000..=20009).contains(&mapped), "{mapped}");
+        assert_checksums(f);
+        // VM .5 answers the SNAT address: un-SNAT to .6, and .5's own source becomes its
+        // floating IP, the address .6 spoke to.
+        h.inject(
+            "internal",
+            &udp(
+                VM_MAC,
+                GW_MAC,
+                "10.0.0.5",
+                "203.0.113.2",
+                64,
+                80,
+                mapped,
+                20,
+            ),
+        );
+        h.run();
+        let back = h.tx("internal");
+        assert_eq!(back.len(), 1, "fast={fast}");
+        let f = &back[0];
+        assert_eq!(&f[0..6], &mac(VM6_MAC));
+        assert_eq!(ip4(f).source(), ip("203.0.113.10"));
+        assert_eq!(ip4(f).destination(), ip("10.0.0.6"));
+        assert_eq!(udp_ports(f), (80, 4000));
+        assert_checksums(f);
+
+        // VM .5 to its own floating IP: back to itself, from its floating IP.
+        h.inject(
+            "internal",
+            &udp(
+                VM_MAC,
+                GW_MAC,
+                "10.0.0.5",
+                "203.0.113.10",
+                64,
+                5000,
+                5001,
+                20,
+            ),
+        );
+        h.run();
+        let own = h.tx("internal");
+        assert_eq!(own.len(), 1, "fast={fast}");
+        assert_eq!(ip4(&own[0]).source(), ip("203.0.113.10"));
+        assert_eq!(ip4(&own[0]).destination(), ip("10.0.0.5"));
+        assert_eq!(udp_ports(&own[0]), (5000, 5001));
+        assert_checksums(&own[0]);
+        if fast {
+            assert_eq!(h.stats().fast_path.get(), 0, "hairpin takes the stages");
+        }
+
+        // A tenant address arriving from outside is no hairpin: only the DNAT.
+        h.inject(
+            "external",
+            &udp(
+                UPSTREAM_MAC,
+                EXT_MAC,
+                "10.0.0.6",
+                "203.0.113.10",
+                60,
+                4000,
+                80,
+                20,
+            ),
+        );
+        h.run();
+        let outside = h.tx("internal");
+        assert_eq!(outside.len(), 1, "fast={fast}");
+        assert_eq!(ip4(&outside[0]).source(), ip("10.0.0.6"));
+        assert_eq!(h.frames_in_use(), 0);
+    }
+}
+
+/// A UDP datagram of `payload` bytes from `src:sport` to `dst:dport`, identification `id`,
+/// cut into fragments of at most `mtu` bytes of IPv4 (RFC 791: offsets in 8-byte units).
+#[allow(clippy::too_many_arguments)]
+fn udp_fragments(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    payload: usize,
+    id: u16,
+    mtu: usize,
+) -> Vec<Vec<u8>> {
+    let data: Vec<u8> = (0..payload).map(|i| (i * 31 + 7) as u8).collect();
+    let whole = udp_with(src_mac, dst_mac, src, dst, sport, dport, &data);
+    let l4 = &whole[34..];
+    let per = (mtu - 20) / 8 * 8;
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < l4.len() {
+        let end = (off + per).min(l4.len());
+        let mut f = whole[..34].to_vec();
+        f.extend_from_slice(&l4[off..end]);
+        let total = (20 + end - off) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[18..20].copy_from_slice(&id.to_be_bytes());
+        let mf = if end < l4.len() { 0x2000 } else { 0 };
+        f[20..22].copy_from_slice(&((off / 8) as u16 | mf).to_be_bytes());
+        fix_ip_checksum(&mut f);
+        out.push(f);
+        off = end;
+    }
+    out
+}
+
+fn udp_with(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    data: &[u8],
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv4(ip(src), ip(dst), 64)
+        .udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, data).unwrap();
+    out
+}
+
+/// Put fragments back together: (source, destination, UDP ports, payload), with the UDP
+/// checksum verified over the whole datagram.
+fn reassemble(frags: &[Vec<u8>]) -> ([u8; 4], [u8; 4], (u16, u16), Vec<u8>) {
+    let mut parts: Vec<(usize, &[u8])> = frags
+        .iter()
+        .map(|f| {
+            let h = ip4(f);
+            assert_eq!(h.header_checksum(), h.to_header().calc_header_checksum());
+            (
+                usize::from(h.fragments_offset().value()) * 8,
+                &f[34..14 + usize::from(h.total_len())],
+            )
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let mut l4 = Vec::new();
+    for (off, p) in parts {
+        assert_eq!(off, l4.len(), "fragments are contiguous");
+        l4.extend_from_slice(p);
+    }
+    let h = ip4(&frags[0]);
+    let (udp, payload) = etherparse::UdpHeader::from_slice(&l4).unwrap();
+    let want = udp
+        .calc_checksum_ipv4_raw(h.source(), h.destination(), payload)
+        .unwrap();
+    assert_eq!(
+        udp.checksum, want,
+        "UDP checksum over the reassembled datagram"
+    );
+    (
+        h.source(),
+        h.destination(),
+        (udp.source_port, udp.destination_port),
+        payload.to_vec(),
+    )
+}
+
+/// SNAT of fragmented datagrams by virtual reassembly: every fragment gets the first one's
+/// translation, both ways, in order or not; the bounds hold under a flood of fragments
+/// whose first fragment never comes.
+#[test]
+fn fragmented_snat_datagrams_are_translated_both_ways() {
+    for fast in [true, false] {
+        let conf = format!("[dataplane]\nfast_path = {fast}\n{CONF}");
+        let mut h = ready_with(&conf);
+        // 4,000 bytes from VM .6 in three fragments, the last two first.
+        let mut frags = udp_fragments(
+            VM6_MAC,
+            GW_MAC,
+            "10.0.0.6",
+            "198.51.100.7",
+            4000,
+            53,
+            3992,
+            0x1234,
+            1500,
+        );
+        assert_eq!(frags.len(), 3);
+        frags.rotate_left(1);
+        for f in &frags {
+            h.inject("internal", f);
+        }
+        h.run();
+        let out = h.tx("external");
+        assert_eq!(out.len(), 3, "fast={fast}: every fragment left");
+        let (src, dst, (mapped, dport), data) = reassemble(&out);
+        assert_eq!(src, ip("203.0.113.2"));
+        assert_eq!(dst, ip("198.51.100.7"));
+        assert!((20000..=20009).contains(&mapped));
+        assert_eq!(dport, 53);
+        assert_eq!(data.len(), 3992);
+        assert_eq!(h.stats().held.get(), 0);
+
+        // The answer, fragmented too, comes back to the VM whole.
+        let reply = udp_fragments(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.2",
+            53,
+            mapped,
+            3000,
+            0x99,
+            1500,
+        );
+        for f in &reply {
+            h.inject("external", f);
+        }
+        h.run();
+        let back = h.tx("internal");
+        assert_eq!(back.len(), reply.len(), "fast={fast}");
+        let (src, dst, ports, data) = reassemble(&back);
+        assert_eq!((src, dst), (ip("198.51.100.7"), ip("10.0.0.6")));
+        assert_eq!(ports, (53, 4000));
+        assert_eq!(data.len(), 3000);
+
+        // A flood of later fragments whose first fragment never comes: 256 held (the
+        // default bound), the rest dropped, and the held ones freed when their time runs
+        // out.
+        for k in 0..300u16 {
+            let mut f = udp_fragments(
+                VM6_MAC,
+                GW_MAC,
+                "10.0.0.6",
+                "198.51.100.7",
+                4000,
+                53,
+                2000,
+                0x4000 + k,
+                1500,
+            )
+            .pop()
+            .unwrap();
+            fix_ip_checksum(&mut f);
+            h.inject("internal", &f);
+        }
+        h.run();
+        assert!(h.tx("external").is_empty());
+        assert_eq!(h.drops(DropReason::NatReassemblyFull), 44);
+        assert_eq!(h.stats().held.get(), 256);
+        assert_eq!(h.frames_in_use(), 256);
+        h.advance(3 * SEC);
+        assert_eq!(h.drops(DropReason::NatReassemblyTimeout), 256);
+        assert_eq!(h.stats().held.get(), 0);
+        assert_eq!(h.frames_in_use(), 0, "fast={fast}");
+    }
 }

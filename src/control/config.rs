@@ -230,6 +230,11 @@ pub struct Limits {
     /// Flows stateful ACLs (allow-related) track; 32 bytes each, 5/4 of them reserved the
     /// first time an ACL needs them.
     pub acl_sessions: usize,
+    /// Virtual reassembly for SNAT: datagrams tracked, fragments held (each keeps a UMEM
+    /// frame) and how long a datagram is remembered after its last fragment.
+    pub reassembly_datagrams: usize,
+    pub reassembly_fragments: usize,
+    pub reassembly_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -237,6 +242,7 @@ impl Default for Limits {
     /// `icmp_msgs_per_sec` / `icmp_msgs_burst`.
     fn default() -> Self {
         let n = crate::tables::neighbor::NeighborConfig::default();
+        let r = crate::tables::reass::ReassemblyConfig::default();
         Limits {
             neighbors: n.max_entries,
             unresolved_neighbors: n.max_unresolved,
@@ -245,6 +251,9 @@ impl Default for Limits {
             icmp_errors_per_sec: crate::pipeline::ICMP_RATE_PER_SEC,
             icmp_errors_burst: crate::pipeline::ICMP_BURST,
             acl_sessions: crate::pipeline::DEFAULT_ACL_SESSIONS,
+            reassembly_datagrams: r.datagrams,
+            reassembly_fragments: r.fragments,
+            reassembly_timeout_ms: r.timeout_ns / 1_000_000,
         }
     }
 }

@@ -348,6 +348,9 @@ impl Control {
         match apply::build_snapshot(&cfg, generation, &lookup, Some(&old)) {
             Ok(snap) => {
                 let (announce, removed) = garp::fip_changes(Some(&old), &snap);
+                st.virtual_locations.retain(|ip, chassis| {
+                    crate::pipeline::virtual_location_holds(&snap, *ip, *chassis)
+                });
                 self.tables.store(Arc::new(snap));
                 st.garp
                     .set_shape(cfg.control.garp.count, cfg.control.garp.interval_ms);

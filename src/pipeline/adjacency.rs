@@ -35,7 +35,7 @@ pub(super) fn resolve(ctx: &mut Ctx, port: u8, nexthop: u32, d: Desc) -> Resolve
                 send_request(ctx, port, nexthop);
                 ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
             }
-            ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+            ctx.stats.held.set(ctx.state.held_frames());
             Resolved::Held
         }
         Resolve::QueueFull => Resolved::Refused(DropReason::RewriteNeighborQueueFull),
@@ -60,7 +60,7 @@ pub(super) fn learn(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress, crea
         ctx.state.learned.push((port, ip, mac));
     }
     if !ctx.state.released.is_empty() {
-        ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+        ctx.stats.held.set(ctx.state.held_frames());
         ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
     }
     true

@@ -172,6 +172,13 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             match nat::inbound(snap, ip.src, dst) {
                 Inbound::Spoofed | Inbound::Snat(_) => continue,
                 Inbound::Fip(x) => {
+                    // A tenant reaching a floating IP needs its source translated too
+                    // (hairpin): the stages'.
+                    if tenants.holds(snap, ip.src)
+                        && nat::hairpin(snap, &b.meta[i], ip.src) != Outbound::None
+                    {
+                        continue;
+                    }
                     nat = Nat::FipIn(x);
                     dst = snap.fips[usize::from(x)].internal;
                     // route and rewrite: the floating IP's next hop as it was last resolved
@@ -195,6 +202,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                                 ctx.stats,
                                 ctx.now,
                                 hops,
+                                true,
                                 &frame[ETH..ETH + total],
                                 dst,
                             ) {
@@ -268,6 +276,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                         ctx.state.workers,
                         b.meta[i].handoff_hops,
                         true,
+                        nat != Nat::None,
                     ),
                     l3,
                     dst,
@@ -335,7 +344,7 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     snap,
                     &ctx.state.policy,
                     ctx.stats,
-                    (ctx.state.worker, ctx.state.workers, hops, true),
+                    (ctx.state.worker, ctx.state.workers, hops, true, false),
                     l3,
                     dst,
                     ctx.now,
@@ -345,7 +354,16 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                     continue;
                 }
             } else {
-                match admit(snap, ctx.state, ctx.stats, ctx.now, hops, l3, dst) {
+                match admit(
+                    snap,
+                    ctx.state,
+                    ctx.stats,
+                    ctx.now,
+                    hops,
+                    matches!(nat, Nat::FipIn(_)),
+                    l3,
+                    dst,
+                ) {
                     Some(d) => dscp = d,
                     None => continue,
                 }
@@ -430,12 +448,14 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 /// fast path may take it ([`policy::Decision::fast`]): Some(the DSCP to mark, if any), or
 /// None when the packet is the stages'.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn admit(
     snap: &Snapshot,
     state: &mut WorkerState,
     stats: &WorkerStats,
     now: u64,
     hops: u8,
+    translated: bool,
     l3: &[u8],
     dst: u32,
 ) -> Option<Option<u8>> {
@@ -444,7 +464,7 @@ fn admit(
         snap,
         &state.policy,
         stats,
-        (state.worker, state.workers, hops, true),
+        (state.worker, state.workers, hops, true, translated),
         l3,
         dst,
         now,

@@ -294,11 +294,22 @@ fn arp_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ni: u16, chassis: u32) -> Resu
     if spa == tpa {
         return match endpoint(spa) {
             Some(e) if e.is_virtual => {
-                // Published to the other workers and the control thread after the poll.
+                // A move is a GARP from another chassis than the one the VIP is at now
+                // (learned, else configured): an announcement from where it already is
+                // (keepalived's at start-up, say) moves nothing. Published to the other
+                // workers and the control thread after the poll; past the per-poll bound
+                // it is not applied here either, so that no worker keeps a location the
+                // others never hear of (the burst's next GARP moves it).
                 let st = &mut *ctx.state;
-                if st.virtual_chassis.insert(spa, chassis) != Some(chassis)
+                let configured = e
+                    .chassis
+                    .and_then(|c| snap.chassis.get(usize::from(c)))
+                    .map(|c| c.address);
+                let now_at = st.virtual_chassis.get(&spa).copied().or(configured);
+                if now_at != Some(chassis)
                     && st.virtual_moved.len() < super::MAX_VIRTUAL_MOVES_PER_POLL
                 {
+                    st.virtual_chassis.insert(spa, chassis);
                     st.virtual_moved.push((spa, chassis));
                     ctx.stats.virtual_moves.add(1);
                 }

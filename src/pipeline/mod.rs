@@ -398,6 +398,22 @@ pub struct WorkerState {
     pub virtual_moved: Vec<(u32, u32)>,
     /// Stateful ACL flows and rate-limit buckets.
     pub policy: policy::PolicyState,
+    /// SNAT virtual reassembly: the translations of fragmented datagrams, held fragments.
+    pub reass: crate::tables::reass::Reassembly,
+    /// Scratch for held fragments whose time ran out.
+    pub reass_expired: Vec<crate::tables::reass::HeldFragment>,
+}
+
+/// True when a VIP location learned from a gratuitous ARP (`ip` at chassis address
+/// `chassis`) still holds in `snap`: the endpoint is still virtual and the chassis still
+/// configured. A reload that removes either forgets the location (the workers' and the
+/// control thread's alike).
+pub fn virtual_location_holds(snap: &Snapshot, ip: u32, chassis: u32) -> bool {
+    snap.endpoint_by_ip
+        .get(&ip)
+        .and_then(|&e| snap.endpoints.get(usize::from(e)))
+        .is_some_and(|e| e.is_virtual)
+        && snap.chassis_by_addr.get(&chassis).is_some()
 }
 
 /// A packet to hand to another worker after this batch ([`Next::Handoff`]).
@@ -407,6 +423,9 @@ pub struct Handoff {
     pub rx_port: u8,
     /// [`Meta::handoff_hops`], counting this one.
     pub hops: u8,
+    /// [`Meta::vni_net`]: the tenant network a decapsulated packet came from (hairpin NAT
+    /// and policy need it on the receiving worker too).
+    pub vni_net: u8,
     pub desc: Desc,
 }
 
@@ -450,7 +469,23 @@ impl WorkerState {
             ),
             virtual_moved: Vec::with_capacity(MAX_VIRTUAL_MOVES_PER_POLL),
             policy: policy::PolicyState::new(DEFAULT_ACL_SESSIONS),
+            reass: crate::tables::reass::Reassembly::new(Default::default()),
+            reass_expired: Vec::with_capacity(
+                crate::tables::reass::ReassemblyConfig::default().fragments,
+            ),
         }
+    }
+
+    /// Use `[limits]`' reassembly bounds; before the first poll.
+    pub fn set_reassembly(&mut self, cfg: crate::tables::reass::ReassemblyConfig) {
+        self.reass = crate::tables::reass::Reassembly::new(cfg);
+        self.reass_expired = Vec::with_capacity(cfg.fragments);
+    }
+
+    /// Frames this worker holds for later: packets waiting for ARP, fragments waiting for
+    /// their datagram's first fragment (the `held_packets` gauge).
+    pub fn held_frames(&self) -> u64 {
+        (self.neighbors.held() + self.reass.held()) as u64
     }
 
     /// Track at most `n` stateful ACL flows (`limits.acl_sessions`); before the first poll.
@@ -476,6 +511,9 @@ impl WorkerState {
             self.fip_hops.clear();
             self.fip_hops.resize(snap.fips.len(), fast::FipHop::NONE);
             self.fip_hops_of = of;
+            // Learned VIP locations hold only for VIPs and chassis the snapshot still has.
+            self.virtual_chassis
+                .retain(|ip, chassis| virtual_location_holds(snap, *ip, *chassis));
         }
     }
 
@@ -661,6 +699,7 @@ fn finish(ctx: &mut Ctx, b: &mut Batch) {
             worker: m.handoff_to,
             rx_port: m.rx_port,
             hops: m.handoff_hops,
+            vni_net: m.vni_net,
             desc: b.desc[i],
         });
     }
@@ -710,13 +749,23 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
     ctx.state.tick.failed.clear();
     ctx.state.neighbors.tick(ctx.now, &mut ctx.state.tick);
     ctx.state.policy.tick(ctx.now, ctx.stats);
+    let mut expired = std::mem::take(&mut ctx.state.reass_expired);
+    ctx.state.reass.expire(ctx.now, &mut expired);
+    if !expired.is_empty() {
+        ctx.stats
+            .count_drop(DropReason::NatReassemblyTimeout, expired.len() as u64);
+        for f in expired.drain(..) {
+            ctx.pool.free(f.desc);
+        }
+    }
+    ctx.state.reass_expired = expired;
     let reqs = std::mem::take(&mut ctx.state.tick.requests);
     for (port, ip) in reqs.iter() {
         adjacency::send_request(ctx, *port, *ip);
     }
     ctx.state.tick.requests = reqs;
     let failed = std::mem::take(&mut ctx.state.tick.failed);
-    ctx.stats.held.set(ctx.state.neighbors.held() as u64);
+    ctx.stats.held.set(ctx.state.held_frames());
     for chunk in failed.chunks(MAX_BATCH) {
         b.clear();
         for (port, d) in chunk {

@@ -13,6 +13,7 @@
 use super::{Batch, Ctx, MAX_BATCH, Next, bits};
 use crate::metrics::{DropReason, WorkerStats};
 use crate::tables::nat::{Proto, SnatError, inside_key, port_owner};
+use crate::tables::reass::{DatagramKey, HeldFragment, Later, Translation};
 use crate::tables::{NAT_SNAT, Snapshot};
 use crate::wire::checksum::{AddrSums, TTL_DOWN_NE};
 use crate::wire::ethernet::HEADER_LEN as ETH;
@@ -432,6 +433,40 @@ pub(super) fn outbound(snap: &Snapshot, tenants: TenantSpan, src: u32, dst: u32)
     }
 }
 
+/// The source translation a packet translated inbound (DNAT to a floating IP's internal
+/// address, or un-SNAT) also needs when its source is a tenant host (hairpin: a VM reaching
+/// a floating IP, its own or another's, or another network's SNAT address): without it the
+/// destination would answer the VM's own address directly, and the VM, which spoke to the
+/// floating IP, would drop the answer. The source leaves as nat_out would translate it
+/// leaving vgate (its floating IP, else its network's SNAT rule), so the answer comes back
+/// through vgate and is translated both ways. Only for a packet that arrived from the
+/// source's own network (its flat port, or its VNI): a packet from outside claiming a tenant
+/// address is not translated. The stage and the fast path (which leaves such packets to
+/// the stages) both decide by this.
+#[inline]
+pub(super) fn hairpin(snap: &Snapshot, m: &super::Meta, src: u32) -> Outbound {
+    let Some(n) = snap.network_of(src) else {
+        return Outbound::None;
+    };
+    let Some(net) = snap.networks.get(usize::from(n)) else {
+        return Outbound::None;
+    };
+    let from_it = match net.port {
+        Some(p) => m.rx_port == p && m.vni_net == 0,
+        None => usize::from(m.vni_net) == usize::from(n) + 1,
+    };
+    if !from_it {
+        return Outbound::None;
+    }
+    if let Some(x) = snap.fip_by_internal.lookup(src) {
+        return Outbound::Fip(x);
+    }
+    match net.snat {
+        Some(r) => Outbound::Snat(r),
+        None => Outbound::None,
+    }
+}
+
 /// Floating IP `x`'s DNAT of the trimmed datagram `l3` of protocol `proto`, counted; with
 /// `FORWARD`, rewrite's TTL decrement too ([`translate_as`]). Returns the internal address.
 #[inline(always)]
@@ -525,6 +560,15 @@ fn snat_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, dst: u32, proto_nu
     let rule = &snap.snat[ri];
     let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
     let hl = usize::from(l3[0] & 0x0f) * 4;
+    let (id, frag) = (get16(l3, 4), get16(l3, 6));
+    let src = u32::from_be_bytes([l3[12], l3[13], l3[14], l3[15]]);
+    let datagram = DatagramKey::new(src, dst, id, proto_num, true);
+    if frag & 0x1fff != 0 {
+        // A later fragment: no ports; the first fragment's translation.
+        later_fragment(ctx, b, i, datagram);
+        return;
+    }
+    let first_fragment = frag & 0x2000 != 0;
     let Some((proto, port, err)) = return_key(l3, proto_num, hl) else {
         no_session(snap, b, i, dst);
         return;
@@ -533,6 +577,12 @@ fn snat_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, dst: u32, proto_nu
         Some(w) if w != ctx.state.worker => {
             b.meta[i].handoff_to = w as u8;
             b.set_next(i, Next::Handoff);
+            if first_fragment {
+                // Its later fragments follow it to that worker.
+                ctx.state
+                    .reass
+                    .first(datagram, Translation::Worker(w as u8), ctx.now);
+            }
             return;
         }
         None => {
@@ -558,6 +608,49 @@ fn snat_in(ctx: &mut Ctx, b: &mut Batch, i: usize, ri: usize, dst: u32, proto_nu
         translate(l3, Side::Dst, in_ip, Some((port, in_port)));
     }
     b.meta[i].nat_done = true;
+    if first_fragment {
+        ctx.state
+            .reass
+            .first(datagram, Translation::Destination(in_ip), ctx.now);
+    }
+}
+
+/// A later fragment of an SNAT datagram (`datagram`, as it arrived), leaving or returning:
+/// translated as its first fragment was, handed to the worker its first fragment went to,
+/// held until its first fragment comes, or dropped when there is no room to hold it.
+#[inline(never)]
+fn later_fragment(ctx: &mut Ctx, b: &mut Batch, i: usize, datagram: DatagramKey) {
+    let m = b.meta[i];
+    let held = HeldFragment {
+        key: datagram,
+        desc: b.desc[i],
+        rx_port: m.rx_port,
+        vni_net: m.vni_net,
+        hops: m.handoff_hops,
+    };
+    match ctx.state.reass.later(datagram, held, ctx.now) {
+        Later::Apply(Translation::Source(ext)) => {
+            let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+            translate(l3, Side::Src, ext, None);
+        }
+        Later::Apply(Translation::Destination(inside)) => {
+            let l3 = &mut ctx.pool.bytes_mut(&b.desc[i])[ETH..];
+            translate(l3, Side::Dst, inside, None);
+            b.dst[i] = inside;
+            b.meta[i].nat_done = true;
+        }
+        Later::Apply(Translation::Worker(w)) => {
+            b.meta[i].handoff_to = w;
+            b.set_next(i, Next::Handoff);
+        }
+        Later::Apply(Translation::Pending) => b.drop(i, DropReason::NatReassemblyFull),
+        Later::Held => {
+            // The frame is the reassembly table's now.
+            b.set_next(i, Next::Consumed);
+            ctx.stats.held.set(ctx.state.held_frames());
+        }
+        Later::Full => b.drop(i, DropReason::NatReassemblyFull),
+    }
 }
 
 /// The session key of a packet to an SNAT address: (protocol, external port, is an ICMP
@@ -577,12 +670,8 @@ fn return_key(l3: &[u8], proto_num: u8, hl: usize) -> Option<(Proto, u16, bool)>
             }
             own_port(l4, Proto::Icmp, 0).map(|id| (Proto::Icmp, id, false))
         }
-        p => {
-            if ipv4::Packet::new_unchecked(l3).is_fragment() {
-                return None;
-            }
-            own_port(l4_of(l3, hl), p, 2).map(|port| (p, port, false))
-        }
+        // Later fragments never get here (snat_in takes them first).
+        p => own_port(l4_of(l3, hl), p, 2).map(|port| (p, port, false)),
     }
 }
 
@@ -609,15 +698,16 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut key = [0u64; MAX_BATCH];
     let mut home = [0usize; MAX_BATCH];
     let mut pending = 0u64;
+    // Packets of `pending` that are first fragments: their datagram's translation is kept.
+    let mut firsts = 0u64;
     let tenants = TenantSpan::new(snap);
     for i in bits(mask) {
         let m = b.meta[i];
-        if m.nat_done {
-            continue;
-        }
         let d = b.desc[i];
         if m.local_origin {
-            local_origin_out(snap, &mut ctx.pool.bytes_mut(&d)[ETH..]);
+            if !m.nat_done {
+                local_origin_out(snap, &mut ctx.pool.bytes_mut(&d)[ETH..]);
+            }
             continue;
         }
         let l3 = &mut ctx.pool.bytes_mut(&d)[ETH..];
@@ -627,7 +717,16 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let proto_num = h[9];
-        let ri = match outbound(snap, tenants, src, dst) {
+        let out = if m.nat_done {
+            // Translated inbound already: only a tenant source needs more (hairpin).
+            if !tenants.holds(snap, src) {
+                continue;
+            }
+            hairpin(snap, &m, src)
+        } else {
+            outbound(snap, tenants, src, dst)
+        };
+        let ri = match out {
             Outbound::None => continue,
             Outbound::Fip(x) => {
                 fip_snat::<false>(snap, ctx.stats, l3, x, proto_num);
@@ -646,9 +745,14 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
                 table.prefetch(hm);
                 (rule[i], key[i], home[i]) = (ri, k, hm);
                 pending |= 1 << i;
+                firsts |= u64::from(get16(l3, 6) & 0x2000 != 0) << i;
             }
             Err(SlowOut::Drop(r)) => b.drop(i, r),
             Err(SlowOut::IcmpError) => icmp_error_out(ctx, b, i, usize::from(ri), src),
+            Err(SlowOut::Later) => {
+                let datagram = DatagramKey::new(src, dst, get16(l3, 4), proto_num, false);
+                later_fragment(ctx, b, i, datagram);
+            }
         }
     }
     let now = ctx.now;
@@ -667,6 +771,20 @@ pub fn run_out(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         match table.outbound_hashed(k, home[i], tcp_flags(l3, hl, proto), now) {
             Ok(ext_port) => {
                 let ext = snap.snat[usize::from(rule[i])].params.external;
+                if firsts & (1 << i) != 0 {
+                    // Its later fragments (which carry no ports) get the same source.
+                    let h = &l3[..ipv4::HEADER_LEN];
+                    let datagram = DatagramKey::new(
+                        u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+                        u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+                        get16(h, 4),
+                        h[9],
+                        false,
+                    );
+                    ctx.state
+                        .reass
+                        .first(datagram, Translation::Source(ext), now);
+                }
                 snat_out::<false>(l3, k, ext, ext_port);
             }
             Err(SnatError::PortsExhausted) => {
@@ -683,6 +801,8 @@ pub(super) enum SlowOut {
     Drop(DropReason),
     /// An ICMP error from a tenant host: translated by the session it is about.
     IcmpError,
+    /// A later fragment: translated as its datagram's first fragment was.
+    Later,
 }
 
 /// The session of an outbound packet from a tenant host: (protocol, source port or echo
@@ -698,6 +818,10 @@ pub(super) fn session_key(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
 /// rest of it.
 #[inline(always)]
 pub(super) fn session_key_fast(l3: &[u8]) -> Result<(Proto, u16), SlowOut> {
+    if get16(l3, 6) & 0x3fff != 0 {
+        // Any fragment: the stage keeps its datagram's translation for the others.
+        return Err(SlowOut::Later);
+    }
     let l4 = l3.get(ipv4::HEADER_LEN..).unwrap_or(&[]);
     session_key_of(l3, ipv4::HEADER_LEN, l4)
 }
@@ -708,11 +832,12 @@ fn session_key_of(l3: &[u8], hl: usize, l4: &[u8]) -> Result<(Proto, u16), SlowO
     let Some(proto) = Proto::from_ip(l3[9]) else {
         return Err(SlowOut::Drop(DropReason::NatUnsupportedProtocol));
     };
-    if u16::from_be_bytes([l3[6], l3[7]]) & 0x3fff != 0 {
-        // Fragments (MF set or an offset): non-first ones carry no ports and vgate does not
-        // reassemble.
-        return Err(SlowOut::Drop(DropReason::NatFragment));
+    let frag = u16::from_be_bytes([l3[6], l3[7]]);
+    if frag & 0x1fff != 0 {
+        // A later fragment carries no ports (virtual reassembly, tables/reass.rs).
+        return Err(SlowOut::Later);
     }
+    let first_fragment = frag & 0x2000 != 0;
     if proto == Proto::Icmp {
         let t = l3.get(hl).copied().unwrap_or(0xff);
         if icmp::is_error_type(t) {
@@ -724,7 +849,11 @@ fn session_key_of(l3: &[u8], hl: usize, l4: &[u8]) -> Result<(Proto, u16), SlowO
     }
     own_port(l4, proto, 0)
         .map(|p| (proto, p))
-        .ok_or(SlowOut::Drop(DropReason::NatUnsupportedProtocol))
+        .ok_or(SlowOut::Drop(if first_fragment {
+            DropReason::NatFragment
+        } else {
+            DropReason::NatUnsupportedProtocol
+        }))
 }
 
 /// An ICMP error from tenant host `src` about an inbound packet: the quote's destination is

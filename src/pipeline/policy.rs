@@ -237,12 +237,14 @@ impl Targets {
 }
 
 #[inline]
-fn targets(snap: &Snapshot, src: u32, dst: u32) -> Targets {
+fn targets(snap: &Snapshot, src: u32, dst: u32, translated: bool) -> Targets {
     let p = &snap.policy;
     let mut t = Targets::default();
     let (ns, nd) = (snap.network_of(src), snap.network_of(dst));
-    if ns == nd && ns.is_some() {
-        return t; // within one network: not through the router's policy
+    if ns == nd && ns.is_some() && !translated {
+        // Within one network, untranslated: not through the router's policy. (Translated,
+        // it is hairpin traffic through a floating IP, which its policy holds for.)
+        return t;
     }
     if p.any_fip
         && let Some(x) = snap.fip_by_internal.lookup(dst)
@@ -358,7 +360,8 @@ fn owner(f: &Flow, workers: usize) -> usize {
 
 /// The policy decision for the IPv4 packet `l3` (trimmed to its total length) to `dst`
 /// (its destination once DNAT has run: the fast path decides before it writes), from reads
-/// only. `hops`: times the packet was already handed to another worker. For the fast path
+/// only. `hops`: times the packet was already handed to another worker; `translated`: its
+/// destination was translated inbound (DNAT, un-SNAT). For the fast path
 /// (`fast`), a packet a rate limit applies to is only marked `limited`: the stage decides
 /// it.
 #[inline(never)]
@@ -367,7 +370,7 @@ pub fn decide(
     snap: &Snapshot,
     st: &PolicyState,
     stats: &WorkerStats,
-    (worker, workers, hops, fast): (usize, usize, u8, bool),
+    (worker, workers, hops, fast, translated): (usize, usize, u8, bool, bool),
     l3: &[u8],
     dst: u32,
     now: u64,
@@ -377,7 +380,7 @@ pub fn decide(
         return NOTHING;
     };
     let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-    let t = targets(snap, src, dst);
+    let t = targets(snap, src, dst, translated);
     if t.n == 0 {
         return NOTHING;
     }
@@ -659,7 +662,13 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             snap,
             &ctx.state.policy,
             ctx.stats,
-            (ctx.state.worker, ctx.state.workers, m.handoff_hops, false),
+            (
+                ctx.state.worker,
+                ctx.state.workers,
+                m.handoff_hops,
+                false,
+                m.nat_done,
+            ),
             l3,
             dst,
             ctx.now,

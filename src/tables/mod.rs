@@ -11,6 +11,7 @@ pub mod lpm;
 pub mod nat;
 pub mod neighbor;
 pub mod policy;
+pub mod reass;
 pub mod session;
 
 use crate::metrics::ArpKind;

@@ -616,6 +616,9 @@ fn limits_default_to_the_built_in_bounds() {
             icmp_errors_per_sec: 1000,
             icmp_errors_burst: 50,
             acl_sessions: 65536,
+            reassembly_datagrams: 1024,
+            reassembly_fragments: 256,
+            reassembly_timeout_ms: 2000,
         }
     );
     // A partial table keeps the defaults of the keys it leaves out.
@@ -642,6 +645,9 @@ held_packets = 20
 icmp_errors_per_sec = 0
 icmp_errors_burst = 1
 acl_sessions = 7
+reassembly_datagrams = 8
+reassembly_fragments = 9
+reassembly_timeout_ms = 500
 "
     );
     let c = Config::from_toml_str(&toml).unwrap();
@@ -655,6 +661,9 @@ acl_sessions = 7
             icmp_errors_per_sec: 0,
             icmp_errors_burst: 1,
             acl_sessions: 7,
+            reassembly_datagrams: 8,
+            reassembly_fragments: 9,
+            reassembly_timeout_ms: 500,
         }
     );
 }

@@ -34,6 +34,11 @@ const ICMP_ERRORS_PER_SEC: RangeInclusive<u64> = 0..=1_000_000;
 const ICMP_ERRORS_BURST: RangeInclusive<u64> = 1..=1_000_000;
 /// 4 Mi flows: 160 MiB of table per worker.
 const ACL_SESSIONS: RangeInclusive<usize> = 1..=4_194_304;
+const REASSEMBLY_DATAGRAMS: RangeInclusive<usize> = 1..=1_048_576;
+/// Each held fragment keeps a 4 KiB UMEM frame.
+const REASSEMBLY_FRAGMENTS: RangeInclusive<usize> = 1..=65_536;
+/// RFC 791 suggests an upper bound of 15 s for reassembly; Linux waits 30 s.
+const REASSEMBLY_TIMEOUT_MS: RangeInclusive<u64> = 10..=30_000;
 /// Linux IFNAMSIZ (16) less the terminating NUL.
 const MAX_IFACE_BYTES: usize = 15;
 
@@ -208,6 +213,21 @@ impl<'a> Validator<'a> {
             &ICMP_ERRORS_BURST,
         );
         self.in_range("limits.acl_sessions", l.acl_sessions, &ACL_SESSIONS);
+        self.in_range(
+            "limits.reassembly_datagrams",
+            l.reassembly_datagrams,
+            &REASSEMBLY_DATAGRAMS,
+        );
+        self.in_range(
+            "limits.reassembly_fragments",
+            l.reassembly_fragments,
+            &REASSEMBLY_FRAGMENTS,
+        );
+        self.in_range(
+            "limits.reassembly_timeout_ms",
+            l.reassembly_timeout_ms,
+            &REASSEMBLY_TIMEOUT_MS,
+        );
     }
 
     /// Reports `value` outside `range`; true when it is inside.
