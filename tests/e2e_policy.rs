@@ -154,6 +154,11 @@ fn an_acl_on_a_floating_ip_holds_against_real_peers() {
     let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
     assert_eq!(v[0]["policy"]["acl"]["name"], "web");
     assert!(v[0]["policy"]["acl"]["packets_dropped"].as_u64().unwrap() >= 1);
+    // The network has no policy of its own.
+    let api = http_get(&vg.ns, "http://127.0.0.1:9477/api/v1/networks").expect("API");
+    let v: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!(v[0]["name"], "tenant-a");
+    assert_eq!(v[0]["policy"], serde_json::Value::Null);
 }
 
 /// Receiver-side Mbit/s of an iperf3 TCP test from `from` to the iperf3 server in the VM,

@@ -522,3 +522,64 @@ fn clone_stats(h: &Harness) -> vgate::metrics::WorkerStats {
     }
     s
 }
+
+/// A reload swaps the policy with the rest of the snapshot: the next batch is decided by the
+/// new rules, the counters of an ACL that kept its name and rule count go on.
+#[test]
+fn a_reload_changes_the_policy_at_once() {
+    for fast in [true, false] {
+        let mut h = ready(FIP_WEB, fast);
+        let ssh = |h: &mut Harness, sport: u16| {
+            h.inject(
+                "external",
+                &tcp(
+                    UPSTREAM_MAC,
+                    EXT_MAC,
+                    "198.51.100.7",
+                    "203.0.113.10",
+                    sport,
+                    22,
+                ),
+            );
+            h.run();
+            h.tx("internal").len()
+        };
+        assert_eq!(ssh(&mut h, 40000), 0, "fast={fast}");
+        assert_eq!(h.drops(DropReason::AclDenied), 1);
+        // The same ACL with port 22 allowed too.
+        let opened =
+            conf(FIP_WEB, fast).replace("dst_ports = \"80,443\"", "dst_ports = \"22,80,443\"");
+        h.w.tables
+            .store(std::sync::Arc::new(reloaded(&h, &opened, 2)));
+        assert_eq!(
+            ssh(&mut h, 40001),
+            1,
+            "fast={fast}: allowed after the reload"
+        );
+        assert_eq!(acl_count(&h, 0), 1, "rule 0 now");
+        assert_eq!(
+            acl_count(&h, DEFAULT_SLOT),
+            1,
+            "the earlier drop is still counted"
+        );
+        // No ACL on the floating IP at all: nothing decides, nothing counts.
+        let none = conf(FIP_WEB, fast).replace("acl = \"web\"\n", "");
+        h.w.tables
+            .store(std::sync::Arc::new(reloaded(&h, &none, 3)));
+        assert_eq!(ssh(&mut h, 40002), 1, "fast={fast}");
+        assert_eq!(acl_count(&h, 0), 1);
+    }
+}
+
+/// The snapshot of `toml` a reload builds over the one in service (counter slots kept).
+fn reloaded(h: &Harness, toml: &str, generation: u64) -> vgate::tables::Snapshot {
+    let cfg = vgate::control::config::Config::from_toml_str(toml).unwrap();
+    let prev = h.w.tables.load();
+    vgate::control::apply::build_snapshot(
+        &cfg,
+        generation,
+        &|_| Some(vgate::wire::EthernetAddress([2, 0, 0, 0, 0, 0xee])),
+        Some(&prev),
+    )
+    .unwrap()
+}

@@ -207,6 +207,10 @@ fn route(
         (Method::Get, "/api/v1/routes") => json_response(200, &routes(control)),
         (Method::Get, "/api/v1/neighbors") => json_response(200, &neighbors(control)),
         (Method::Get, "/api/v1/fips") => json_response(200, &fips(control)),
+        (Method::Get, "/api/v1/networks") => {
+            let snap = control.tables.load();
+            json_response(200, &Value::Array(networks_json(control, &snap)))
+        }
         (Method::Get, "/api/v1/sessions") => json_response(200, &sessions(control)),
         (Method::Get, "/api/v1/config") => {
             let st = control.lock();
@@ -222,10 +226,41 @@ fn route(
         (
             _,
             "/metrics" | "/api/v1/status" | "/api/v1/routes" | "/api/v1/neighbors"
-            | "/api/v1/config" | "/api/v1/reload" | "/api/v1/fips" | "/api/v1/sessions",
+            | "/api/v1/config" | "/api/v1/reload" | "/api/v1/fips" | "/api/v1/sessions"
+            | "/api/v1/networks",
         ) => error(405, "method not allowed"),
         _ => error(404, "no such resource"),
     }
+}
+
+/// The tenant networks with their policies (`/api/v1/networks`, and `networks` in
+/// `/api/v1/status`).
+fn networks_json(control: &Control, snap: &Snapshot) -> Vec<Value> {
+    let endpoints_of = |ni: usize| {
+        snap.endpoints
+            .iter()
+            .filter(move |e| usize::from(e.network) == ni)
+    };
+    snap.networks
+        .iter()
+        .enumerate()
+        .map(|(ni, n)| {
+            json!({
+                "name": n.name,
+                "kind": if n.vni.is_some() { "geneve" } else { "flat" },
+                "vni": n.vni,
+                "port": n.port.map(|p| snap.ports[usize::from(p)].name.clone()),
+                "subnet": format!("{}/{}", ip(n.subnet), n.len),
+                "gateway": ip(n.gateway),
+                "gateway_mac": n.gateway_mac.to_string(),
+                "tenant_mtu": network_mtu(snap, n),
+                "endpoints": endpoints_of(ni).count(),
+                "floating_ips": snap.fips.iter().filter(|f| usize::from(f.network) == ni).count(),
+                "snat": n.snat.map(|r| ip(snap.snat[usize::from(r)].params.external)),
+                "policy": policy_json(control, snap, snap.policy.network.get(ni).copied()),
+            })
+        })
+        .collect()
 }
 
 fn ip(a: u32) -> String {
@@ -251,32 +286,7 @@ fn status(control: &Control) -> Value {
             })
         })
         .collect();
-    let endpoints_of = |ni: usize| {
-        snap.endpoints
-            .iter()
-            .filter(move |e| usize::from(e.network) == ni)
-    };
-    let networks: Vec<Value> = snap
-        .networks
-        .iter()
-        .enumerate()
-        .map(|(ni, n)| {
-            json!({
-                "name": n.name,
-                "kind": if n.vni.is_some() { "geneve" } else { "flat" },
-                "vni": n.vni,
-                "port": n.port.map(|p| snap.ports[usize::from(p)].name.clone()),
-                "subnet": format!("{}/{}", ip(n.subnet), n.len),
-                "gateway": ip(n.gateway),
-                "gateway_mac": n.gateway_mac.to_string(),
-                "tenant_mtu": network_mtu(&snap, n),
-                "endpoints": endpoints_of(ni).count(),
-                "floating_ips": snap.fips.iter().filter(|f| usize::from(f.network) == ni).count(),
-                "snat": n.snat.map(|r| ip(snap.snat[usize::from(r)].params.external)),
-                "policy": policy_json(control, &snap, snap.policy.network.get(ni).copied()),
-            })
-        })
-        .collect();
+    let networks = networks_json(control, &snap);
     let chassis: Vec<Value> = snap
         .chassis
         .iter()
