@@ -402,7 +402,10 @@ fn malformed_and_unroutable_ipv4_dropped_with_their_reasons() {
             // TTL 1 and 0 to a forwarded destination: time exceeded (RFC 1812 5.3.1).
             ip(", ttl=1", "HOSTILE-ttl-1"),
             ip(", ttl=0", "HOSTILE-ttl-0"),
-            // Fragments for vgate itself: it does not reassemble.
+            // Fragments for vgate itself: it does not reassemble. The first is dropped at
+            // once; the later one is to an SNAT address too (the port's own), so it is held
+            // for its datagram's first fragment (it may be return traffic) and dropped when
+            // none comes within limits.reassembly_timeout_ms.
             format!(
                 "{}/IP(src='203.0.113.1', dst='203.0.113.2', flags='MF')/ICMP()/Raw(b'HOSTILE-frag-1')",
                 eth(m)
@@ -433,8 +436,9 @@ fn malformed_and_unroutable_ipv4_dropped_with_their_reasons() {
             eth(m)
         )],
     );
-    // From a tenant host without a floating IP, through SNAT: a non-first fragment carries
-    // no port, and GRE has none at all.
+    // From a tenant host without a floating IP, through SNAT: a non-first fragment whose
+    // first fragment never comes (held, then dropped when its time runs out), and GRE,
+    // which has no port at all.
     craft::send_frames(
         &h.client(),
         &client_if,
@@ -465,9 +469,9 @@ fn malformed_and_unroutable_ipv4_dropped_with_their_reasons() {
             ("ip4_input", "martian_source", 1),
             ("ip4_input", "martian_destination", 1),
             ("route", "ttl_expired", 2),
-            ("ip4_input", "local_fragment", 2),
+            ("ip4_input", "local_fragment", 1),
             ("ip4_input", "local_icmp", 1),
-            ("nat", "fragment", 1),
+            ("nat", "reassembly_timeout", 2),
             ("nat", "unsupported_protocol", 1),
         ],
     );
