@@ -246,31 +246,22 @@ fn targets(snap: &Snapshot, src: u32, dst: u32, translated: bool) -> Targets {
         // it is hairpin traffic through a floating IP, which its policy holds for.)
         return t;
     }
-    if p.any_fip
-        && let Some(x) = snap.fip_by_internal.lookup(dst)
-    {
-        t.push(p.fip.get(usize::from(x)).copied().unwrap_or_default(), IN);
-    }
-    if p.any_network
-        && let Some(n) = nd
-    {
-        t.push(
-            p.network.get(usize::from(n)).copied().unwrap_or_default(),
-            IN,
-        );
-    }
-    if p.any_fip
-        && let Some(x) = snap.fip_by_internal.lookup(src)
-    {
-        t.push(p.fip.get(usize::from(x)).copied().unwrap_or_default(), OUT);
-    }
-    if p.any_network
-        && let Some(n) = ns
-    {
-        t.push(
-            p.network.get(usize::from(n)).copied().unwrap_or_default(),
-            OUT,
-        );
+    // Toward the destination's side, then from the source's: the floating IP whose internal
+    // address it is, then the network that holds it.
+    for (ip, net, dir) in [(dst, nd, IN), (src, ns, OUT)] {
+        if p.any_fip
+            && let Some(x) = snap.fip_by_internal.lookup(ip)
+        {
+            t.push(p.fip.get(usize::from(x)).copied().unwrap_or_default(), dir);
+        }
+        if p.any_network
+            && let Some(n) = net
+        {
+            t.push(
+                p.network.get(usize::from(n)).copied().unwrap_or_default(),
+                dir,
+            );
+        }
     }
     t
 }

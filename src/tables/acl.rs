@@ -341,18 +341,7 @@ mod tests {
     use super::*;
     use crate::control::config::{AclRuleCfg, PortList, PortRange};
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn pick(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::tables::test_rng::Rng;
 
     fn random_rule(g: &mut Rng) -> AclRuleCfg {
         let protocol = match g.pick(5) {

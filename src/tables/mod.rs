@@ -14,6 +14,26 @@ pub mod policy;
 pub mod reass;
 pub mod session;
 
+/// A xorshift generator for the tables' randomised tests.
+#[cfg(test)]
+pub(crate) mod test_rng {
+    pub struct Rng(pub u64);
+
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// A number below `n`.
+        pub fn pick(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+}
+
 use crate::metrics::ArpKind;
 use crate::wire::EthernetAddress;
 use crate::wire::checksum::AddrSums;

@@ -284,15 +284,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::tables::test_rng::Rng;
 
     /// The table agrees with `reference`, and every entry is reachable from its home slot
     /// without crossing an empty slot (the linear-probing invariant backward shift keeps).
