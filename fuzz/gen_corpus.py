@@ -17,6 +17,7 @@ import sys
 
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPOption_RR, IPOption_Router_Alert, Raw, fragment
 from scapy.contrib.geneve import GENEVE, GeneveOptions
+from scapy.layers.vrrp import VRRPv3
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -346,8 +347,10 @@ def pipeline_seeds():
 
 
 def wire_seeds():
-    """Selector byte (0 Ethernet, 1 ARP, 2 IPv4, 3 ICMP, 4 UDP, 5 TCP, 6 Geneve) + bytes."""
+    """Selector byte (0 Ethernet, 1 ARP, 2 IPv4, 3 ICMP, 4 UDP, 5 TCP, 6 Geneve, 7 VRRP) + bytes."""
     s = {}
+    vrrp = IP(src="203.0.113.2", dst="224.0.0.18", ttl=255, proto=112) / VRRPv3(vrid=10, priority=200, ipcount=2, adv=100, addrlist=["203.0.113.10", "203.0.113.11"])
+    s["vrrp_advertisement"] = b"\x07" + raw(vrrp)[20:]
     eth = lambda name, f: s.__setitem__(name, b"\x00" + f)
     eth("arp_request", arp_req(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"))
     eth("arp_reply", arp_reply(EXT_MAC, "203.0.113.2", UPSTREAM_MAC, "203.0.113.1"))

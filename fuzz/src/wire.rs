@@ -19,7 +19,7 @@
 
 use vgate::wire::ethernet::{self, ethertype};
 use vgate::wire::ipv4::{self, protocol};
-use vgate::wire::{arp, checksum, geneve, icmp, tcp, udp};
+use vgate::wire::{arp, checksum, geneve, icmp, tcp, udp, vrrp};
 
 /// Nested layers followed at most (Geneve in Geneve, quotes of quotes).
 const MAX_DEPTH: usize = 4;
@@ -33,15 +33,45 @@ pub fn run(data: &[u8]) {
         return;
     };
     checksums(bytes);
-    match selector % 7 {
+    match selector % 8 {
         0 => ethernet_frame(bytes, 0),
         1 => arp_packet(bytes),
         2 => ipv4_packet(bytes, 0),
         3 => icmp_message(bytes, 0),
         4 => udp_datagram(bytes, None, 0),
         5 => tcp_segment(bytes, None),
+        7 => vrrp_message(bytes),
         _ => geneve_header(bytes, 0),
     }
+}
+
+/// A VRRPv3 advertisement (RFC 5798): the view reads only within its length; one that parses
+/// is emitted again and parses the same.
+fn vrrp_message(bytes: &[u8]) {
+    const SRC: [u8; 4] = [203, 0, 113, 3];
+    let Ok(p) = vrrp::Packet::new_checked(bytes) else {
+        return;
+    };
+    assert!(p.len() <= bytes.len());
+    let addrs: Vec<u32> = p.addrs().collect();
+    assert_eq!(addrs.len(), usize::from(p.addr_count()));
+    // Any checksum: the one it carries verifies only by chance, so refill it to go deeper.
+    let mut fixed = bytes[..p.len()].to_vec();
+    vrrp::Packet::new_unchecked(&mut fixed[..]).fill_checksum(SRC, vrrp::GROUP);
+    let q = vrrp::Packet::new_checked(&fixed[..]).expect("same length");
+    assert!(q.verify_checksum(SRC, vrrp::GROUP));
+    let Ok(r) = vrrp::Repr::parse(&q, SRC, vrrp::GROUP, vrrp::TTL) else {
+        return;
+    };
+    let mut out = vec![0u8; p.len()];
+    let n = r.emit(&addrs, SRC, vrrp::GROUP, &mut out);
+    assert_eq!(n, p.len());
+    let again = vrrp::Packet::new_checked(&out[..n]).expect("emitted");
+    assert_eq!(
+        vrrp::Repr::parse(&again, SRC, vrrp::GROUP, vrrp::TTL),
+        Ok(r)
+    );
+    assert!(again.addrs().eq(addrs.iter().copied()));
 }
 
 /// RFC 1071 the slow way: 16-bit big-endian words, an odd byte padded with zero, folded.

@@ -13,6 +13,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
 pub mod udp;
+pub mod vrrp;
 
 use core::fmt;
 
