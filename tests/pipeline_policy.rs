@@ -319,6 +319,26 @@ qos = { in_kpps = 1 }
     }
 }
 
+/// `n` datagrams of 1000 bytes (IP length) from the VM out, source ports from `sport`: how
+/// many left.
+fn out_burst(h: &mut Harness, n: u16, sport: u16) -> usize {
+    for k in 0..n {
+        let f = udp(
+            VM_MAC,
+            GW_MAC,
+            "10.0.0.5",
+            "198.51.100.7",
+            64,
+            sport + k,
+            9,
+            972,
+        );
+        h.inject("internal", &f);
+    }
+    h.run();
+    h.tx("external").len()
+}
+
 #[test]
 fn a_byte_rate_limit_counts_bytes() {
     // 8 Mbit/s = 1,000,000 bytes/s, a 64 KiB bucket.
@@ -332,39 +352,11 @@ qos = { out_mbps = 8, burst_kb = 64 }
     for fast in [true, false] {
         let mut h = ready(extra, fast);
         // 1000-byte datagrams (IP length 1000): 65 fit in 65,536 bytes.
-        for k in 0..100 {
-            let f = udp(
-                VM_MAC,
-                GW_MAC,
-                "10.0.0.5",
-                "198.51.100.7",
-                64,
-                3000 + k,
-                9,
-                972,
-            );
-            h.inject("internal", &f);
-        }
-        h.run();
-        assert_eq!(h.tx("external").len(), 65, "fast={fast}");
+        assert_eq!(out_burst(&mut h, 100, 3000), 65, "fast={fast}");
         assert_eq!(h.drops(DropReason::QosRateExceeded), 35);
         // 10 ms: 10,000 bytes more, plus the 536 left.
         h.advance(10_000_000);
-        for k in 0..20 {
-            let f = udp(
-                VM_MAC,
-                GW_MAC,
-                "10.0.0.5",
-                "198.51.100.7",
-                64,
-                4000 + k,
-                9,
-                972,
-            );
-            h.inject("internal", &f);
-        }
-        h.run();
-        assert_eq!(h.tx("external").len(), 10, "fast={fast}");
+        assert_eq!(out_burst(&mut h, 20, 4000), 10, "fast={fast}");
     }
 }
 

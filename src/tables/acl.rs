@@ -49,16 +49,6 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub const EMPTY: Flow = Flow {
-        src: 0,
-        dst: 0,
-        proto: 0,
-        sport: 0,
-        dport: 0,
-        ports: false,
-        icmp_type: None,
-    };
-
     /// The flow of the replies to this one.
     pub fn reversed(&self) -> Flow {
         Flow {
