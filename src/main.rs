@@ -51,6 +51,8 @@ enum ShowWhat {
     Sessions,
     Stats,
     Status,
+    /// VRRP groups: state, priority, master.
+    Ha,
 }
 
 #[derive(Subcommand)]
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
                 ShowWhat::Sessions => "sessions",
                 ShowWhat::Stats => "stats",
                 ShowWhat::Status => "status",
+                ShowWhat::Ha => "ha",
             },
             &api,
             token.as_deref(),

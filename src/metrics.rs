@@ -103,6 +103,15 @@ drop_reasons! {
     AclDenied => ("acl", "denied", "Dropped by an ACL of its floating IP or network: a drop rule, or the default (acl_packets_total says which)."),
     AclSessionTableFull => ("acl", "session_table_full", "New flow of an allow-related rule refused: the worker tracks limits.acl_sessions flows already."),
     QosRateExceeded => ("qos", "rate_exceeded", "Over the rate limit (qos) of its floating IP or network (qos_dropped_packets_total says which)."),
+    VrrpAdvert => ("vrrp", "advert", "VRRP advertisement handed to the election (not an error; vrrp_adverts_received_total counts them per group)."),
+    VrrpBadTtl => ("vrrp", "bad_ttl", "VRRP advertisement whose IP TTL is not 255: it crossed a router (RFC 5798 5.1.1.3, 7.1)."),
+    VrrpBadVersion => ("vrrp", "bad_version", "VRRP packet that is not a version 3 advertisement (RFC 5798 7.1)."),
+    VrrpBadChecksum => ("vrrp", "bad_checksum", "VRRP advertisement whose checksum does not verify (RFC 5798 7.1)."),
+    VrrpMalformed => ("vrrp", "malformed", "VRRP advertisement that is truncated, or has VRID 0 or an interval of 0 (RFC 5798 7.1)."),
+    VrrpOffSegment => ("vrrp", "off_segment", "VRRP advertisement from a source outside the receiving port's subnets: no peer of the group sends from there."),
+    VrrpOtherGroup => ("vrrp", "other_group", "VRRP advertisement for a VRID not configured on the receiving port (another router pair on the segment; RFC 5798 7.1)."),
+    VrrpQueueFull => ("vrrp", "queue_full", "VRRP advertisement dropped because the election's inbox was full (a flood of adverts)."),
+    VrrpBackup => ("vrrp", "backup", "Frame or ARP packet for an address or MAC a VRRP group owns, received while this node is the group's backup."),
     TxRingFull => ("tx", "ring_full", "The port's transmit ring was full."),
     Internal => ("pipeline", "internal", "A packet no stage finished with: a vgate bug, counted instead of leaking the frame. Please report it with the configuration."),
 }
@@ -221,6 +230,7 @@ pub struct WorkerStats {
     pub arp_replies: [Counter; 4],
     pub arp_requests_sent: Counter,
     pub garp_sent: Counter,
+    pub vrrp_adverts_sent: Counter,
     pub icmp_errors: [Counter; 6],
     pub icmp_rate_limited: Counter,
     pub icmp_echo_replies: Counter,
@@ -291,6 +301,7 @@ impl Default for WorkerStats {
             arp_replies: arr(),
             arp_requests_sent: Counter::default(),
             garp_sent: Counter::default(),
+            vrrp_adverts_sent: Counter::default(),
             icmp_errors: arr(),
             icmp_rate_limited: Counter::default(),
             icmp_echo_replies: Counter::default(),
@@ -357,6 +368,8 @@ pub struct ControlValues {
     pub acl_slots: Vec<(String, String, &'static str, u32)>,
     /// Every rate-limit target in service: (target, slot).
     pub qos_slots: Vec<(String, u16)>,
+    /// The VRRP groups as the election last published them.
+    pub ha: Vec<crate::control::vrrp::GroupView>,
 }
 
 impl ControlValues {
@@ -815,6 +828,59 @@ pub fn families(
                 "qos_dropped_packets_total",
                 &[("target", target), ("direction", dir)],
                 sum(&|w| w.qos_dropped.get(k).map_or(0, Counter::get)),
+            );
+        }
+    }
+
+    use crate::control::vrrp::State;
+    use crate::pipeline::vrrp::AdvertResult;
+    e.header(
+        "vrrp_state",
+        "gauge",
+        "State of a VRRP group on this node: 0 init (or fault: not taking part), 1 backup, 2 master.",
+    );
+    for g in &c.ha {
+        e.sample(
+            "vrrp_state",
+            &[("group", &g.group)],
+            u64::from(g.state.metric()),
+        );
+    }
+    e.header(
+        "vrrp_transitions_total",
+        "counter",
+        "Transitions of a VRRP group into a state (init, backup, master, fault).",
+    );
+    for g in &c.ha {
+        for s in State::ALL {
+            e.sample(
+                "vrrp_transitions_total",
+                &[("group", &g.group), ("to", s.label())],
+                g.transitions[s as usize],
+            );
+        }
+    }
+    e.header(
+        "vrrp_adverts_sent_total",
+        "counter",
+        "VRRP advertisements sent (priority 0 ones at a step-down included).",
+    );
+    e.sample(
+        "vrrp_adverts_sent_total",
+        &[],
+        sum(&|w| w.vrrp_adverts_sent.get()),
+    );
+    e.header(
+        "vrrp_adverts_received_total",
+        "counter",
+        "VRRP advertisements received for a group, by the result of the RFC 5798 section 7.1 checks.",
+    );
+    for g in &c.ha {
+        for r in AdvertResult::ALL {
+            e.sample(
+                "vrrp_adverts_received_total",
+                &[("group", &g.group), ("result", r.label())],
+                g.adverts_received[r as usize],
             );
         }
     }

@@ -256,9 +256,12 @@ pub fn run(path: &Path) -> i32 {
         log::warn!("cannot handle SIGHUP: {e}");
     }
 
+    // The workers stop after the election has stepped down (its priority-0 adverts go out
+    // through worker 0).
+    let workers_stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for (i, (mut w, umem)) in workers.into_iter().enumerate() {
-        let wstop = stop.clone();
+        let wstop = workers_stop.clone();
         let adaptive = cfg.dataplane.poll == config::PollMode::Adaptive;
         let cpu = cfg.dataplane.cpus.as_ref().and_then(|c| c.get(i).copied());
         let t = std::thread::Builder::new()
@@ -279,9 +282,18 @@ pub fn run(path: &Path) -> i32 {
             Err(e) => {
                 eprintln!("vgate: cannot start worker {i}: {e}");
                 stop.store(true, Ordering::Relaxed);
+                workers_stop.store(true, Ordering::Relaxed);
             }
         }
     }
+    let election = match crate::control::vrrp::Election::spawn(control.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            eprintln!("vgate: cannot start the VRRP election: {e}");
+            stop.store(true, Ordering::Relaxed);
+            None
+        }
+    };
     println!("  running; SIGHUP reloads, SIGTERM stops");
 
     while !stop.load(Ordering::Relaxed) {
@@ -297,6 +309,10 @@ pub fn run(path: &Path) -> i32 {
         }
     }
     log::info!("stopping");
+    if let Some(e) = election {
+        e.shutdown();
+    }
+    workers_stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
     }

@@ -167,6 +167,44 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 .unwrap_or_default();
             table(&["PORT", "IP", "MAC"], &rows)
         }
+        "ha" => {
+            let rows = rows_of(&v["groups"], |g| {
+                let addrs: Vec<String> = g["addresses"]
+                    .as_array()
+                    .map(|a| a.iter().map(s).collect())
+                    .unwrap_or_default();
+                let master = match (&g["master"], &g["master_priority"]) {
+                    (Value::Null, _) => "-".to_string(),
+                    (m, p) => format!("{} ({})", s(m), s(p)),
+                };
+                let since = g["since_transition_ms"].as_u64().unwrap_or(0);
+                vec![
+                    s(&g["group"]),
+                    s(&g["state"]),
+                    s(&g["priority"]),
+                    master,
+                    addrs.join(","),
+                    format!("{}.{:01}s", since / 1000, since % 1000 / 100),
+                    s(&g["fault"]),
+                ]
+            });
+            if rows.is_empty() {
+                "no VRRP groups configured\n".to_string()
+            } else {
+                table(
+                    &[
+                        "GROUP",
+                        "STATE",
+                        "PRIORITY",
+                        "MASTER",
+                        "ADDRESSES",
+                        "SINCE",
+                        "FAULT",
+                    ],
+                    &rows,
+                )
+            }
+        }
         _ => {
             let out = format!(
                 "vgate {} generation {} up {}s, {} worker(s), {} neighbour(s)\n",

@@ -5,11 +5,14 @@
 //! Neighbours learned here are published to the other workers and to the control thread
 //! through bounded lock-free queues; nothing on this path locks or allocates.
 
+use crate::control::config::MAX_VRRP_ADDRESSES;
 use crate::control::garp::Announcement;
 use crate::io::{Desc, FramePool, Port};
 use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
+use crate::pipeline::vrrp::AdvertIn;
 use crate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
 use crate::tables::Snapshot;
+use crate::tables::ha::HaState;
 use crate::tables::neighbor::{NeighborConfig, NeighborView};
 use crate::wire::EthernetAddress;
 use arc_swap::ArcSwap;
@@ -41,6 +44,25 @@ pub struct NeighborBus {
     /// one inbox per worker and one for the control thread (`/api/v1/fips`).
     pub virtual_to_worker: Vec<ArrayQueue<(u32, u32)>>,
     pub virtual_to_control: ArrayQueue<(u32, u32)>,
+    /// VRRP: which groups this node is master of (written by the election), the adverts
+    /// workers received for it, and the adverts it wants sent (worker 0 sends them).
+    pub ha: HaState,
+    pub vrrp_rx: ArrayQueue<AdvertIn>,
+    pub vrrp_tx: ArrayQueue<AdvertOut>,
+}
+
+/// A VRRP advertisement to send (RFC 5798 section 5): built and sent by worker 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertOut {
+    pub port: u8,
+    pub vrid: u8,
+    pub priority: u8,
+    /// Centiseconds.
+    pub interval_cs: u16,
+    /// The port's own address (section 5.1.1.1).
+    pub src: u32,
+    pub count: u8,
+    pub addrs: [u32; MAX_VRRP_ADDRESSES],
 }
 
 /// Most sessions one worker reports per API request.
@@ -64,6 +86,9 @@ pub struct HandoffPkt {
     pub data: [u8; crate::io::MAX_FRAME_LEN],
 }
 
+/// Adverts waiting for the election: 10 ms of it at 100 adverts a millisecond.
+pub const VRRP_QUEUE: usize = 1024;
+
 /// Handoff queue depth per worker.
 pub const HANDOFF_QUEUE: usize = 256;
 
@@ -78,6 +103,9 @@ impl NeighborBus {
             session_dumps: ArrayQueue::new(workers.max(1) * 4),
             virtual_to_worker: (0..workers).map(|_| ArrayQueue::new(1024)).collect(),
             virtual_to_control: ArrayQueue::new(1024),
+            ha: HaState::default(),
+            vrrp_rx: ArrayQueue::new(VRRP_QUEUE),
+            vrrp_tx: ArrayQueue::new(256),
             handoff: if workers > 1 {
                 (0..workers)
                     .map(|_| ArrayQueue::new(HANDOFF_QUEUE))
@@ -167,6 +195,10 @@ impl<P: Port> Worker<P> {
     pub fn poll_once(&mut self, now: u64) -> usize {
         let snap = self.tables.load();
         self.state.sync(&snap, &self.stats);
+        self.state.load_ha(&snap, &self.bus.ha);
+        self.state.vrrp_room = VRRP_QUEUE
+            .saturating_sub(self.bus.vrrp_rx.len())
+            .min(pipeline::vrrp::ADVERTS_PER_POLL);
         let mut ctx = Ctx {
             snap: &snap,
             pool: &mut self.pool,
@@ -189,6 +221,9 @@ impl<P: Port> Worker<P> {
         }
 
         if self.id == 0 {
+            while let Some(a) = self.bus.vrrp_tx.pop() {
+                send_advert(&mut ctx, &a);
+            }
             while let Some(a) = self.bus.garp.pop() {
                 send_announcement(&mut ctx, a);
             }
@@ -210,6 +245,11 @@ impl<P: Port> Worker<P> {
             self.batch.reset_rx(n, p as u8);
             self.batch.desc[..n].copy_from_slice(&self.rx_buf[..n]);
             pipeline::process(&mut ctx, &mut self.batch);
+        }
+
+        for a in ctx.state.vrrp_rx.drain(..) {
+            // Room was reserved at the start of the poll; another worker may have taken it.
+            let _ = self.bus.vrrp_rx.force_push(a);
         }
 
         // Fragments held for their datagram's first fragment, which has now been seen: once
@@ -448,7 +488,9 @@ fn apply_remote_neighbor(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress)
 
 /// Send one gratuitous ARP (RFC 5227 section 3 announcement) from the announced MAC.
 fn send_announcement(ctx: &mut Ctx, a: Announcement) {
-    if a.port as usize >= ctx.snap.ports.len() {
+    if a.port as usize >= ctx.snap.ports.len()
+        || !pipeline::vrrp::may_announce(ctx.snap, ctx.state, a.port, a.ip)
+    {
         return;
     }
     let Some(mut d) = ctx.pool.alloc() else {
@@ -466,6 +508,61 @@ fn send_announcement(ctx: &mut Ctx, a: Announcement) {
     ctx.tx.push(a.port, d);
     ctx.stats.generated.add(1);
     ctx.stats.garp_sent.add(1);
+}
+
+/// Send one VRRP advertisement: from the virtual MAC to 224.0.0.18 with TTL 255 (RFC 5798
+/// sections 5.1.1.3, 5.1.2.1, 7.3).
+fn send_advert(ctx: &mut Ctx, a: &AdvertOut) {
+    use crate::wire::{ethernet, ipv4, vrrp};
+    if usize::from(a.port) >= ctx.snap.ports.len() {
+        return;
+    }
+    let Some(mut d) = ctx.pool.alloc() else {
+        ctx.stats.generated.add(1);
+        ctx.stats.count_drop(DropReason::RewriteNoFrames, 1);
+        return;
+    };
+    let addrs = &a.addrs[..usize::from(a.count).min(MAX_VRRP_ADDRESSES)];
+    let payload = vrrp::HEADER_LEN + 4 * addrs.len();
+    let len = ethernet::HEADER_LEN + ipv4::HEADER_LEN + payload;
+    d.len = len as u32;
+    let buf = &mut ctx.pool.bytes_mut(&d)[..len];
+    ethernet::Repr {
+        src: EthernetAddress(vrrp::virtual_mac(a.vrid)),
+        dst: EthernetAddress([0x01, 0x00, 0x5e, 0x00, 0x00, 0x12]),
+        ethertype: ethernet::ethertype::IPV4,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut buf[..]));
+    let (src, dst) = (a.src.to_be_bytes(), vrrp::GROUP);
+    ipv4::Repr {
+        src: src.into(),
+        dst: dst.into(),
+        protocol: vrrp::PROTOCOL,
+        payload_len: payload,
+        ttl: vrrp::TTL,
+        ident: 0,
+        dont_frag: false,
+        // Internetwork control (RFC 2474 class selector 6), as routing protocols send.
+        dscp_ecn: 0xc0,
+    }
+    .emit(&mut ipv4::Packet::new_unchecked(
+        &mut buf[ethernet::HEADER_LEN..],
+    ));
+    vrrp::Repr {
+        vrid: a.vrid,
+        priority: a.priority,
+        max_adver_int: a.interval_cs,
+        addr_count: addrs.len() as u8,
+    }
+    .emit(
+        addrs,
+        src,
+        dst,
+        &mut buf[ethernet::HEADER_LEN + ipv4::HEADER_LEN..],
+    );
+    ctx.tx.push(a.port, d);
+    ctx.stats.generated.add(1);
+    ctx.stats.vrrp_adverts_sent.add(1);
 }
 
 /// Pin the calling thread to `cpu`. Returns false when the platform refused.

@@ -9,6 +9,7 @@ use super::config::{Config, Limits, MAX_ACL_COUNTERS};
 use crate::metrics::{ArpKind, MAX_FIPS};
 use crate::tables::acl::Acl;
 use crate::tables::addrmap::AddrMap;
+use crate::tables::ha::VrrpGroup;
 use crate::tables::lpm::LpmBuilder;
 use crate::tables::nat::{SnatParams, Timeouts};
 use crate::tables::neighbor::NeighborConfig;
@@ -151,7 +152,13 @@ pub fn build_snapshot(
             p.addrs.push((n.gateway, n.len));
         }
         let flat_here = networks.iter().filter(|m| m.port == Some(port)).count();
-        if cfg.ports[port as usize].mac.is_none() && flat_here == 1 {
+        // A port of a VRRP group keeps its interface MAC: the gateway MAC moves with the
+        // group, so the backup must not send from it.
+        let grouped = cfg
+            .vrrp
+            .iter()
+            .any(|g| g.port == cfg.ports[port as usize].name);
+        if cfg.ports[port as usize].mac.is_none() && flat_here == 1 && !grouped {
             p.mac = networks[ni].gateway_mac;
         }
     }
@@ -176,6 +183,18 @@ pub fn build_snapshot(
                 });
             }
             locals.push((n.gateway, port));
+        }
+    }
+    // VRRP virtual IPs are local while this node is master (echo is answered); a backup
+    // drops what comes for them before routing.
+    for g in &cfg.vrrp {
+        let Some(pi) = ports.iter().position(|p| p.name == g.port) else {
+            continue;
+        };
+        for a in &g.addresses {
+            if !locals.iter().any(|&(l, _)| l == a.to_bits()) {
+                locals.push((a.to_bits(), pi as u8));
+            }
         }
     }
     // Geneve networks: the subnet is reached through the tunnel (a route value naming the
@@ -427,6 +446,14 @@ pub fn build_snapshot(
         });
     }
 
+    let vrrp = build_vrrp(
+        cfg,
+        &ports,
+        &networks,
+        tunnel.map(|(t, _)| t.local),
+        &mut arp,
+    )?;
+
     let snat_by_external = snat
         .iter()
         .enumerate()
@@ -524,7 +551,109 @@ pub fn build_snapshot(
         own: OwnAddrs::new(locals.iter().map(|&(a, _)| a)),
         nat_sources,
         fast_path: cfg.dataplane.fast_path,
+        vrrp,
     })
+}
+
+/// The `[[vrrp]]` groups, and what each port's groups carry with them: the virtual IPs
+/// (answered with the virtual MAC, or with the network's gateway MAC when one is a network's
+/// gateway), and everything else the port answers for but the node's own addresses
+/// (floating IPs, SNAT addresses, gateways, endpoints, proxy prefixes, `tunnel.local`),
+/// which follow the port's first group.
+fn build_vrrp(
+    cfg: &Config,
+    ports: &[PortInfo],
+    networks: &[NetworkInfo],
+    tunnel_local: Option<u32>,
+    arp: &mut [PortArp],
+) -> Result<Vec<VrrpGroup>, String> {
+    let mut groups: Vec<VrrpGroup> = Vec::with_capacity(cfg.vrrp.len());
+    let own = |pi: usize| -> Vec<u32> {
+        cfg.ports[pi]
+            .addresses
+            .iter()
+            .map(|a| a.addr.to_bits())
+            .filter(|a| Some(*a) != tunnel_local)
+            .collect()
+    };
+    for (slot, g) in cfg.vrrp.iter().enumerate() {
+        let slot = u8::try_from(slot).map_err(|_| "too many VRRP groups".to_string())?;
+        let name = g.group_name();
+        let pi = ports
+            .iter()
+            .position(|p| p.name == g.port)
+            .ok_or_else(|| format!("vrrp {name}: unknown port"))?;
+        let addresses: Vec<u32> = g.addresses.iter().map(|a| a.to_bits()).collect();
+        let source = own(pi)
+            .into_iter()
+            .find(|a| !addresses.contains(a))
+            .ok_or_else(|| format!("vrrp {name}: the port has no address of its own"))?;
+        let mac = EthernetAddress(crate::wire::vrrp::virtual_mac(g.vrid));
+        let a = &mut arp[pi];
+        for &ip in &addresses {
+            match networks
+                .iter()
+                .find(|n| n.port == Some(pi as u8) && n.gateway == ip)
+            {
+                Some(n) => push_owned_mac(a, n.gateway_mac, slot),
+                None => {
+                    a.exact.insert(ip, (mac, ArpKind::Router));
+                    a.extra_macs.insert(mac);
+                    push_owned_mac(a, mac, slot);
+                }
+            }
+            a.owned.insert(ip, slot);
+        }
+        let track_ports = g
+            .track_ports
+            .iter()
+            .filter_map(|t| ports.iter().position(|p| p.name == *t))
+            .map(|i| i as u8)
+            .collect();
+        groups.push(VrrpGroup {
+            name,
+            port: pi as u8,
+            vrid: g.vrid,
+            priority: g.priority,
+            interval_cs: (g.advert_interval_ms / 10) as u16,
+            preempt: g.preempt,
+            addresses,
+            track_ports,
+            mac,
+            source,
+        });
+    }
+    for (pi, a) in arp.iter_mut().enumerate() {
+        let Some(first) = groups.iter().position(|g| usize::from(g.port) == pi) else {
+            continue;
+        };
+        let first = first as u8;
+        let own = own(pi);
+        let port_mac = ports[pi].mac;
+        let answered: Vec<(u32, EthernetAddress)> =
+            a.exact.iter().map(|(&ip, &(m, _))| (ip, m)).collect();
+        for (ip, m) in answered {
+            if own.contains(&ip) {
+                continue;
+            }
+            a.owned.entry(ip).or_insert(first);
+            if m != port_mac {
+                push_owned_mac(a, m, first);
+            }
+        }
+        // A network's gateway MAC is what its hosts send to, even when it is the port's.
+        for n in networks.iter().filter(|n| n.port == Some(pi as u8)) {
+            push_owned_mac(a, n.gateway_mac, first);
+        }
+        a.proxy_owner = Some(first);
+    }
+    Ok(groups)
+}
+
+fn push_owned_mac(a: &mut PortArp, mac: EthernetAddress, slot: u8) {
+    if !a.owned_macs.iter().any(|(m, _)| *m == mac) {
+        a.owned_macs.push((mac, slot));
+    }
 }
 
 /// The MAC address of a kernel interface, from sysfs.

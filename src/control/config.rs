@@ -20,6 +20,7 @@ mod permissions;
 mod policy;
 mod types;
 mod validate;
+mod vrrp;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ pub use policy::{
     QosCfg,
 };
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
+pub use vrrp::{MAX_VRRP_ADDRESSES, MAX_VRRP_GROUPS, VrrpCfg};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
 pub const MAX_WORKERS: usize = 64;
@@ -68,6 +70,8 @@ pub struct Config {
     pub snat: Vec<SnatCfg>,
     #[serde(rename = "acl")]
     pub acls: Vec<AclCfg>,
+    /// VRRPv3 groups (RFC 5798): the active/standby pair.
+    pub vrrp: Vec<VrrpCfg>,
 }
 
 impl Config {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod apply;
 pub mod config;
 pub mod garp;
+pub mod vrrp;
 
 use crate::metrics::{ControlValues, WorkerStats};
 use crate::tables::Snapshot;
@@ -35,6 +36,8 @@ pub struct ControlState {
     pub started: std::time::Instant,
     /// What each worker had been offered per rate-limit slot at the last rebalance.
     pub qos_offered: Vec<Vec<u64>>,
+    /// The VRRP groups as the election last published them.
+    pub ha: Vec<vrrp::GroupView>,
 }
 
 /// Handles shared by the control loop, the HTTP server and `vgate run`.
@@ -84,6 +87,7 @@ fn control_values(
         reloads_failed: st.reloads_failed,
         neighbors: neighbor_count(workers),
         nat_sessions_max: snap.snat.iter().map(|r| r.params.max_sessions as u64).sum(),
+        ha: st.ha.clone(),
         ..ControlValues::default()
     }
     .with_policy_of(snap)
@@ -138,6 +142,7 @@ impl Control {
                 port_modes: Vec::new(),
                 started: std::time::Instant::now(),
                 qos_offered: Vec::new(),
+                ha: Vec::new(),
             })),
             tables: Arc::new(ArcSwap::from_pointee(snapshot)),
             workers: Arc::new(workers),
@@ -171,7 +176,7 @@ impl Control {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ControlState> {
         // A panic while holding the lock would be a bug in the control plane; keep serving.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

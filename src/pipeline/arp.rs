@@ -29,6 +29,14 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         let (sha, spa, tpa) = (p.sender_hw(), p.sender_ip(), p.target_ip());
         let eth_src = ethernet::Frame::new_unchecked(bytes).src_addr();
 
+        // A backup neither answers for what its groups own nor learns the master's claims
+        // to it (RFC 5798 section 6.4.2).
+        if super::vrrp::arp_backup(ctx.snap, ctx.state, port, tpa)
+            || (spa != 0 && super::vrrp::arp_backup(ctx.snap, ctx.state, port, spa))
+        {
+            b.drop(i, DropReason::VrrpBackup);
+            continue;
+        }
         // Anti-spoofing: a sender claiming one of our addresses (or one we answer for).
         if spa != 0
             && answers

@@ -4,7 +4,8 @@
 //!
 //! It makes no decision of its own: every check is the function the stage that owns it
 //! calls (`l2_input::PortMacs::common`, `ip4_input::common`, `route::ttl_forwards`,
-//! `Snapshot::routes`, `nat::inbound` / `nat::outbound`, `rewrite::ready`; the table is in
+//! `Snapshot::routes`, `nat::inbound` / `nat::outbound`, `vrrp::backup_owns`,
+//! `rewrite::ready`; the table is in
 //! docs/ARCHITECTURE.md), so a check added there holds here too.
 //!
 //! A received packet qualifies when it is an option-less, valid IPv4 datagram to the port
@@ -36,7 +37,7 @@ use super::ip4_input::is_geneve;
 use super::nat::{self, Inbound, Outbound, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, WorkerState, bits};
-use super::{geneve_decap, geneve_encap, ip4_input, l2_input, policy, route};
+use super::{geneve_decap, geneve_encap, ip4_input, l2_input, policy, route, vrrp};
 use crate::io::Desc;
 use crate::metrics::WorkerStats;
 use crate::tables::nat::inside_key;
@@ -98,6 +99,8 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // one compare per packet.
     let tunnel_local = tunnel.map_or(0, |t| t.local);
     let tenants = TenantSpan::new(snap);
+    let ha_masters = ctx.state.ha_masters;
+    let guarded = ctx.state.ha_guarded & (1u64 << (port & 63)) != 0;
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut pending = [Pending::default(); MAX_BATCH];
@@ -130,6 +133,10 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             let Some(ip) = ip4_input::common(snap, f, d.len as usize) else {
                 continue 'packets;
             };
+            // ip4_input drops what a VRRP backup must not take.
+            if !inner && guarded && vrrp::backup_owns(snap, ha_masters, port, &f[..6], ip.dst) {
+                continue 'packets;
+            }
             if ip.dst != tunnel_local {
                 break (frame, ip);
             }

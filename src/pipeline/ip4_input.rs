@@ -1,6 +1,6 @@
 //! IPv4 input: the receive checks of RFC 1812 section 5.2.2 and martian filtering.
 
-use super::{Batch, Ctx, Next, bits};
+use super::{Batch, Ctx, Next, bits, vrrp};
 use crate::metrics::DropReason;
 use crate::tables::Snapshot;
 use crate::wire::checksum;
@@ -60,7 +60,35 @@ fn run_with<const TUNNEL: bool>(
                 b.meta[i].ttl = ttl;
                 to_route |= 1 << i;
             }
+            // The one multicast vgate takes: VRRP adverts, for the election.
+            Err(DropReason::Ip4MartianDestination) if !ctx.snap.vrrp.is_empty() => {
+                let d = b.desc[i];
+                let port = b.meta[i].rx_port;
+                let l3 = &ctx.pool.bytes(&d)[ETH..];
+                let r = if vrrp::is_advert(l3) {
+                    // The pool is not touched: copy the few bytes the election reads.
+                    let mut buf = [0u8; ADVERT_COPY];
+                    let n = l3.len().min(ADVERT_COPY);
+                    buf[..n].copy_from_slice(&l3[..n]);
+                    vrrp::receive(ctx, port, &buf[..n])
+                } else {
+                    DropReason::Ip4MartianDestination
+                };
+                b.drop(i, r);
+            }
             Err(r) => b.drop(i, r),
+        }
+    }
+    // A backup takes nothing for what its groups own (RFC 5798 section 6.4.2).
+    if ctx.state.ha_guarded != 0 {
+        for i in bits(to_route) {
+            let port = b.meta[i].rx_port;
+            if b.meta[i].vni_net == 0
+                && vrrp::backup_drops(ctx.snap, ctx.state, port, ctx.pool.bytes(&b.desc[i]))
+            {
+                b.drop(i, DropReason::VrrpBackup);
+                to_route &= !(1 << i);
+            }
         }
     }
     let next = if ctx.snap.has_nat() {
@@ -80,6 +108,10 @@ fn run_with<const TUNNEL: bool>(
     b.set_next_mask(Next::Ip4Input, to_decap, Next::Decap);
     b.set_next_mask(Next::Ip4Input, to_route & !to_decap, next);
 }
+
+/// Bytes of an advert's IPv4 packet the election may read: a 60-byte header, the VRRP
+/// header and the 255 addresses an advert can declare at most.
+const ADVERT_COPY: usize = 60 + 8 + 4 * 255;
 
 /// What ip4_input reads of a packet in its common case.
 #[derive(Clone, Copy)]

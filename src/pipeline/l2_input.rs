@@ -5,6 +5,9 @@ use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
 use crate::tables::Snapshot;
 use crate::wire::ethernet::{self, EthernetAddress, ethertype};
 
+/// 224.0.0.18 mapped to Ethernet (RFC 1112 section 6.4).
+const VRRP_MULTICAST_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+
 /// The low 48 bits of a little-endian load of 8 bytes starting at a MAC address.
 const MAC_BITS: u64 = (1 << 48) - 1;
 
@@ -147,9 +150,14 @@ fn classify(ctx: &Ctx, b: &Batch, i: usize) -> Result<Next, DropReason> {
     let pinfo = &ctx.snap.ports[port];
     if dst != pinfo.mac && !dst.is_broadcast() {
         if dst.is_multicast() {
-            return Err(DropReason::L2Multicast);
+            // 224.0.0.18 (RFC 5798 section 5.1.1.2) on a port with VRRP groups.
+            if dst.0 != VRRP_MULTICAST_MAC
+                || !ctx.snap.vrrp.iter().any(|g| usize::from(g.port) == port)
+            {
+                return Err(DropReason::L2Multicast);
+            }
         }
-        if !accepts(ctx, port, dst) {
+        if !dst.is_multicast() && !accepts(ctx, port, dst) {
             return Err(DropReason::L2NotForUs);
         }
     }

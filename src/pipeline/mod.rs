@@ -30,6 +30,7 @@ pub mod nat;
 pub mod policy;
 pub mod rewrite;
 pub mod route;
+pub mod vrrp;
 
 use crate::io::{Desc, FramePool};
 use crate::metrics::{DropReason, IcmpKind, WorkerStats};
@@ -402,6 +403,14 @@ pub struct WorkerState {
     pub reass: crate::tables::reass::Reassembly,
     /// Scratch for held fragments whose time ran out.
     pub reass_expired: Vec<crate::tables::reass::HeldFragment>,
+    /// VRRP: bit `slot` set while this node is master of group `slot` of the snapshot, and
+    /// the ports where some group is not master ([`crate::tables::ha::masters`], loaded
+    /// once per poll).
+    pub ha_masters: u64,
+    pub ha_guarded: u64,
+    /// Adverts received for the election, and how many more this poll may take.
+    pub vrrp_rx: Vec<vrrp::AdvertIn>,
+    pub vrrp_room: usize,
 }
 
 /// True when a VIP location learned from a gratuitous ARP (`ip` at chassis address
@@ -473,7 +482,22 @@ impl WorkerState {
             reass_expired: Vec::with_capacity(
                 crate::tables::reass::ReassemblyConfig::default().fragments,
             ),
+            ha_masters: 0,
+            ha_guarded: 0,
+            vrrp_rx: Vec::with_capacity(vrrp::ADVERTS_PER_POLL),
+            vrrp_room: vrrp::ADVERTS_PER_POLL,
         }
+    }
+
+    /// Load the election's outcome for `snap`'s groups ([`crate::tables::ha::masters`]);
+    /// once per poll, before its batches.
+    #[inline]
+    pub fn load_ha(&mut self, snap: &Snapshot, ha: &crate::tables::ha::HaState) {
+        (self.ha_masters, self.ha_guarded) = if snap.vrrp.is_empty() {
+            (0, 0)
+        } else {
+            crate::tables::ha::masters(&snap.vrrp, ha)
+        };
     }
 
     /// Use `[limits]`' reassembly bounds; before the first poll.

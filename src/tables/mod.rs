@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod addrmap;
 pub mod flows;
+pub mod ha;
 pub mod lpm;
 pub mod nat;
 pub mod neighbor;
@@ -129,6 +130,14 @@ pub struct PortArp {
     pub proxy: Vec<(u32, u32)>,
     /// Destination MACs accepted besides the port MAC and broadcast.
     pub extra_macs: HashSet<EthernetAddress>,
+    /// On a port with VRRP groups: the group slot each answered address follows (every
+    /// address but the node's own port addresses; `tunnel.local` follows too).
+    pub owned: HashMap<u32, u8>,
+    /// The group the proxy-ARP prefixes follow (the port's first group).
+    pub proxy_owner: Option<u8>,
+    /// MACs the groups carry with them (virtual MACs, gateway MACs of the port's networks):
+    /// a backup takes no frame to them.
+    pub owned_macs: Vec<(EthernetAddress, u8)>,
 }
 
 impl PortArp {
@@ -142,6 +151,17 @@ impl PortArp {
             .iter()
             .any(|(net, m)| ip & m == *net)
             .then_some((port_mac, ArpKind::Proxy))
+    }
+
+    /// The VRRP group slot `ip` follows on this port, if any: answered, and received, only
+    /// while this node is that group's master.
+    #[inline]
+    pub fn owner(&self, ip: u32) -> Option<u8> {
+        if let Some(&g) = self.owned.get(&ip) {
+            return Some(g);
+        }
+        self.proxy_owner
+            .filter(|_| self.proxy.iter().any(|(net, m)| ip & m == *net))
     }
 }
 
@@ -195,6 +215,8 @@ pub struct Snapshot {
     pub fast_path: bool,
     /// ACLs and rate limits on floating IPs and networks.
     pub policy: policy::Policies,
+    /// VRRP groups (`[[vrrp]]`), indexed by slot.
+    pub vrrp: Vec<ha::VrrpGroup>,
 }
 
 /// Marks an SNAT rule in [`Snapshot::nat_by_external`] (floating IPs are far fewer than

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::{Config, ConfigError, ConfigErrors};
 
 const SECTIONS: &str = "[dataplane], [control], [limits], [[port]], [[route]], [[proxy_arp]], \
-                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]]";
+                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]], [[vrrp]]";
 
 /// Parses and type-checks a document; semantic rules are [`super::validate`]'s job.
 pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
@@ -51,6 +51,7 @@ pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
         floating_ips: doc.array("floating_ip"),
         snat: doc.array("snat"),
         acls: doc.array("acl"),
+        vrrp: doc.array("vrrp"),
     };
     doc.unknown_sections();
     if doc.errors.is_empty() {

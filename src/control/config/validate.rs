@@ -60,6 +60,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.floating_ips();
     v.snat();
     v.acls();
+    v.vrrp();
     v.errors
 }
 
