@@ -108,6 +108,7 @@ def advance_ms_pow2(exp):
 
 RELOAD = bytes([0x83])
 SESSIONS = bytes([0xC3])
+FLIP_MASTER = bytes([0xC7])
 
 INTRODUCTIONS = (
     inject(EXTERNAL, arp_req(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"))
@@ -342,6 +343,37 @@ def pipeline_seeds():
         + RUN
         + advance_ms_pow2(12)
         + RUN
+    )
+    # VRRP: adverts good and bad, then as backup: ARP and traffic for the VIP and the
+    # floating IPs (dropped), and back to master (answered and forwarded).
+    def vrrp_advert(src="203.0.113.4", vrid=10, prio=100, ttl=255, version=3, dst_mac="01:00:5e:00:00:12"):
+        return raw(Ether(dst=dst_mac, src=PEER_MAC) / IP(src=src, dst="224.0.0.18", ttl=ttl) / VRRPv3(version=version, vrid=vrid, priority=prio, ipcount=1, addrlist=["203.0.113.5"]))
+
+    owned = (
+        inject(EXTERNAL, arp_req(UPSTREAM_MAC, "203.0.113.1", "203.0.113.5"))
+        + inject(EXTERNAL, arp_req(UPSTREAM_MAC, "203.0.113.1", "203.0.113.10"))
+        + inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.10") / UDP(sport=53, dport=5353) / Raw(b"fip")))
+        + inject(EXTERNAL, raw(Ether(dst="00:00:5e:00:01:0a", src=UPSTREAM_MAC) / IP(src=REMOTE, dst="10.10.1.20") / ICMP()))
+        + inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.2") / ICMP()))
+        + RUN
+    )
+    s["vrrp"] = (
+        setup()
+        + INTRODUCTIONS
+        + inject(EXTERNAL, vrrp_advert())
+        + inject(EXTERNAL, vrrp_advert(ttl=64))
+        + inject(EXTERNAL, vrrp_advert(version=2))
+        + inject(EXTERNAL, vrrp_advert(src="198.51.100.7"))
+        + inject(EXTERNAL, vrrp_advert(vrid=99))
+        + inject(INTERNAL, vrrp_advert(src="10.10.1.20"))
+        + RUN
+        + owned
+        + FLIP_MASTER
+        + owned
+        + inject(EXTERNAL, garp(PEER_MAC, "203.0.113.10"))
+        + RUN
+        + FLIP_MASTER
+        + owned
     )
     return s
 

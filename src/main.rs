@@ -134,12 +134,17 @@ fn check(file: &std::path::Path) -> i32 {
     match vgate::control::config::Config::load(file) {
         Ok(c) => {
             println!(
-                "{}: OK ({} port(s), {} route(s), {} network(s), {} floating IP(s))",
+                "{}: OK ({} port(s), {} route(s), {} network(s), {} floating IP(s){})",
                 file.display(),
                 c.ports.len(),
                 c.routes.len(),
                 c.networks.len(),
-                c.floating_ips.len()
+                c.floating_ips.len(),
+                if c.vrrp.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} VRRP group(s)", c.vrrp.len())
+                }
             );
             0
         }

@@ -53,6 +53,7 @@ fn gateway_example_uses_every_section() {
     assert!(c.endpoints.iter().any(|e| e.r#virtual));
     assert!(c.floating_ips.iter().any(|f| f.mac.is_some()));
     assert!(!c.snat.is_empty());
+    assert!(c.vrrp.iter().any(|g| !g.track_ports.is_empty()));
 }
 
 #[test]

@@ -8,6 +8,8 @@ packages=(
   # test peers and tools
   iproute2 iputils-ping iputils-arping netcat-openbsd iperf3 tcpdump tshark python3-scapy
   ethtool curl prometheus netsniff-ng openvswitch-switch valgrind
+  # the VRRP interoperability peer (the split-brain test's ebtables comes with iptables)
+  keepalived
   # the operator kit's checks: systemd-analyze, setpriv
   systemd util-linux
   # the kernel side of the lab benchmark (DNAT/SNAT rules)

@@ -17,8 +17,10 @@
 //! * op `0xxxxx11`: advance the clock by 2^`xxxxx` ms and poll once (timers run).
 //! * op `10xxxx11`: reload: swap in the other of two snapshots of the same configuration
 //!   (generations 1 and 2), as a SIGHUP does.
-//! * op `11xxxx11`: ask for a session dump, as `GET /api/v1/sessions` does; the worker
+//! * op `11xxx011`: ask for a session dump, as `GET /api/v1/sessions` does; the worker
 //!   answers on its next timer tick.
+//! * op `11xxx111`: flip this node's mastership of the VRRP group (it starts as master),
+//!   as the election does.
 //!
 //! Every input runs through two workers side by side: one with the fast path, one with
 //! `dataplane.fast_path = false` (every packet through the stages). After every poll both
@@ -76,15 +78,25 @@ fn snapshots<const FAST: bool>() -> &'static [Arc<Snapshot>; 2] {
 /// The queues between a worker and the control thread, made once per worker kind: with a
 /// single worker nothing is ever queued to it, and what it publishes to the control thread
 /// (learned neighbours, overwritten when full) is never read back, so sharing them keeps
-/// runs independent while sparing each run their allocation.
+/// runs independent while sparing each run their allocation. One set per thread: the VRRP
+/// state in it is flipped by the input, and runs on other threads (the regression tests
+/// run in parallel) must not see it.
 fn bus<const FAST: bool>() -> Arc<NeighborBus> {
-    static BUS: [OnceLock<Arc<NeighborBus>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let bus = BUS[usize::from(FAST)]
-        .get_or_init(|| Arc::new(NeighborBus::new(1)))
-        .clone();
+    thread_local! {
+        static BUS: [OnceLock<Arc<NeighborBus>>; 2] = const { [OnceLock::new(), OnceLock::new()] };
+    }
+    let bus = BUS.with(|b| {
+        b[usize::from(FAST)]
+            .get_or_init(|| Arc::new(NeighborBus::new(1)))
+            .clone()
+    });
     // A dump asked for in an earlier run must not be answered in this one.
     bus.session_request.store(0, Ordering::Release);
     while bus.session_dumps.pop().is_some() {}
+    // Every run starts as the group's master (so the other seeds' traffic passes), with no
+    // adverts waiting.
+    bus.ha.set_master(0, 10, true);
+    while bus.vrrp_rx.pop().is_some() {}
     bus
 }
 
@@ -183,6 +195,14 @@ impl Harness {
     pub fn request_sessions(&mut self) {
         for w in [&self.worker, &self.staged] {
             w.bus.session_request.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Flip mastership of the external port's group (VRID 10) on both workers.
+    pub fn flip_master(&mut self) {
+        for w in [&self.worker, &self.staged] {
+            let m = w.bus.ha.is_master(0, 10);
+            w.bus.ha.set_master(0, 10, !m);
         }
     }
 
@@ -380,6 +400,7 @@ pub fn play(data: &[u8]) -> Option<Harness> {
                 h.inject(usize::from(op >> 2) % nports, &frame);
             }
             2 => h.run(),
+            _ if op & 0xc4 == 0xc4 => h.flip_master(),
             _ if op & 0xc0 == 0xc0 => h.request_sessions(),
             _ if op & 0x80 != 0 => h.reload(),
             _ => h.advance(MS << ((op >> 2) & 0x1f)),

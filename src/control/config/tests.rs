@@ -1738,3 +1738,159 @@ fn policy_references_and_rates_are_checked() {
     c.limits.acl_sessions = 0;
     expect_one(&c, "limits.acl_sessions", "0 is outside");
 }
+
+// ---- vrrp ----
+
+const VRRP: &str = r#"
+[[vrrp]]
+port = "external"
+vrid = 10
+priority = 200
+addresses = ["203.0.113.5"]
+track_ports = ["underlay"]
+
+[[vrrp]]
+port = "internal"
+vrid = 11
+priority = 150
+advert_interval_ms = 1000
+preempt = false
+addresses = ["10.10.1.1"]
+"#;
+
+fn with_vrrp() -> Config {
+    // The flat network's gateway moves with the group: the port gets an address of its own.
+    let base = BASE.replace(
+        r#"addresses = ["10.10.1.1/24"]"#,
+        r#"addresses = ["10.10.1.2/24"]"#,
+    );
+    match Config::from_toml_str(&format!("{base}{VRRP}")) {
+        Ok(c) => c,
+        Err(e) => panic!("BASE with VRRP does not validate:\n{e}"),
+    }
+}
+
+#[test]
+fn vrrp_groups_parse_with_their_defaults() {
+    let c = with_vrrp();
+    assert_eq!(c.vrrp.len(), 2);
+    let g = &c.vrrp[0];
+    assert_eq!(
+        (g.vrid, g.priority, g.advert_interval_ms, g.preempt),
+        (10, 200, 100, true)
+    );
+    assert_eq!(g.track_ports, vec!["underlay".to_string()]);
+    assert_eq!(g.group_name(), "external/10");
+    // A network's gateway may be a virtual IP of its port's group.
+    let g = &c.vrrp[1];
+    assert_eq!((g.advert_interval_ms, g.preempt), (1000, false));
+    assert_eq!(g.addresses, vec![ip("10.10.1.1")]);
+}
+
+#[test]
+fn vrrp_rules() {
+    let mut c = with_vrrp();
+    c.vrrp[0].port = "externa".into();
+    let e = errors_of(&c);
+    assert_eq!(e[0].path, "vrrp[0].port");
+    assert!(e[0].message.contains("unknown port"), "{e:?}");
+
+    let mut c = with_vrrp();
+    c.vrrp[0].vrid = 0;
+    expect_one(&c, "vrrp[0].vrid", "1 to 255");
+
+    let mut c = with_vrrp();
+    c.vrrp[1].port = "external".into();
+    c.vrrp[1].vrid = 10;
+    c.vrrp[1].addresses = vec![ip("203.0.113.6")];
+    expect_one(
+        &c,
+        "vrrp[1].vrid",
+        "already used on port \"external\" (also vrrp[0])",
+    );
+
+    for p in [0, 255] {
+        let mut c = with_vrrp();
+        c.vrrp[0].priority = p;
+        expect_one(&c, "vrrp[0].priority", "1 to 254");
+    }
+    for ms in [0, 5, 105, 40_960] {
+        let mut c = with_vrrp();
+        c.vrrp[0].advert_interval_ms = ms;
+        expect_one(&c, "vrrp[0].advert_interval_ms", "multiple of 10");
+    }
+
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses.clear();
+    expect_one(&c, "vrrp[0].addresses", "at least one");
+
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses = (0..33)
+        .map(|i| Ipv4Addr::new(203, 0, 113, 140 + i))
+        .collect();
+    expect_one(&c, "vrrp[0].addresses", "at most 32");
+
+    let mut c = with_vrrp();
+    c.vrrp[1].addresses.push(ip("203.0.113.5"));
+    c.vrrp[1].port = "external".into();
+    c.vrrp[1].addresses.remove(0);
+    expect_one(&c, "vrrp[1].addresses[0]", "virtual IP of vrrp[0]");
+
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses = vec![ip("203.0.113.2")];
+    // The port's only address: a port address, and then none of its own is left.
+    let e = errors_of(&c);
+    assert!(
+        e.iter()
+            .any(|e| e.path == "vrrp[0].addresses[0]" && e.message.contains("port address")),
+        "{e:?}"
+    );
+
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses = vec![ip("203.0.113.10")];
+    expect_one(&c, "vrrp[0].addresses[0]", "floating IP or SNAT address");
+
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses = vec![ip("198.51.100.9")];
+    expect_one(
+        &c,
+        "vrrp[0].addresses[0]",
+        "in no subnet of port \"external\"",
+    );
+
+    // A network's gateway on another port.
+    let mut c = with_vrrp();
+    c.vrrp[0].addresses = vec![ip("10.10.1.1")];
+    c.vrrp[1].addresses = vec![ip("10.10.1.9")];
+    expect_one(
+        &c,
+        "vrrp[0].addresses[0]",
+        "gateway of network \"flat\", which is not on port",
+    );
+
+    let mut c = with_vrrp();
+    c.vrrp[0].track_ports = vec!["underlay".into(), "nope".into()];
+    expect_one(&c, "vrrp[0].track_ports[1]", "unknown port \"nope\"");
+
+    // The underlay's only address is tunnel.local, which moves with the group.
+    let mut c = with_vrrp();
+    c.vrrp[0].port = "underlay".into();
+    c.vrrp[0].addresses = vec![ip("192.0.2.5")];
+    expect_one(&c, "vrrp[0].port", "needs an address of its own");
+
+    let mut c = with_vrrp();
+    let g = c.vrrp[0].clone();
+    c.vrrp = (1..=65)
+        .map(|v| VrrpCfg {
+            vrid: v,
+            addresses: vec![Ipv4Addr::new(203, 0, 113, 140 + v % 60)],
+            ..g.clone()
+        })
+        .collect();
+    let e = errors_of(&c);
+    assert!(
+        e.iter()
+            .any(|e| e.path == "vrrp" && e.message.contains("at most 64")),
+        "{e:?}"
+    );
+}
