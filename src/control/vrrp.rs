@@ -423,11 +423,14 @@ struct Runner {
     polls: Vec<(u64, u64)>,
     next_health: u64,
     next_refresh: u64,
+    /// Whether an interface has its link ([`link_up`]; tests replace it).
+    link_up: fn(&str) -> bool,
 }
 
 impl Runner {
     fn new(control: Control) -> Runner {
         Runner {
+            link_up,
             control,
             epoch: Instant::now(),
             instances: Vec::new(),
@@ -567,7 +570,8 @@ impl Runner {
                 .chain(g.track_ports.iter().copied())
                 .find_map(|p| {
                     let port = snap.ports.get(usize::from(p))?;
-                    (!link_up(&port.iface)).then(|| format!("port {} has no link", port.name))
+                    (!(self.link_up)(&port.iface))
+                        .then(|| format!("port {} has no link", port.name))
                 })
                 .or_else(|| stalled.map(|w| format!("worker {w} stopped polling")));
             let before = self.instances[k].state;
@@ -703,6 +707,120 @@ fn link_up(iface: &str) -> bool {
 mod tests {
     use super::*;
     use crate::wire::EthernetAddress;
+
+    const CONF: &str = r#"
+[[port]]
+name = "external"
+iface = "up0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.3/24"]
+
+[[port]]
+name = "underlay"
+iface = "down0"
+mac = "02:00:00:00:00:02"
+addresses = ["192.0.2.3/24"]
+
+[[vrrp]]
+port = "external"
+vrid = 10
+priority = 200
+addresses = ["203.0.113.2"]
+"#;
+
+    /// An election over `conf` with one worker whose poll counter the test moves, links
+    /// named `up*` up, and time driven by hand.
+    fn runner(conf: &str) -> (Runner, Arc<crate::metrics::WorkerStats>) {
+        let cfg = super::super::config::Config::from_toml_str(conf).unwrap();
+        let snap = super::super::apply::build_snapshot(
+            &cfg,
+            1,
+            &|_| Some(EthernetAddress([2, 0, 0, 0, 0, 0xee])),
+            None,
+        )
+        .unwrap();
+        let stats = Arc::new(crate::metrics::WorkerStats::default());
+        let bus = Arc::new(crate::worker::NeighborBus::new(1));
+        let control =
+            Control::new(cfg, None, snap, Vec::new(), bus).with_workers(vec![stats.clone()]);
+        let mut r = Runner::new(control);
+        r.link_up = |iface| iface.starts_with("up");
+        (r, stats)
+    }
+
+    fn step(r: &mut Runner, now: u64) {
+        let snap = r.control.tables.load_full();
+        r.follow(&snap, now);
+        r.health(&snap, now);
+        for k in 0..r.instances.len() {
+            r.instances[k].tick(now, &mut r.out);
+            r.apply(k, &snap, now);
+        }
+    }
+
+    #[test]
+    fn the_watchdog_and_tracked_links_put_a_group_in_fault_and_out() {
+        let (mut r, stats) = runner(CONF);
+        let ha = |r: &Runner| r.control.bus.ha.is_master(0, 10);
+        for t in (0..=400).step_by(10) {
+            stats.polls_idle.add(1);
+            step(&mut r, t);
+        }
+        assert_eq!(r.instances[0].state, State::Master);
+        assert!(ha(&r));
+        // The worker stops polling: fault within the watchdog's time, priority 0 sent.
+        while r.control.bus.vrrp_tx.pop().is_some() {}
+        let mut t = 400;
+        while r.instances[0].state == State::Master {
+            t += 10;
+            step(&mut r, t);
+            assert!(
+                t <= 400 + WATCHDOG_MS + 2 * HEALTH_EVERY_MS,
+                "no fault by {t} ms"
+            );
+        }
+        assert_eq!(r.instances[0].state, State::Fault);
+        assert_eq!(
+            r.instances[0].fault.as_deref(),
+            Some("worker 0 stopped polling")
+        );
+        assert!(!ha(&r), "the data plane stops answering");
+        let sent: Vec<u8> = std::iter::from_fn(|| r.control.bus.vrrp_tx.pop())
+            .map(|a| a.priority)
+            .collect();
+        // Adverts went on until the fault; the last one says priority 0.
+        assert_eq!(sent.last(), Some(&0), "{sent:?}");
+        assert!(sent[..sent.len() - 1].iter().all(|&p| p == 200), "{sent:?}");
+        // It polls again: backup, then master after the master-down interval.
+        for _ in 0..60 {
+            t += 10;
+            stats.polls_idle.add(1);
+            step(&mut r, t);
+        }
+        assert_eq!(r.instances[0].state, State::Master);
+        assert_eq!(r.instances[0].transitions, [0, 2, 2, 1]);
+
+        // Tracking a port without link: fault from the start, never master.
+        let (mut r, stats) = runner(&CONF.replace(
+            "addresses = [\"203.0.113.2\"]",
+            "addresses = [\"203.0.113.2\"]\ntrack_ports = [\"underlay\"]",
+        ));
+        for t in (0..=2000).step_by(10) {
+            stats.polls_idle.add(1);
+            step(&mut r, t);
+        }
+        assert_eq!(r.instances[0].state, State::Fault);
+        assert_eq!(
+            r.instances[0].fault.as_deref(),
+            Some("port underlay has no link")
+        );
+        assert!(
+            r.control.bus.vrrp_tx.is_empty(),
+            "a group in fault sends nothing"
+        );
+        r.publish(&r.control.tables.load_full(), 2000);
+        assert_eq!(r.control.lock().ha[0].state, State::Fault);
+    }
 
     fn group(priority: u8, preempt: bool) -> VrrpGroup {
         VrrpGroup {
