@@ -856,11 +856,14 @@ fn the_fast_path_takes_the_common_case_and_leaves_the_rest_untouched() {
     );
     let int = [fip_out, snat_out, east_west, unresolved, to_gw_mac];
     let out = bench.fast(1, &int);
-    let expect_taken = [true, false, true, false, false];
+    // The flat networks' gateway MAC is the port's other MAC: the common case takes it.
+    let expect_taken = [true, false, true, false, true];
     check_taken(&out, &int, &expect_taken, "internal");
     assert_eq!(ipv4_header(&out[0].1).source, ip("203.0.113.10"));
     assert_eq!(&out[0].1[..6], &mac("02:00:00:00:02:01"));
-    assert_eq!(bench.stats.fip_out.iter().map(|c| c.get()).sum::<u64>(), 1);
+    // Both from the floating IP's VM: to the port MAC and to the gateway MAC.
+    assert_eq!(bench.stats.fip_out.iter().map(|c| c.get()).sum::<u64>(), 2);
+    assert_eq!(ipv4_header(&out[4].1).source, ip("203.0.113.10"));
 
     // Once the session exists (the stages made it), SNAT takes the fast path too.
     let ext_port = bench.state.snat[0]

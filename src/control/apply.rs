@@ -453,6 +453,19 @@ pub fn build_snapshot(
         tunnel.map(|(t, _)| t.local),
         &mut arp,
     )?;
+    // The common case takes one MAC besides the port's: what the port's hosts send to most.
+    for (pi, a) in arp.iter_mut().enumerate() {
+        a.fast_mac = networks
+            .iter()
+            .find(|n| n.port == Some(pi as u8))
+            .map(|n| n.gateway_mac)
+            .or_else(|| {
+                vrrp.iter()
+                    .find(|g| usize::from(g.port) == pi)
+                    .map(|g| g.mac)
+            })
+            .filter(|m| *m != ports[pi].mac && a.extra_macs.contains(m));
+    }
 
     let snat_by_external = snat
         .iter()

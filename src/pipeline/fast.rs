@@ -9,7 +9,7 @@
 //! docs/ARCHITECTURE.md), so a check added there holds here too.
 //!
 //! A received packet qualifies when it is an option-less, valid IPv4 datagram to the port
-//! MAC (or broadcast), routed out of a port to a next hop the neighbour table has cached as
+//! MAC (or its one other MAC, or broadcast), routed out of a port to a next hop the neighbour table has cached as
 //! reachable, within the port MTU, with a TTL above 1, and at most one translation on the
 //! way: a floating IP (DNAT in or SNAT out) or an SNAT session that already exists.
 //! Everything about it is decided first, from reads only; only then is the packet written,

@@ -99,6 +99,8 @@ pub(super) enum Common {
 #[derive(Clone, Copy)]
 pub(super) struct PortMacs {
     unicast: u64,
+    /// [`crate::tables::PortArp::fast_mac`], or nothing.
+    also: u64,
     broadcast: u64,
 }
 
@@ -106,16 +108,23 @@ impl PortMacs {
     /// Matches nothing.
     const NONE: PortMacs = PortMacs {
         unicast: u64::MAX,
+        also: u64::MAX,
         broadcast: u64::MAX,
     };
 
-    /// Port `port`'s: its MAC and broadcast. No such port matches nothing, and `classify`
-    /// fails on it.
+    /// Port `port`'s: its MAC, the one other MAC the common case takes there (a flat
+    /// network's gateway MAC, or a VRRP group's virtual MAC), and broadcast. No such port
+    /// matches nothing, and `classify` fails on it.
     #[inline(always)]
     pub(super) fn of(snap: &Snapshot, port: usize) -> PortMacs {
         match snap.ports.get(port) {
             Some(p) => PortMacs {
                 unicast: mac_bits(p.mac),
+                also: snap
+                    .arp
+                    .get(port)
+                    .and_then(|a| a.fast_mac)
+                    .map_or(u64::MAX, mac_bits),
                 broadcast: MAC_BITS,
             },
             None => PortMacs::NONE,
@@ -127,7 +136,7 @@ impl PortMacs {
     #[inline(always)]
     pub(super) fn common(self, h: &[u8; ethernet::HEADER_LEN]) -> Common {
         let dst = u64::from_le_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]) & MAC_BITS;
-        let for_us = dst == self.unicast || dst == self.broadcast;
+        let for_us = dst == self.unicast || dst == self.also || dst == self.broadcast;
         match u16::from_be_bytes([h[12], h[13]]) {
             ethertype::IPV4 if for_us => Common::Ip4,
             ethertype::ARP if for_us => Common::Arp,

@@ -130,6 +130,9 @@ pub struct PortArp {
     pub proxy: Vec<(u32, u32)>,
     /// Destination MACs accepted besides the port MAC and broadcast.
     pub extra_macs: HashSet<EthernetAddress>,
+    /// The one of `extra_macs` the common case (and so the fast path) takes besides the port
+    /// MAC: the gateway MAC of the port's flat network, else a VRRP group's virtual MAC.
+    pub fast_mac: Option<EthernetAddress>,
     /// On a port with VRRP groups: the group slot each answered address follows (every
     /// address but the node's own port addresses; `tunnel.local` follows too).
     pub owned: HashMap<u32, u8>,
