@@ -11,7 +11,8 @@
 //! master in fault sends priority 0 so the backup takes over at once (section 6.4.3, as on
 //! shutdown), and a group in fault never becomes master. A master that hears a lower
 //! priority (a split brain healing) re-sends its gratuitous ARPs, since the other master
-//! may have moved the neighbours' caches while it believed itself alone.
+//! may have moved the neighbours' caches while it believed itself alone; a master that
+//! yields sends one last advert at its own priority so that the winner does hear it.
 
 use super::Control;
 use super::config::MAX_VRRP_ADDRESSES;
@@ -214,6 +215,12 @@ impl Instance {
                     out.push(Out::Advert(mine));
                     self.adver_at = Some(now + self.interval_ms());
                 } else if a.priority > mine || (a.priority == mine && a.src > self.group.source) {
+                    // One last advert at our priority before yielding: a winner that was
+                    // master all along (a split brain healing) hears a lower master in it and
+                    // announces its addresses again, winning back the neighbours our
+                    // gratuitous ARPs took. (Without it, whichever advert timer fires first
+                    // decides whether the winner ever learns there was a split brain.)
+                    out.push(Out::Advert(mine));
                     self.master_adver_ms = adver_ms;
                     self.master = Some((a.src, a.priority));
                     self.enter_backup(now, out);
@@ -955,7 +962,11 @@ addresses = ["203.0.113.2"]
             let mut out = Vec::new();
             i.advert(&advert(src, prio), 500, &mut out);
             if yields {
-                assert_eq!(out, vec![Out::Became(State::Backup)], "{src:x} {prio}");
+                assert_eq!(
+                    out,
+                    vec![Out::Advert(200), Out::Became(State::Backup)],
+                    "{src:x} {prio}"
+                );
                 assert_eq!(i.master, Some((src, prio)));
                 assert!(run(&mut i, 501, 800).is_empty());
             } else {
