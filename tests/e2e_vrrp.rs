@@ -1464,3 +1464,111 @@ fn split_brain() {
 fn split_brain_heals_to_the_higher_priority() {
     split_brain();
 }
+
+/// Tracking and reload. a's tenant link goes down (its peer on the bridge is set down): both
+/// of a's groups go to fault at once (the tenant group's own port, and the external group
+/// tracks it), step down with priority 0, and b takes over; with the link back a takes over
+/// again (preempt). Then a reload raises b's priority above a's: b takes over without a
+/// restart. A reload with an invalid group is refused and changes nothing.
+#[test]
+fn a_lost_link_hands_over_and_a_reload_changes_priority_in_place() {
+    let Some(s) = setup(true) else { return };
+    let br = s.lab.ns("br");
+    let a_ten = format!("{}-ten", A.tag);
+    let t0 = Instant::now();
+    run(&mut in_ns(&br, &["ip", "link", "set", &a_ten, "down"]));
+    let handed = wait_until(Duration::from_secs(2), || {
+        s.a.all("fault") && s.b.all("master")
+    });
+    assert!(
+        handed,
+        "no handover on a's lost link:\na: {:?}\nb: {:?}",
+        s.a.ha(),
+        s.b.ha()
+    );
+    let handover_ms = t0.elapsed().as_millis();
+    for g in GROUPS {
+        let ga = s.a.group(g).unwrap();
+        assert_eq!(ga["fault"], "port tenant has no link", "a {g}: {ga}");
+        assert_eq!(ga["transitions"][3], 1, "a {g}: {ga}");
+        assert_eq!(s.a.state_metric(g), 0, "a {g}: fault is not taking part");
+    }
+    // The link's health is polled every 50 ms and priority 0 hands over after b's skew time
+    // (60 ms): far below a master-down interval (360 ms) once the poll has seen it.
+    eprintln!("handover on a lost link: {handover_ms} ms");
+    // A group in fault never stands, whatever it hears: a stays out while its link is down.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(s.a.all("fault") && s.b.all("master"));
+
+    run(&mut in_ns(&br, &["ip", "link", "set", &a_ten, "up"]));
+    let back = wait_until(Duration::from_secs(3), || {
+        s.a.all("master") && s.b.all("backup")
+    });
+    assert!(
+        back,
+        "a did not take over again with its link back:\na: {:?}\nb: {:?}",
+        s.a.ha(),
+        s.b.ha()
+    );
+    for g in GROUPS {
+        let ga = s.a.group(g).unwrap();
+        assert_eq!(ga["fault"], Value::Null, "a {g}: {ga}");
+    }
+
+    // Reload b at priority 250: it preempts a, in place.
+    let pid = s.b.child.as_ref().unwrap().id();
+    let masters_before = s.b.group(EXT_GROUP).unwrap()["transitions"][2]
+        .as_u64()
+        .unwrap();
+    let higher = B_RELOADED.replace("priority = 100", "priority = 250");
+    std::fs::write(&s.b.config, &higher).unwrap();
+    s.b.signal(libc::SIGHUP);
+    let preempted = wait_until(Duration::from_secs(3), || {
+        s.b.all("master") && s.a.all("backup")
+    });
+    assert!(
+        preempted,
+        "b at 250 did not take over after a reload:\na: {:?}\nb: {:?}",
+        s.a.ha(),
+        s.b.ha()
+    );
+    assert_eq!(s.b.child.as_ref().unwrap().id(), pid, "no restart");
+    let gb = s.b.group(EXT_GROUP).unwrap();
+    assert_eq!(gb["priority"], 250, "{gb}");
+    assert_eq!(
+        gb["transitions"][2].as_u64().unwrap(),
+        masters_before + 1,
+        "{gb}"
+    );
+    assert_eq!(
+        metric_value(&s.b.metrics(), "vgate_config_generation"),
+        2,
+        "one reload"
+    );
+    let ga = s.a.group(EXT_GROUP).unwrap();
+    assert_eq!(ga["master"], B.ext_ip, "{ga}");
+    assert_eq!(ga["master_priority"], 250, "{ga}");
+
+    // An invalid group is refused like any other mistake: nothing changes.
+    let failed = r#"vgate_config_reloads_total{result="failure"}"#;
+    let before = metric_value(&s.b.metrics(), failed);
+    std::fs::write(
+        &s.b.config,
+        higher.replace("priority = 250", "priority = 0"),
+    )
+    .unwrap();
+    s.b.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(3), || metric_value(
+            &s.b.metrics(),
+            failed
+        ) == before + 1),
+        "the invalid reload was not counted as refused"
+    );
+    assert!(s.b.all("master") && s.a.all("backup"));
+    assert_eq!(s.b.group(EXT_GROUP).unwrap()["priority"], 250);
+    assert_eq!(metric_value(&s.b.metrics(), "vgate_config_generation"), 2);
+}
+
+/// b's configuration as `setup(true)` wrote it (preempting).
+static B_RELOADED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| conf(&B, true));
