@@ -11,7 +11,9 @@ use crate::control::Control;
 use crate::control::api::ApiServer;
 use crate::control::apply::{build_snapshot, neighbor_config, sysfs_mac};
 use crate::control::config::{self, Config};
-use crate::io::afxdp::{self, BusyPoll, Umem, UmemConfig, XskConfig, XskPort};
+use crate::io::afxdp::{
+    self, BusyPoll, HostProgram, HostRef, Umem, UmemConfig, XskConfig, XskPort,
+};
 use crate::io::{FramePool, Port};
 use crate::worker::{NeighborBus, Worker, pin_to};
 use std::path::Path;
@@ -51,7 +53,7 @@ struct WorkerIo {
     ports: Vec<XskPort>,
 }
 
-fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
+fn open_worker_io(cfg: &Config, queue: u32, hosts: &[Option<HostRef>]) -> Result<WorkerIo, String> {
     let nports = cfg.ports.len() as u32;
     // At most 65536 held packets (validated), so this cannot overflow.
     let held = cfg.limits.held_packets as u32;
@@ -61,10 +63,11 @@ fn open_worker_io(cfg: &Config, queue: u32) -> Result<WorkerIo, String> {
     })
     .map_err(|e| format!("worker {queue}: cannot create the UMEM: {e}"))?;
     let mut ports = Vec::with_capacity(cfg.ports.len());
-    for p in &cfg.ports {
+    for (i, p) in cfg.ports.iter().enumerate() {
         let mut xc = XskConfig::new(p.iface.clone(), queue);
         xc.xdp_mode = xdp_mode(cfg.dataplane.xdp_mode);
         xc.zero_copy = zero_copy(cfg.dataplane.zero_copy);
+        xc.host = hosts.get(i).cloned().flatten();
         xc.busy_poll = cfg.dataplane.busy_poll.then_some(BusyPoll {
             usecs: BUSY_POLL_USECS,
             budget: cfg.dataplane.batch_size as u32,
@@ -117,10 +120,25 @@ pub fn run(path: &Path) -> i32 {
         log::warn!("could not raise RLIMIT_MEMLOCK: {e}");
     }
 
+    // Ports with a host address get vgate's own XDP program before their sockets.
+    let mut hosts: Vec<Option<HostRef>> = Vec::with_capacity(cfg.ports.len());
+    for p in &cfg.ports {
+        let Some(h) = &p.host_address else {
+            hosts.push(None);
+            continue;
+        };
+        match HostProgram::attach(&p.iface, h.addr, xdp_mode(cfg.dataplane.xdp_mode)) {
+            Ok(prog) => hosts.push(Some(HostRef(Arc::new(prog)))),
+            Err(e) => {
+                eprintln!("vgate: port {}: {e}", p.name);
+                return 1;
+            }
+        }
+    }
     let nworkers = cfg.dataplane.workers;
     let mut ios = Vec::with_capacity(nworkers);
     for q in 0..nworkers {
-        match open_worker_io(&cfg, q as u32) {
+        match open_worker_io(&cfg, q as u32, &hosts) {
             Ok(io) => ios.push(io),
             Err(e) => {
                 eprintln!("vgate: {e}");
@@ -180,6 +198,17 @@ pub fn run(path: &Path) -> i32 {
             p.mtu
         );
         modes.push(att);
+        if let Some(h) = &p.host_address {
+            println!(
+                "  port {}: host address {h} is the kernel's{}",
+                p.name,
+                if kernel_has_address(&p.iface, h.addr) {
+                    ""
+                } else {
+                    " (not on the interface yet: add it, e.g. ip addr add)"
+                }
+            );
+        }
     }
     for line in &napi_said {
         println!("  napi: {line}");
@@ -316,8 +345,10 @@ pub fn run(path: &Path) -> i32 {
     for t in threads {
         let _ = t.join();
     }
-    // The interfaces' NAPI settings as they were, once the workers are gone.
+    // The interfaces' NAPI settings as they were, once the workers are gone; the host
+    // programs are detached with the last socket gone.
     drop(napi);
+    drop(hosts);
     if !dispatcher {
         detach_leftovers(&cfg);
     }
@@ -371,6 +402,38 @@ fn detach_leftovers(cfg: &Config) {
             ),
         }
     }
+}
+
+/// True when the kernel interface `iface` holds `addr` (getifaddrs).
+fn kernel_has_address(iface: &str, addr: std::net::Ipv4Addr) -> bool {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return false;
+    }
+    let mut found = false;
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        // SAFETY: ifa_name is a NUL-terminated string; ifa_addr, when not null and AF_INET,
+        // points to a sockaddr_in.
+        unsafe {
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() == iface.as_bytes()
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                if u32::from_be(sin.sin_addr.s_addr) == addr.to_bits() {
+                    found = true;
+                }
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    found
 }
 
 fn close_io(io: WorkerIo) {

@@ -287,6 +287,7 @@ fn status(control: &Control) -> Value {
                 "mtu": p.mtu,
                 "route_table": snap.tables[p.table as usize].name,
                 "mode": st.port_modes.get(i).cloned().unwrap_or_default(),
+                "host_address": st.config.ports.get(i).and_then(|p| p.host_address.as_ref()).map(|h| h.to_string()),
             })
         })
         .collect();

@@ -284,6 +284,10 @@ pub struct PortCfg {
     /// Sender address for ARP requests on a port with no address of its own.
     #[serde(default)]
     pub arp_source: Option<Ipv4Addr>,
+    /// The node's kernel's own address on this interface (BGP, BFD, SSH): vgate's XDP
+    /// program passes ARP for it and IPv4 to it to the kernel stack, the rest to vgate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_address: Option<Ipv4Cidr>,
 }
 
 fn default_mtu() -> u16 {

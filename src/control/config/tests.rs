@@ -1894,3 +1894,43 @@ fn vrrp_rules() {
         "{e:?}"
     );
 }
+
+// ---- host_address ----
+
+#[test]
+fn host_address_rules() {
+    let mut c = base();
+    c.ports[0].host_address = Some(cidr("203.0.113.9/24"));
+    assert!(c.validate().is_ok(), "{:?}", c.validate());
+
+    for (addr, fragment) in [
+        ("203.0.113.2/24", "a port address"),
+        ("203.0.113.10/24", "a floating IP"),
+        ("203.0.113.3/24", "an SNAT address"),
+        ("10.10.1.1/24", "a port address"),
+        ("203.0.113.200/24", "inside a proxy_arp prefix"),
+        ("203.0.113.255/24", "broadcast address"),
+    ] {
+        let mut c = base();
+        c.ports[0].host_address = Some(cidr(addr));
+        let e = errors_of(&c);
+        assert!(
+            e.iter()
+                .any(|e| e.path == "port[0].host_address" && e.message.contains(fragment)),
+            "{addr}: {e:?}"
+        );
+    }
+    let mut c = base();
+    c.ports[0].host_address = Some(cidr("203.0.113.9/24"));
+    c.ports[1].host_address = Some(cidr("203.0.113.9/24"));
+    let e = errors_of(&c);
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("host address of another port")),
+        "{e:?}"
+    );
+    // A VRRP virtual IP belongs to the group, not to the kernel.
+    let mut c = with_vrrp();
+    c.ports[0].host_address = Some(cidr("203.0.113.5/24"));
+    expect_one(&c, "port[0].host_address", "a VRRP virtual IP");
+}

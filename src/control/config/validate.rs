@@ -291,6 +291,9 @@ impl<'a> Validator<'a> {
                 }
                 _ => {}
             }
+            if let Some(h) = &p.host_address {
+                self.host_address(&at("host_address"), h);
+            }
             if let Some(ip) = p.arp_source {
                 self.unicast_ip(at("arp_source"), ip);
             }
@@ -474,6 +477,51 @@ impl<'a> Validator<'a> {
             self.err(
                 path,
                 format!("{via} is the {which} address of {}", subnet.canonical()),
+            );
+        }
+    }
+
+    /// A port's `host_address`: a unicast address the kernel owns, so none vgate answers for.
+    fn host_address(&mut self, path: &str, h: &Ipv4Cidr) {
+        let c = self.c;
+        let ip = h.addr;
+        self.unicast_ip(path.to_string(), ip);
+        if let Some(which) = network_or_broadcast(h, ip) {
+            self.err(
+                path,
+                format!("{ip} is the {which} address of {}", h.canonical()),
+            );
+        }
+        let taken = if self.own_address(ip).is_some() {
+            Some("a port address")
+        } else if c.floating_ips.iter().any(|f| f.external == ip) {
+            Some("a floating IP")
+        } else if c.snat.iter().any(|s| s.external == ip) {
+            Some("an SNAT address")
+        } else if c.networks.iter().any(|n| n.gateway == ip) {
+            Some("a network's gateway")
+        } else if c.vrrp.iter().any(|g| g.addresses.contains(&ip)) {
+            Some("a VRRP virtual IP")
+        } else if c.proxy_arp.iter().any(|p| p.prefix.contains(ip)) {
+            Some("inside a proxy_arp prefix")
+        } else if c
+            .ports
+            .iter()
+            .filter_map(|p| p.host_address.as_ref())
+            .filter(|o| o.addr == ip)
+            .count()
+            > 1
+        {
+            Some("the host address of another port")
+        } else {
+            None
+        };
+        if let Some(what) = taken {
+            self.err(
+                path,
+                format!(
+                    "{ip} is {what}: the kernel's address must be one vgate does not answer for"
+                ),
             );
         }
     }

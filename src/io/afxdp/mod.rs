@@ -37,6 +37,7 @@
 //!   fails with [`XskError::QueueTaken`]). Open and close a worker's ports together.
 
 mod error;
+mod host;
 mod mode;
 mod ring;
 
@@ -47,6 +48,7 @@ const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 mod xdp;
 
 pub use error::XskError;
+pub use host::HostProgram;
 pub use mode::{AttachedMode, Attachment, BusyPollState, CopyReason, XdpMode, ZeroCopy};
 pub use xdp::{MemlockLimit, detach_xdp, raise_memlock, xdp_attached};
 
@@ -106,6 +108,32 @@ pub struct XskConfig {
     /// queue runs on the polling thread's core, in `recvfrom` when the RX ring is empty,
     /// instead of in whichever core's softirq scheduled it. None: the kernel's default.
     pub busy_poll: Option<BusyPoll>,
+    /// The interface's own XDP program (a port with a `host_address`), attached before its
+    /// sockets; None: libxdp's redirect program.
+    pub host: Option<HostRef>,
+}
+
+/// A shared [`HostProgram`], compared by identity.
+#[derive(Clone)]
+pub struct HostRef(pub Arc<HostProgram>);
+
+impl PartialEq for HostRef {
+    fn eq(&self, other: &HostRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HostRef {}
+
+impl std::fmt::Debug for HostRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HostProgram({}, host {})",
+            self.0.ifname(),
+            self.0.host()
+        )
+    }
 }
 
 /// Preferred busy polling's parameters (`SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`).
@@ -128,6 +156,7 @@ impl XskConfig {
             xdp_mode: XdpMode::Auto,
             zero_copy: ZeroCopy::Auto,
             busy_poll: None,
+            host: None,
         }
     }
 }
@@ -386,6 +415,9 @@ pub struct XskPort {
     /// Preferred busy polling took: an empty RX ring is busy-polled with `recvfrom`.
     busy_poll: bool,
     drained: bool,
+    /// The interface's own program: released (and, by the last port, detached) after the
+    /// socket is deleted.
+    host: Option<Arc<HostProgram>>,
 }
 
 // SAFETY: the socket and its ring mappings are owned by the port and used by one thread at a
@@ -445,7 +477,13 @@ impl XskPort {
             queue_id: cfg.queue_id,
         };
 
+        let host_flags;
         let modes: &[u32] = match cfg.xdp_mode {
+            // The interface's program is attached already, in the mode it got.
+            _ if cfg.host.is_some() => {
+                host_flags = [cfg.host.as_ref().map_or(0, |h| h.0.xdp_flags())];
+                &host_flags
+            }
             // Generic XDP cannot do zero-copy: no point falling back to it.
             XdpMode::Auto if cfg.zero_copy == ZeroCopy::On => &[xdp::XDP_FLAGS_DRV_MODE],
             XdpMode::Auto => &[xdp::XDP_FLAGS_DRV_MODE, xdp::XDP_FLAGS_SKB_MODE],
@@ -470,7 +508,13 @@ impl XskPort {
             let sock_cfg = sys::xsk_socket_config {
                 rx_size: cfg.rx_size,
                 tx_size: cfg.tx_size,
-                __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 { libxdp_flags: 0 },
+                __bindgen_anon_1: sys::xsk_socket_config__bindgen_ty_1 {
+                    libxdp_flags: if cfg.host.is_some() {
+                        sys::XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD
+                    } else {
+                        0
+                    },
+                },
                 xdp_flags,
                 bind_flags: (sys::XDP_USE_NEED_WAKEUP | copy_flag) as u16,
             };
@@ -550,8 +594,21 @@ impl XskPort {
             wakeups: Wakeups::default(),
             busy_poll: false,
             drained: false,
+            host: None,
         };
         // From here on, dropping `port` deletes the socket and detaches the program.
+        if let Some(h) = &cfg.host {
+            // SAFETY: a live socket and the map fd of the loaded program.
+            let rc = unsafe { sys::xsk_socket__update_xskmap(xsk, h.0.xsks_map()) };
+            if rc != 0 {
+                return Err(XskError::Xdp {
+                    ifname: cfg.ifname.clone(),
+                    op: "registering the socket in vgate's XDP program",
+                    errno: -rc,
+                });
+            }
+            port.host = Some(h.0.clone());
+        }
 
         let got = xdp::query(&cfg.ifname, ifindex)?
             .mode(tried == AttachedMode::Native)

@@ -116,6 +116,14 @@ pub(super) fn query(ifname: &str, ifindex: u32) -> Result<XdpQuery, XskError> {
 }
 
 impl XdpQuery {
+    /// The id of the program attached in `mode` (0: none).
+    pub(super) fn prog_id_of(&self, mode: AttachedMode) -> u32 {
+        match mode {
+            AttachedMode::Native => self.drv_prog_id,
+            AttachedMode::Generic => self.skb_prog_id,
+        }
+    }
+
     fn any(&self) -> bool {
         self.drv_prog_id != 0 || self.skb_prog_id != 0 || self.hw_prog_id != 0
     }
