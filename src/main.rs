@@ -53,6 +53,8 @@ enum ShowWhat {
     Status,
     /// VRRP groups: state, priority, master.
     Ha,
+    /// BGP sessions and announcements (asked of BIRD).
+    Bgp,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
                 ShowWhat::Stats => "stats",
                 ShowWhat::Status => "status",
                 ShowWhat::Ha => "ha",
+                ShowWhat::Bgp => "bgp",
             },
             &api,
             token.as_deref(),

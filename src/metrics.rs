@@ -370,6 +370,8 @@ pub struct ControlValues {
     pub qos_slots: Vec<(String, u16)>,
     /// The VRRP groups as the election last published them.
     pub ha: Vec<crate::control::vrrp::GroupView>,
+    /// BGP through BIRD.
+    pub bgp: crate::control::bgp::BgpView,
 }
 
 impl ControlValues {
@@ -884,6 +886,36 @@ pub fn families(
             );
         }
     }
+
+    e.header(
+        "bgp_session_up",
+        "gauge",
+        "1 when the BGP session with a neighbour is established (asked of BIRD), else 0.",
+    );
+    for n in &c.bgp.neighbors {
+        e.sample(
+            "bgp_session_up",
+            &[("neighbor", &n.address.to_string())],
+            u64::from(n.established),
+        );
+    }
+    e.header(
+        "bgp_announced_prefixes",
+        "gauge",
+        "Prefixes this node has BIRD announce (0 while withdrawn: a stalled worker, stopping).",
+    );
+    e.sample("bgp_announced_prefixes", &[], c.bgp.announced.len() as u64);
+    e.header(
+        "bgp_updates_total",
+        "counter",
+        "Route set changes handed to BIRD (configure), by result.",
+    );
+    e.sample("bgp_updates_total", &[("result", "ok")], c.bgp.updates_ok);
+    e.sample(
+        "bgp_updates_total",
+        &[("result", "failed")],
+        c.bgp.updates_failed,
+    );
 
     e.header(
         "config_generation",

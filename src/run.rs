@@ -323,6 +323,14 @@ pub fn run(path: &Path) -> i32 {
             None
         }
     };
+    let speaker = match crate::control::bgp::Speaker::spawn(control.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("vgate: cannot start the BGP announcer: {e}");
+            stop.store(true, Ordering::Relaxed);
+            None
+        }
+    };
     println!("  running; SIGHUP reloads, SIGTERM stops");
 
     while !stop.load(Ordering::Relaxed) {
@@ -338,6 +346,10 @@ pub fn run(path: &Path) -> i32 {
         }
     }
     log::info!("stopping");
+    // Withdraw first, while the workers still forward what is on its way.
+    if let Some(s) = speaker {
+        s.shutdown();
+    }
     if let Some(e) = election {
         e.shutdown();
     }

@@ -167,6 +167,50 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 .unwrap_or_default();
             table(&["PORT", "IP", "MAC"], &rows)
         }
+        "bgp" => {
+            if v["configured"] != Value::Bool(true) {
+                return Ok("no [bgp] section configured\n".to_string());
+            }
+            let mut out = format!(
+                "BIRD at {} ({}){}{}\n",
+                s(&v["bird_socket"]),
+                if v["reachable"] == Value::Bool(true) {
+                    "reachable"
+                } else {
+                    "not reachable"
+                },
+                match &v["error"] {
+                    Value::Null => String::new(),
+                    e => format!(": {}", s(e)),
+                },
+                match &v["withdrawn"] {
+                    Value::Null => String::new(),
+                    w => format!("; everything withdrawn: {}", s(w)),
+                }
+            );
+            let rows = rows_of(&v["neighbors"], |n| {
+                vec![
+                    s(&n["address"]),
+                    s(&n["asn"]),
+                    format!("{} {}", s(&n["state"]), s(&n["info"]))
+                        .trim()
+                        .to_string(),
+                    s(&n["up_seconds"]),
+                    s(&n["bfd"]),
+                    s(&n["routes_exported"]),
+                ]
+            });
+            out += &table(
+                &["NEIGHBOR", "AS", "STATE", "UP (S)", "BFD", "EXPORTED"],
+                &rows,
+            );
+            let rows = rows_of(&v["announced"], |r| {
+                vec![s(&r["prefix"]), s(&r["next_hop"]), s(&r["kind"])]
+            });
+            out += "\n";
+            out += &table(&["PREFIX", "NEXT HOP", "KIND"], &rows);
+            out
+        }
         "ha" => {
             let rows = rows_of(&v["groups"], |g| {
                 let addrs: Vec<String> = g["addresses"]

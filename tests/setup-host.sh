@@ -10,6 +10,8 @@ packages=(
   ethtool curl prometheus netsniff-ng openvswitch-switch valgrind
   # the VRRP interoperability peer (the split-brain test's ebtables comes with iptables)
   keepalived
+  # BGP: the daemon vgate drives (BIRD 2) and the upstream router of the tests (FRR)
+  bird2 frr
   # the operator kit's checks: systemd-analyze, setpriv
   systemd util-linux
   # the kernel side of the lab benchmark (DNAT/SNAT rules)

@@ -212,6 +212,10 @@ fn route(
             json_response(200, &Value::Array(networks_json(control, &snap)))
         }
         (Method::Get, "/api/v1/sessions") => json_response(200, &sessions(control)),
+        (Method::Get, "/api/v1/bgp") => {
+            let v = serde_json::to_value(&control.lock().bgp).unwrap_or(Value::Null);
+            json_response(200, &v)
+        }
         (Method::Get, "/api/v1/ha") => {
             let groups = serde_json::to_value(&control.lock().ha).unwrap_or(Value::Null);
             json_response(200, &json!({ "groups": groups }))
@@ -231,7 +235,7 @@ fn route(
             _,
             "/metrics" | "/api/v1/status" | "/api/v1/routes" | "/api/v1/neighbors"
             | "/api/v1/config" | "/api/v1/reload" | "/api/v1/fips" | "/api/v1/sessions"
-            | "/api/v1/networks" | "/api/v1/ha",
+            | "/api/v1/networks" | "/api/v1/ha" | "/api/v1/bgp",
         ) => error(405, "method not allowed"),
         _ => error(404, "no such resource"),
     }

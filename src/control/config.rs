@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+mod bgp;
 mod parse;
 mod permissions;
 mod policy;
@@ -31,6 +32,7 @@ pub use policy::{
     QosCfg,
 };
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
+pub use bgp::{AnnounceCfg, BgpCfg, BgpNeighborCfg};
 pub use vrrp::{MAX_VRRP_ADDRESSES, MAX_VRRP_GROUPS, VrrpCfg};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
@@ -72,6 +74,8 @@ pub struct Config {
     pub acls: Vec<AclCfg>,
     /// VRRPv3 groups (RFC 5798): the active/standby pair.
     pub vrrp: Vec<VrrpCfg>,
+    /// Announcements through BIRD.
+    pub bgp: Option<BgpCfg>,
 }
 
 impl Config {

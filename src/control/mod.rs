@@ -6,6 +6,7 @@
 //! without locks.
 
 pub mod api;
+pub mod bgp;
 pub mod apply;
 pub mod config;
 pub mod garp;
@@ -38,6 +39,8 @@ pub struct ControlState {
     pub qos_offered: Vec<Vec<u64>>,
     /// The VRRP groups as the election last published them.
     pub ha: Vec<vrrp::GroupView>,
+    /// BGP through BIRD as the announcing thread last saw it.
+    pub bgp: bgp::BgpView,
 }
 
 /// Handles shared by the control loop, the HTTP server and `vgate run`.
@@ -88,6 +91,7 @@ fn control_values(
         neighbors: neighbor_count(workers),
         nat_sessions_max: snap.snat.iter().map(|r| r.params.max_sessions as u64).sum(),
         ha: st.ha.clone(),
+        bgp: st.bgp.clone(),
         ..ControlValues::default()
     }
     .with_policy_of(snap)
@@ -143,6 +147,7 @@ impl Control {
                 started: std::time::Instant::now(),
                 qos_offered: Vec::new(),
                 ha: Vec::new(),
+                bgp: bgp::BgpView::default(),
             })),
             tables: Arc::new(ArcSwap::from_pointee(snapshot)),
             workers: Arc::new(workers),

@@ -14,7 +14,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::{Config, ConfigError, ConfigErrors};
 
 const SECTIONS: &str = "[dataplane], [control], [limits], [[port]], [[route]], [[proxy_arp]], \
-                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]], [[vrrp]]";
+                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]], [[vrrp]], [bgp]";
 
 /// Parses and type-checks a document; semantic rules are [`super::validate`]'s job.
 pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
@@ -52,6 +52,7 @@ pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
         snat: doc.array("snat"),
         acls: doc.array("acl"),
         vrrp: doc.array("vrrp"),
+        bgp: doc.table("bgp"),
     };
     doc.unknown_sections();
     if doc.errors.is_empty() {

@@ -1934,3 +1934,86 @@ fn host_address_rules() {
     c.ports[0].host_address = Some(cidr("203.0.113.5/24"));
     expect_one(&c, "port[0].host_address", "a VRRP virtual IP");
 }
+
+// ---- bgp ----
+
+const BGP: &str = r#"
+[bgp]
+asn = 65010
+router_id = "192.0.2.10"
+neighbors = [ { address = "203.0.113.1", asn = 65000, bfd = true } ]
+"#;
+
+fn with_bgp() -> Config {
+    let base = BASE.replace(
+        r#"addresses = ["203.0.113.2/24"]"#,
+        "addresses = [\"203.0.113.2/24\"]\nhost_address = \"203.0.113.9/24\"",
+    );
+    match Config::from_toml_str(&format!("{base}{BGP}")) {
+        Ok(c) => c,
+        Err(e) => panic!("BASE with BGP does not validate:\n{e}"),
+    }
+}
+
+#[test]
+fn bgp_parses_with_its_defaults() {
+    let c = with_bgp();
+    let b = c.bgp.as_ref().unwrap();
+    assert_eq!((b.asn, b.router_id), (65010, ip("192.0.2.10")));
+    assert_eq!(b.neighbors.len(), 1);
+    assert!(b.neighbors[0].bfd);
+    assert_eq!(
+        b.announce,
+        AnnounceCfg {
+            floating_ips: true,
+            snat: true,
+            networks: false
+        }
+    );
+    assert_eq!(
+        b.bird_config,
+        std::path::PathBuf::from("/etc/bird/vgate.conf")
+    );
+    assert_eq!(
+        b.bird_socket,
+        std::path::PathBuf::from("/run/bird/bird.ctl")
+    );
+}
+
+#[test]
+fn bgp_rules() {
+    let mut c = with_bgp();
+    c.bgp.as_mut().unwrap().asn = 0;
+    expect_one(&c, "bgp.asn", "reserved");
+
+    let mut c = with_bgp();
+    c.bgp.as_mut().unwrap().router_id = ip("0.0.0.0");
+    expect_one(&c, "bgp.router_id", "cannot be a router id");
+
+    let mut c = with_bgp();
+    c.bgp.as_mut().unwrap().neighbors.clear();
+    expect_one(&c, "bgp.neighbors", "at least one");
+
+    let mut c = with_bgp();
+    let n = c.bgp.as_ref().unwrap().neighbors[0].clone();
+    c.bgp.as_mut().unwrap().neighbors.push(n);
+    expect_one(&c, "bgp.neighbors[1].address", "listed twice");
+
+    let mut c = with_bgp();
+    c.bgp.as_mut().unwrap().neighbors[0].asn = 23456;
+    expect_one(&c, "bgp.neighbors[0].asn", "reserved");
+
+    // A neighbour on a port whose kernel has no address there cannot be peered with.
+    let mut c = with_bgp();
+    c.ports[0].host_address = None;
+    expect_one(&c, "bgp.neighbors[0].address", "has no host_address");
+
+    let mut c = with_bgp();
+    c.bgp.as_mut().unwrap().bird_socket = "bird.ctl".into();
+    expect_one(&c, "bgp.bird_socket", "not an absolute path");
+
+    let e = parse_errors(&format!(
+        "{ONE_PORT}\n[bgp]\nasn = 1\nrouter_id = \"192.0.2.1\"\nneighbors = []\nspeaker = \"gobgp\"\n"
+    ));
+    assert!(e.iter().any(|e| e.message.contains("speaker")), "{e:?}");
+}

@@ -61,6 +61,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     v.snat();
     v.acls();
     v.vrrp();
+    v.bgp();
     v.errors
 }
 
