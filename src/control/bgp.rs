@@ -332,7 +332,9 @@ struct Runner {
     next_status: Instant,
     /// Retry `configure` at the next status time (BIRD was away, or refused).
     retry: bool,
-    polls: Vec<(u64, Instant)>,
+    watchdog: super::watchdog::Watchdog,
+    /// The watchdog's clock starts here.
+    epoch: Instant,
     view: BgpView,
     up_since: Vec<Option<Instant>>,
 }
@@ -344,7 +346,8 @@ impl Runner {
             written: None,
             next_status: Instant::now(),
             retry: false,
-            polls: Vec::new(),
+            watchdog: Default::default(),
+            epoch: Instant::now(),
             view: BgpView::default(),
             up_since: Vec::new(),
         }
@@ -368,20 +371,11 @@ impl Runner {
     }
 
     /// A worker that has not polled for the watchdog's time: nothing may be announced.
-    fn stalled(&mut self) -> Option<String> {
-        let now = Instant::now();
-        let workers = &self.control.workers;
-        self.polls.resize(workers.len(), (0, now));
-        let mut stalled = None;
-        for (k, (w, (count, since))) in workers.iter().zip(self.polls.iter_mut()).enumerate() {
-            let c = w.polls_busy.get() + w.polls_idle.get();
-            if c != *count {
-                (*count, *since) = (c, now);
-            } else if now.duration_since(*since) > Duration::from_millis(super::vrrp::WATCHDOG_MS) {
-                stalled = Some(format!("worker {k} stopped polling"));
-            }
-        }
-        stalled
+    fn stalled(&mut self, now: Instant) -> Option<String> {
+        let ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        self.watchdog
+            .stalled(&self.control.workers, ms)
+            .map(|k| format!("worker {k} stopped polling"))
     }
 
     fn step(&mut self, cfg: &BgpCfg, stopping: bool) {
@@ -390,7 +384,7 @@ impl Runner {
         let withdrawn = if stopping {
             Some("vgate is stopping".to_string())
         } else {
-            self.stalled()
+            self.stalled(Instant::now())
         };
         let routes = if withdrawn.is_some() {
             Vec::new()
@@ -611,6 +605,32 @@ neighbors = [ { address = "203.0.113.1", asn = 65000, bfd = true } ]
         ));
         assert!(desired(&cfg, &snap, 0).is_empty());
         assert_eq!(desired(&cfg, &snap, 1).len(), 2);
+    }
+
+    #[test]
+    fn a_stalled_worker_withdraws_everything() {
+        let cfg = super::super::config::Config::from_toml_str(CONF).unwrap();
+        let (_, snap) = built(CONF);
+        let stats = Arc::new(crate::metrics::WorkerStats::default());
+        let bus = Arc::new(crate::worker::NeighborBus::new(1));
+        let control =
+            Control::new(cfg, None, snap, Vec::new(), bus).with_workers(vec![stats.clone()]);
+        let mut r = Runner::new(control);
+        let t0 = r.epoch;
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(r.stalled(at(0)), None);
+        for ms in (100..=1000).step_by(100) {
+            stats.polls_idle.add(1);
+            assert_eq!(r.stalled(at(ms)), None, "polling at {ms} ms");
+        }
+        // No poll for the watchdog's time: stalled; polling again: not.
+        assert_eq!(r.stalled(at(1400)), None);
+        assert_eq!(
+            r.stalled(at(1000 + super::super::watchdog::WATCHDOG_MS + 1)),
+            Some("worker 0 stopped polling".into())
+        );
+        stats.polls_busy.add(1);
+        assert_eq!(r.stalled(at(1600)), None);
     }
 
     #[test]

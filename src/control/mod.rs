@@ -11,6 +11,7 @@ pub mod apply;
 pub mod config;
 pub mod garp;
 pub mod vrrp;
+pub mod watchdog;
 
 use crate::metrics::{ControlValues, WorkerStats};
 use crate::tables::Snapshot;

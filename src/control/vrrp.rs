@@ -372,8 +372,6 @@ impl GroupView {
 const STEP: Duration = Duration::from_millis(2);
 /// How often link state and the workers' progress are checked.
 const HEALTH_EVERY_MS: u64 = 50;
-/// A worker that has not polled for this long has stalled.
-pub const WATCHDOG_MS: u64 = 500;
 /// A master re-announces its addresses this often (one gratuitous ARP each), so that a
 /// neighbour that lost its entry, or a switch that aged out the MAC, relearns it.
 pub const GARP_REFRESH_MS: u64 = 30_000;
@@ -426,8 +424,7 @@ struct Runner {
     instances: Vec<Instance>,
     generation: u64,
     out: Vec<Out>,
-    /// Per worker: polls counted at the last check, and when that count last moved.
-    polls: Vec<(u64, u64)>,
+    watchdog: super::watchdog::Watchdog,
     next_health: u64,
     next_refresh: u64,
     /// Whether an interface has its link ([`link_up`]; tests replace it).
@@ -443,7 +440,7 @@ impl Runner {
             instances: Vec::new(),
             generation: u64::MAX,
             out: Vec::new(),
-            polls: Vec::new(),
+            watchdog: Default::default(),
             next_health: 0,
             next_refresh: GARP_REFRESH_MS,
         }
@@ -556,20 +553,7 @@ impl Runner {
 
     /// Track links and the workers (the watchdog); true when a group's fault changed.
     fn health(&mut self, snap: &Snapshot, now: u64) -> bool {
-        let workers = &self.control.workers;
-        self.polls.resize(workers.len(), (0, now));
-        let mut stalled = None;
-        for (w, (count, since)) in workers.iter().zip(self.polls.iter_mut()) {
-            let c = w.polls_busy.get() + w.polls_idle.get();
-            if c != *count {
-                (*count, *since) = (c, now);
-            }
-        }
-        for (k, (_, since)) in self.polls.iter().enumerate() {
-            if now.saturating_sub(*since) > WATCHDOG_MS {
-                stalled = Some(k);
-            }
-        }
+        let stalled = self.watchdog.stalled(&self.control.workers, now);
         let mut changed = false;
         for k in 0..self.instances.len() {
             let g = &self.instances[k].group;
@@ -782,7 +766,7 @@ addresses = ["203.0.113.2"]
             t += 10;
             step(&mut r, t);
             assert!(
-                t <= 400 + WATCHDOG_MS + 2 * HEALTH_EVERY_MS,
+                t <= 400 + super::super::watchdog::WATCHDOG_MS + 2 * HEALTH_EVERY_MS,
                 "no fault by {t} ms"
             );
         }
