@@ -28,9 +28,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// One route this node announces.
@@ -288,40 +287,18 @@ const STEP: Duration = Duration::from_millis(100);
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// The announcing thread.
-pub struct Speaker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Speaker(super::task::Task);
 
 impl Speaker {
     pub fn spawn(control: Control) -> std::io::Result<Speaker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("vgate-bgp".into())
-            .spawn(move || Runner::new(control).run(&s))?;
-        Ok(Speaker {
-            stop,
-            thread: Some(thread),
-        })
+        super::task::Task::spawn("vgate-bgp", move |stop| Runner::new(control).run(stop))
+            .map(Speaker)
     }
 
     /// Withdraw everything and stop; returns once BIRD took the empty route set (or failed
     /// to). Call it before the workers stop and the XDP programs are detached.
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Speaker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn shutdown(self) {
+        self.0.stop();
     }
 }
 
@@ -523,6 +500,7 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const CONF: &str = r#"
 [[port]]

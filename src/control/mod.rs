@@ -10,6 +10,7 @@ pub mod bgp;
 pub mod apply;
 pub mod config;
 pub mod garp;
+pub mod task;
 pub mod vrrp;
 pub mod watchdog;
 

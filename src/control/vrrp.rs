@@ -26,7 +26,6 @@ use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A group's state. `Fault` is vgate's: the node cannot forward, so it does not take part.
@@ -379,42 +378,20 @@ pub const GARP_REFRESH_MS: u64 = 30_000;
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
 
 /// The election thread.
-pub struct Election {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Election(super::task::Task);
 
 impl Election {
     /// Start the election for the groups of the snapshot in service (and those later
     /// reloads bring). Without groups the thread only follows reloads.
     pub fn spawn(control: Control) -> std::io::Result<Election> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("vgate-vrrp".into())
-            .spawn(move || Runner::new(control).run(&s))?;
-        Ok(Election {
-            stop,
-            thread: Some(thread),
-        })
+        super::task::Task::spawn("vgate-vrrp", move |stop| Runner::new(control).run(stop))
+            .map(Election)
     }
 
     /// Step down: masters send priority 0 and stop answering, and the call returns once
     /// worker 0 has sent the adverts (or after 200 ms). The workers must still be running.
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Election {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn shutdown(self) {
+        self.0.stop();
     }
 }
 
