@@ -9,6 +9,7 @@ advances past the ARP and NAT timers. Run from anywhere: python3 fuzz/gen_corpus
 The output is deterministic; the file names say what each seed is.
 """
 
+import ipaddress
 import os
 import re
 import shutil
@@ -17,6 +18,26 @@ import sys
 
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPOption_RR, IPOption_Router_Alert, Raw, fragment
 from scapy.contrib.geneve import GENEVE, GeneveOptions
+from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptMTU,
+    ICMPv6NDOptPrefixInfo,
+    ICMPv6NDOptRDNSS,
+    ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
+    IPv6,
+    IPv6ExtHdrDestOpt,
+    IPv6ExtHdrFragment,
+    IPv6ExtHdrHopByHop,
+    IPv6ExtHdrRouting,
+    fragment6,
+)
 from scapy.layers.vrrp import VRRPv3
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -379,7 +400,9 @@ def pipeline_seeds():
 
 
 def wire_seeds():
-    """Selector byte (0 Ethernet, 1 ARP, 2 IPv4, 3 ICMP, 4 UDP, 5 TCP, 6 Geneve, 7 VRRP) + bytes."""
+    """Selector byte + bytes (see fuzz/src/wire.rs): 0 Ethernet, 1 ARP, 2 IPv4, 3 ICMP, 4 UDP,
+    5 TCP, 6 Geneve, 7 VRRP, 8 IPv6, 9 ICMPv6 (fe80::1 to ff02::1), 10 ICMPv6 after source,
+    destination and hop limit, 11 Neighbor Discovery options."""
     s = {}
     vrrp = IP(src="203.0.113.2", dst="224.0.0.18", ttl=255, proto=112) / VRRPv3(vrid=10, priority=200, ipcount=2, adv=100, addrlist=["203.0.113.10", "203.0.113.11"])
     s["vrrp_advertisement"] = b"\x07" + raw(vrrp)[20:]
@@ -420,6 +443,56 @@ def wire_seeds():
         GENEVE(vni=0xABCDEF, proto=0x6558, critical=1, options=[GeneveOptions(classid=0x0102, type=0x80, data=b"\x11\x22\x33\x44")])
         / Ether(dst=GW_G_MAC, src=VM_MAC)
     )
+    s.update(ipv6_wire_seeds())
+    return s
+
+
+def ipv6_wire_seeds():
+    """IPv6, ICMPv6 and Neighbor Discovery (selectors 8 to 11, and Ethernet)."""
+    s = {}
+    ip6 = lambda name, p: s.__setitem__(name, b"\x08" + raw(p))
+    A, B, ROUTER_LL, HOST_LL = "2001:db8::1", "2001:db8::2", "fe80::1", "fe80::2"
+    ip6("ipv6_echo", IPv6(src=A, dst=B, tc=0xB8, fl=0x12345) / ICMPv6EchoRequest(id=7, seq=1, data=b"abcdefgh"))
+    ns = ICMPv6ND_NS(tgt=B) / ICMPv6NDOptSrcLLAddr(lladdr=EXT_MAC)
+    ip6("ipv6_ns", IPv6(src=ROUTER_LL, dst="ff02::1:ff00:2", hlim=255) / ns)
+    ip6("ipv6_ns_dad", IPv6(src="::", dst="ff02::1:ff00:2", hlim=255) / ICMPv6ND_NS(tgt=B))
+    na = ICMPv6ND_NA(R=1, S=1, O=1, tgt=A) / ICMPv6NDOptDstLLAddr(lladdr=EXT_MAC)
+    ip6("ipv6_na", IPv6(src=A, dst=B, hlim=255) / na)
+    ra = (
+        ICMPv6ND_RA(chlim=64, M=0, O=1, prf=0, routerlifetime=1800, reachabletime=30000, retranstimer=1000)
+        / ICMPv6NDOptSrcLLAddr(lladdr=EXT_MAC)
+        / ICMPv6NDOptMTU(mtu=1500)
+        / ICMPv6NDOptPrefixInfo(prefixlen=64, L=1, A=1, validlifetime=86400, preferredlifetime=14400, prefix="2001:db8:1::")
+        / ICMPv6NDOptRDNSS(lifetime=3600, dns=["2001:db8::53", "2001:db8::35"])
+    )
+    ip6("ipv6_ra_options", IPv6(src=ROUTER_LL, dst="ff02::1", hlim=255) / ra)
+    ip6("ipv6_rs", IPv6(src=HOST_LL, dst="ff02::2", hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=UPSTREAM_MAC))
+    ip6(
+        "ipv6_ext_headers_udp",
+        IPv6(src=A, dst=B)
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(addresses=["2001:db8::9"])
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrFragment(offset=0, m=1, id=0xABCDEF01)
+        / UDP(sport=5000, dport=53)
+        / Raw(b"query"),
+    )
+    frags = fragment6(IPv6(src=A, dst=B) / IPv6ExtHdrFragment(id=0x1234) / UDP(sport=9, dport=9) / Raw(b"y" * 1400), 1280)
+    ip6("ipv6_fragment_first", frags[0])
+    ip6("ipv6_fragment_later", frags[1])
+    ip6("ipv6_tcp_syn", IPv6(src=A, dst=B) / TCP(sport=40000, dport=443, flags="S", options=[("MSS", 1440)]))
+    ip6("ipv6_udp_geneve", IPv6(src=A, dst=B) / UDP(sport=50000, dport=6081) / GENEVE(vni=100, proto=0x6558) / Ether(dst=GW_G_MAC, src=VM_MAC) / IPv6(src=A, dst=B) / ICMPv6EchoRequest())
+    invoking = IPv6(src=A, dst="2001:db8:1::5", hlim=63) / UDP(sport=1, dport=2) / Raw(b"x" * 1400)
+    ip6("ipv6_packet_too_big", IPv6(src="2001:db8::fe", dst=A) / ICMPv6PacketTooBig(mtu=1280) / Raw(raw(invoking)[:1232]))
+    ip6("ipv6_port_unreachable", IPv6(src=B, dst=A) / ICMPv6DestUnreach(code=4) / IPv6(src=A, dst=B) / UDP(sport=40000, dport=33434))
+    s["eth_ipv6_ns"] = b"\x00" + raw(Ether(dst="33:33:ff:00:00:02", src=UPSTREAM_MAC) / IPv6(src=HOST_LL, dst="ff02::1:ff00:2", hlim=255) / ns)
+    s["bare_icmpv6_echo"] = b"\x09" + raw(IPv6(src=ROUTER_LL, dst="ff02::1") / ICMPv6EchoRequest(id=1, seq=2, data=b"ping"))[40:]
+    packed = lambda a: ipaddress.IPv6Address(a).packed
+    with_addrs = lambda src, dst, p: b"\x0a" + packed(src) + packed(dst) + b"\xff" + raw(IPv6(src=src, dst=dst) / p)[40:]
+    s["icmpv6_ns_dad_with_addresses"] = with_addrs("::", "ff02::1:ff00:2", ICMPv6ND_NS(tgt=B))
+    s["icmpv6_na_unsolicited_with_addresses"] = with_addrs(ROUTER_LL, "ff02::1", ICMPv6ND_NA(R=1, S=0, O=1, tgt=A) / ICMPv6NDOptDstLLAddr(lladdr=EXT_MAC))
+    s["icmpv6_ra_with_addresses"] = with_addrs(ROUTER_LL, "ff02::1", ra)
+    s["ndp_options"] = b"\x0b" + raw(IPv6(src=ROUTER_LL, dst="ff02::1") / ra)[40 + 16 :]
     return s
 
 

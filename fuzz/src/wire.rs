@@ -1,12 +1,17 @@
 //! Fuzz target `wire`: every packet view of `vgate::wire` over arbitrary bytes.
 //!
-//! Input: one selector byte, then the bytes to parse. The selector picks the layer the bytes
-//! start at (Ethernet, ARP, IPv4, ICMP, UDP, TCP or Geneve); from there the parse descends
-//! as the headers say: Ethernet to ARP or IPv4, IPv4 to ICMP, UDP or TCP, UDP port 6081 to
+//! Input: one selector byte, then the bytes to parse. The selector (modulo 12) picks the
+//! layer the bytes start at: 0 Ethernet, 1 ARP, 2 IPv4, 3 ICMP, 4 UDP, 5 TCP, 6 Geneve,
+//! 7 VRRP, 8 IPv6, 9 ICMPv6 (from fe80::1 to ff02::1, hop limit 255), 10 ICMPv6 after its
+//! source, destination and hop limit (16, 16 and 1 bytes, so that the address rules of the
+//! Neighbor Discovery checks are reached), 11 a Neighbor Discovery option list. From there
+//! the parse descends as the headers say: Ethernet to ARP, IPv4 or IPv6, IPv4 to ICMP, UDP
+//! or TCP, IPv6 through its extension headers to ICMPv6, UDP or TCP, UDP port 6081 to
 //! Geneve and its options, Geneve to the inner Ethernet frame, an ICMP error to the IPv4
-//! header it quotes. IPv4 options have no parser of their own: the views skip them by IHL
-//! (RFC 791 section 3.1), and the option-bearing header path (longer than 20 bytes) of the
-//! checksum and of the payload bounds is what runs for them.
+//! header it quotes, an ICMPv6 error to the IPv6 packet it quotes, a Neighbor Discovery
+//! message to its options. IPv4 options have no parser of their own: the views skip them by
+//! IHL (RFC 791 section 3.1), and the option-bearing header path (longer than 20 bytes) of
+//! the checksum and of the payload bounds is what runs for them.
 //!
 //! Beyond "no panic after `new_checked`", the target checks properties whose failure means
 //! a wrong packet on the wire rather than a crash:
@@ -15,11 +20,19 @@
 //!   16-bit sum;
 //! * incremental checksum updates (RFC 1624: TTL decrement, address and port rewrites)
 //!   leave a header that verified still verifying, as a full recomputation would;
-//! * the Geneve option iterator accounts for every option byte or reports one error, last.
+//! * the Geneve and Neighbor Discovery option iterators account for every option byte or
+//!   report one error, last;
+//! * the IPv6 extension header walk agrees with a plain reference walk, and the IPv6
+//!   pseudo-header sum with RFC 1071 over the pseudo-header written out (RFC 8200 section
+//!   8.1);
+//! * a Neighbor Discovery message that passes the RFC 4861 receive checks, parsed and
+//!   emitted again, passes them too.
 
+use vgate::wire::Error;
 use vgate::wire::ethernet::{self, ethertype};
 use vgate::wire::ipv4::{self, protocol};
-use vgate::wire::{arp, checksum, geneve, icmp, tcp, udp, vrrp};
+use vgate::wire::ipv6::{self, Ipv6Address, class, next_header};
+use vgate::wire::{arp, checksum, geneve, icmp, icmpv6, ndp, tcp, udp, vrrp};
 
 /// Nested layers followed at most (Geneve in Geneve, quotes of quotes).
 const MAX_DEPTH: usize = 4;
@@ -27,21 +40,29 @@ const MAX_DEPTH: usize = 4;
 /// Addresses a rewrite moves packets to; any values would do, these are from the fuzz config.
 const NEW_ADDR: u32 = 0xcb00_7102; // 203.0.113.2
 const NEW_PORT: u16 = 20_000;
+/// fe80::1, the source of ICMPv6 messages that come without a packet.
+const LINK_LOCAL: Ipv6Address = Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
 pub fn run(data: &[u8]) {
     let Some((&selector, bytes)) = data.split_first() else {
         return;
     };
     checksums(bytes);
-    match selector % 8 {
+    match selector % 12 {
         0 => ethernet_frame(bytes, 0),
         1 => arp_packet(bytes),
         2 => ipv4_packet(bytes, 0),
         3 => icmp_message(bytes, 0),
         4 => udp_datagram(bytes, None, 0),
         5 => tcp_segment(bytes, None),
+        6 => geneve_header(bytes, 0),
         7 => vrrp_message(bytes),
-        _ => geneve_header(bytes, 0),
+        8 => ipv6_packet(bytes, 0),
+        9 => icmpv6_message(bytes, LINK_LOCAL, class::ALL_NODES, ndp::HOP_LIMIT, 0),
+        10 => icmpv6_with_addresses(bytes),
+        _ => {
+            ndp_options(bytes);
+        }
     }
 }
 
@@ -142,6 +163,7 @@ fn ethernet_frame(bytes: &[u8], depth: usize) {
     match f.ethertype() {
         ethertype::ARP => arp_packet(f.payload()),
         ethertype::IPV4 => ipv4_packet(f.payload(), depth),
+        ethertype::IPV6 => ipv6_packet(f.payload(), depth),
         _ => {}
     }
 }
@@ -364,4 +386,448 @@ fn geneve_header(bytes: &[u8], depth: usize) {
     if p.protocol() == geneve::PROTO_ETHERNET && depth < MAX_DEPTH {
         ethernet_frame(p.payload(), depth + 1);
     }
+}
+
+/// IPv6 addresses: the class helpers agree with std, and a solicited-node group and its MAC
+/// are built as RFC 4291 section 2.7.1 and RFC 2464 section 7 say.
+fn ipv6_address(a: Ipv6Address) {
+    assert_eq!(class::is_unspecified(a), a.is_unspecified());
+    assert_eq!(class::is_loopback(a), a.is_loopback());
+    assert_eq!(class::is_multicast(a), a.is_multicast());
+    assert_eq!(class::is_link_local(a), a.is_unicast_link_local());
+    let _ = (
+        class::is_martian_source(a),
+        class::is_martian_destination(a),
+    );
+    let s = class::solicited_node(a);
+    assert!(class::is_solicited_node(s) && class::is_multicast(s));
+    assert_eq!(s.octets()[13..], a.octets()[13..]);
+    let mac = class::multicast_mac(s);
+    assert_eq!(mac.0[..3], [0x33, 0x33, 0xff]);
+    assert_eq!(mac.0[3..], a.octets()[13..]);
+    assert!(mac.is_multicast());
+}
+
+/// The extension header walk of RFC 8200 section 4 written out plainly, to hold
+/// `ipv6::Packet::walk` to: the same result, the same error, from the same checks in the
+/// same order.
+fn reference_walk(b: &[u8]) -> Result<ipv6::HeaderChain, Error> {
+    let end = ipv6::HEADER_LEN + usize::from(u16::from_be_bytes([b[4], b[5]]));
+    let mut protocol = b[6];
+    let mut at = ipv6::HEADER_LEN;
+    let mut seen = 0;
+    let mut fragment = None;
+    while matches!(protocol, 0 | 43 | 44 | 60) {
+        if seen == ipv6::MAX_EXT_HEADERS {
+            return Err(Error::Unsupported);
+        }
+        seen += 1;
+        if protocol == 0 && at != ipv6::HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if at + 8 > end {
+            return Err(Error::Truncated);
+        }
+        if protocol == 44 {
+            if fragment.is_some() {
+                return Err(Error::Unsupported);
+            }
+            let f = ipv6::Fragment {
+                header_offset: at,
+                offset: (u16::from_be_bytes([b[at + 2], b[at + 3]]) >> 3) * 8,
+                more: b[at + 3] & 1 == 1,
+                ident: u32::from_be_bytes([b[at + 4], b[at + 5], b[at + 6], b[at + 7]]),
+            };
+            fragment = Some(f);
+            if f.offset != 0 {
+                return Ok(ipv6::HeaderChain {
+                    protocol: b[at],
+                    offset: at + 8,
+                    fragment,
+                });
+            }
+            protocol = b[at];
+            at += 8;
+        } else {
+            let len = 8 * (usize::from(b[at + 1]) + 1);
+            if at + len > end {
+                return Err(Error::Truncated);
+            }
+            protocol = b[at];
+            at += len;
+        }
+    }
+    Ok(ipv6::HeaderChain {
+        protocol,
+        offset: at,
+        fragment,
+    })
+}
+
+/// The IPv6 pseudo-header sum (RFC 8200 section 8.1) of an upper-layer packet `l4`, summed
+/// fast, equals RFC 1071 over the pseudo-header written out in front of it.
+fn ipv6_l4_sum(l4: &[u8], src: Ipv6Address, dst: Ipv6Address, next_header: u8) -> u16 {
+    let len = l4.len() as u32;
+    let acc = checksum::pseudo_header_sum_ipv6(src.octets(), dst.octets(), next_header, len);
+    let fast = checksum::fold(checksum::sum(l4, acc));
+    let mut written = Vec::with_capacity(40 + l4.len());
+    written.extend_from_slice(&src.octets());
+    written.extend_from_slice(&dst.octets());
+    written.extend_from_slice(&len.to_be_bytes());
+    written.extend_from_slice(&[0, 0, 0, next_header]);
+    written.extend_from_slice(l4);
+    assert_eq!(fast, reference_sum(&written), "IPv6 pseudo-header sum");
+    fast
+}
+
+fn ipv6_packet(bytes: &[u8], depth: usize) {
+    let Ok(p) = ipv6::Packet::new_checked(bytes) else {
+        return;
+    };
+    let end = ipv6::HEADER_LEN + usize::from(p.payload_len());
+    assert_eq!(p.header().len(), ipv6::HEADER_LEN);
+    assert_eq!(p.payload().len(), end - ipv6::HEADER_LEN);
+    let repr = ipv6::Repr::parse(&p).expect("a checked packet parses");
+    assert_eq!(repr.buffer_len(), end);
+    let mut out = [0u8; ipv6::HEADER_LEN];
+    repr.emit(&mut ipv6::Packet::new_unchecked(&mut out[..]));
+    assert_eq!(&out[..], p.header(), "IPv6 re-emit");
+    let (src, dst) = (p.src_addr(), p.dst_addr());
+    assert_eq!((src.to_bits(), dst.to_bits()), (p.src_u128(), p.dst_u128()));
+    ipv6_address(src);
+    ipv6_address(dst);
+
+    // In-place edits change their field only.
+    let mut copy = bytes.to_vec();
+    let mut q = ipv6::Packet::new_checked(&mut copy[..]).expect("same bytes");
+    if q.hop_limit() > 0 {
+        q.decrement_hop_limit();
+        assert_eq!(q.hop_limit(), p.hop_limit() - 1);
+    }
+    q.set_traffic_class(!p.traffic_class());
+    q.set_flow_label(!p.flow_label());
+    assert_eq!(q.version(), 6);
+    assert_eq!(q.traffic_class(), !p.traffic_class());
+    assert_eq!(q.flow_label(), !p.flow_label() & 0x000f_ffff);
+    assert_eq!(
+        (q.payload_len(), q.next_header()),
+        (p.payload_len(), p.next_header())
+    );
+    assert_eq!(&copy[8..], &bytes[8..]);
+
+    let chain = p.walk();
+    assert_eq!(chain, reference_walk(bytes), "extension header walk");
+    assert_eq!(p.upper_layer(), chain.map(|c| (c.protocol, c.offset)));
+    let Ok(chain) = chain else {
+        return;
+    };
+    assert!((ipv6::HEADER_LEN..=end).contains(&chain.offset));
+    if let Some(f) = chain.fragment {
+        assert!(f.header_offset + ipv6::FRAGMENT_HEADER_LEN <= chain.offset);
+        assert_eq!(f.offset % 8, 0);
+        assert_eq!(f.is_atomic(), f.is_first() && !f.more);
+        if !f.is_first() {
+            return; // no upper-layer header in a later fragment
+        }
+    }
+    let upper = &bytes[chain.offset..end];
+    match chain.protocol {
+        next_header::ICMPV6 => icmpv6_message(upper, src, dst, p.hop_limit(), depth),
+        next_header::UDP => {
+            ipv6_l4_sum(upper, src, dst, next_header::UDP);
+            udp_datagram(upper, None, depth);
+        }
+        next_header::TCP => {
+            ipv6_l4_sum(upper, src, dst, next_header::TCP);
+            tcp_segment(upper, None);
+        }
+        _ => {}
+    }
+}
+
+/// Selector 10: source, destination and hop limit, then an ICMPv6 message.
+fn icmpv6_with_addresses(bytes: &[u8]) {
+    let Some((addrs, rest)) = bytes.split_first_chunk::<32>() else {
+        return;
+    };
+    let Some((&hop_limit, msg)) = rest.split_first() else {
+        return;
+    };
+    let (src, dst) = addrs.split_at(16);
+    let src = Ipv6Address::from(<[u8; 16]>::try_from(src).expect("16 bytes"));
+    let dst = Ipv6Address::from(<[u8; 16]>::try_from(dst).expect("16 bytes"));
+    icmpv6_message(msg, src, dst, hop_limit, 0);
+}
+
+fn icmpv6_message(bytes: &[u8], src: Ipv6Address, dst: Ipv6Address, hop_limit: u8, depth: usize) {
+    let Ok(p) = icmpv6::Packet::new_checked(bytes) else {
+        return;
+    };
+    let _ = (p.msg_code(), p.checksum(), p.mtu(), p.pointer());
+    let _ = (p.echo_ident(), p.echo_seq());
+    assert_eq!(p.rest_of_header(), p.mtu());
+    assert_eq!(p.payload().len(), bytes.len() - icmpv6::HEADER_LEN);
+    assert_eq!(p.is_error(), p.msg_type() < 128);
+    let verified = p.verify_checksum(src, dst);
+    assert_eq!(
+        verified,
+        ipv6_l4_sum(bytes, src, dst, next_header::ICMPV6) == 0xffff
+    );
+
+    // The reply goes back from `dst` to `src`: the same pseudo-header sum, and the patched
+    // checksum verifies exactly when the request's did (RFC 1624).
+    if p.msg_type() == icmpv6::msg::ECHO_REQUEST {
+        let mut copy = bytes.to_vec();
+        let mut q = icmpv6::Packet::new_checked(&mut copy[..]).expect("same bytes");
+        q.echo_request_to_reply();
+        assert_eq!(q.msg_type(), icmpv6::msg::ECHO_REPLY);
+        assert_eq!(q.verify_checksum(dst, src), verified, "echo reply checksum");
+    }
+
+    // Any checksum: the one it carries verifies only by chance, so refill it to go deeper.
+    let mut fixed = bytes.to_vec();
+    icmpv6::Packet::new_unchecked(&mut fixed[..]).fill_checksum(src, dst);
+    let q = icmpv6::Packet::new_checked(&fixed[..]).expect("same length");
+    assert!(q.verify_checksum(src, dst), "ICMPv6 fill_checksum");
+    match icmpv6::Repr::parse(&q, src, dst) {
+        Ok(r) => {
+            assert_eq!(r.buffer_len(), fixed.len());
+            let mut out = vec![0u8; r.buffer_len()];
+            out[icmpv6::HEADER_LEN..].copy_from_slice(q.payload());
+            assert_eq!(r.emit(src, dst, &mut out), fixed.len());
+            let again = icmpv6::Packet::new_checked(&out[..]).expect("emitted");
+            assert_eq!(
+                icmpv6::Repr::parse(&again, src, dst),
+                Ok(r),
+                "ICMPv6 re-parse"
+            );
+            if let icmpv6::Repr::Error { msg_type, .. } = r {
+                // Everything but the echo code (always 0) is carried over.
+                assert!(icmpv6::is_error_type(msg_type));
+                assert_eq!(out, fixed, "ICMPv6 error re-emit");
+            }
+        }
+        Err(e) => {
+            assert_eq!(e, Error::Unsupported);
+            assert!(p.msg_type() >= 130, "type {}", p.msg_type());
+        }
+    }
+    // Errors the router would send about this message quote at most what fits 1280 bytes.
+    let r = icmpv6::Repr::dst_unreachable(icmpv6::unreach::NO_ROUTE, bytes.len());
+    assert!(r.buffer_len() + ipv6::HEADER_LEN <= ipv6::MIN_MTU);
+    assert_eq!(
+        r.buffer_len(),
+        icmpv6::HEADER_LEN + icmpv6::quote_len(bytes.len())
+    );
+
+    if p.is_error() && depth < MAX_DEPTH {
+        ipv6_packet(p.payload(), depth + 1);
+    }
+    if ndp::min_len(p.msg_type()).is_some() {
+        ndp_message(&fixed, src, dst, hop_limit);
+    }
+}
+
+/// What an option list holds, as far as the RFC 4861 checks care.
+struct OptionSummary {
+    /// No option of length zero or past the end.
+    valid: bool,
+    source_ll: bool,
+}
+
+/// Options (RFC 4861 section 4.6): each a multiple of 8 bytes; together they fill the
+/// space, or the iterator reports one error, last. Typed accessors read only options of
+/// their type and length.
+fn ndp_options(bytes: &[u8]) -> OptionSummary {
+    let mut used = 0;
+    let mut error = None;
+    let mut source_ll = false;
+    for opt in ndp::Options::new(bytes) {
+        assert!(error.is_none(), "an option after the iterator's error");
+        let o = match opt {
+            Ok(o) => o,
+            Err(e) => {
+                assert!(e == Error::Malformed || e == Error::Truncated);
+                error = Some(e);
+                continue;
+            }
+        };
+        assert!(o.len() >= 8 && o.len().is_multiple_of(8) && !o.is_empty());
+        assert_eq!(o.as_bytes(), &bytes[used..used + o.len()]);
+        assert_eq!(o.data().len(), o.len() - 2);
+        used += o.len();
+        source_ll |= o.kind() == ndp::option_type::SOURCE_LL_ADDR;
+        if let Some(mac) = o.link_layer_addr() {
+            assert!(o.kind() == 1 || o.kind() == 2);
+            assert_eq!(mac.0, o.as_bytes()[2..8]);
+        }
+        if let Some(pi) = o.prefix_info() {
+            assert_eq!((o.kind(), o.len()), (3, ndp::PrefixInfo::LEN));
+            let _ = (pi.prefix_len, pi.on_link, pi.autonomous, pi.prefix);
+            assert!(pi.preferred_lifetime == get32(o.as_bytes(), 8));
+        }
+        if let Some(mtu) = o.mtu() {
+            assert_eq!((o.kind(), o.len()), (5, 8));
+            assert_eq!(mtu, get32(o.as_bytes(), 4));
+        }
+        if let Some(r) = o.rdnss() {
+            assert_eq!(o.kind(), 25);
+            assert_eq!(r.addresses().len(), (o.len() - 8) / 16);
+            assert!(r.addresses().len() <= ndp::MAX_RDNSS_SERVERS);
+            assert_eq!(r.lifetime(), get32(o.as_bytes(), 4));
+        }
+    }
+    if error.is_none() {
+        assert_eq!(used, bytes.len(), "options do not fill their space");
+    }
+    OptionSummary {
+        valid: error.is_none(),
+        source_ll,
+    }
+}
+
+fn get32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// A Neighbor Discovery message whose checksum verifies: the RFC 4861 receive checks agree
+/// with what the views read, and a message that passes them, parsed and emitted again,
+/// passes them again with the same contents.
+fn ndp_message(m: &[u8], src: Ipv6Address, dst: Ipv6Address, hop_limit: u8) {
+    let t = m[0];
+    let min = ndp::min_len(t).expect("a Neighbor Discovery type");
+    let verdict = ndp::validate(src, dst, hop_limit, m);
+    if t == icmpv6::msg::REDIRECT {
+        assert_eq!(verdict, Err(Error::Unsupported));
+        return;
+    }
+    if m.len() < min {
+        assert!(verdict.is_err());
+        return;
+    }
+    let options = ndp_options(&m[min..]);
+    if verdict.is_ok() {
+        assert!(options.valid && hop_limit == ndp::HOP_LIMIT && m[1] == 0);
+    } else if options.valid && hop_limit == ndp::HOP_LIMIT && m[1] == 0 {
+        // Only the per-type address and flag rules are left to fail.
+        assert_eq!(verdict, Err(Error::Malformed));
+    }
+    let revalidate = |out: &[u8]| {
+        if verdict.is_ok() {
+            assert_eq!(
+                ndp::validate(src, dst, hop_limit, out),
+                Ok(()),
+                "re-emitted"
+            );
+        }
+    };
+    match t {
+        icmpv6::msg::NEIGHBOR_SOLICIT => {
+            let p = ndp::NeighborSolicit::new_checked(m).expect("type and length");
+            if verdict.is_ok() {
+                assert!(!p.target().is_multicast());
+                if src.is_unspecified() {
+                    assert!(class::is_solicited_node(dst) && !options.source_ll);
+                }
+            }
+            let Ok(r) = ndp::NeighborSolicitRepr::parse(&p) else {
+                assert!(!options.valid);
+                return;
+            };
+            let mut out = vec![0u8; r.buffer_len()];
+            assert_eq!(r.emit(src, dst, &mut out), out.len());
+            let q = ndp::NeighborSolicit::new_checked(&out[..]).expect("emitted");
+            assert_eq!(ndp::NeighborSolicitRepr::parse(&q), Ok(r), "NS re-parse");
+            revalidate(&out);
+        }
+        icmpv6::msg::NEIGHBOR_ADVERT => {
+            let p = ndp::NeighborAdvert::new_checked(m).expect("type and length");
+            if verdict.is_ok() {
+                assert!(!p.target().is_multicast());
+                assert!(!(dst.is_multicast() && p.solicited_flag()));
+            }
+            let Ok(r) = ndp::NeighborAdvertRepr::parse(&p) else {
+                assert!(!options.valid);
+                return;
+            };
+            let mut out = vec![0u8; r.buffer_len()];
+            assert_eq!(r.emit(src, dst, &mut out), out.len());
+            let q = ndp::NeighborAdvert::new_checked(&out[..]).expect("emitted");
+            assert_eq!(ndp::NeighborAdvertRepr::parse(&q), Ok(r), "NA re-parse");
+            revalidate(&out);
+        }
+        icmpv6::msg::ROUTER_ADVERT => {
+            let p = ndp::RouterAdvert::new_checked(m).expect("type and length");
+            assert!(p.router_preference() < 4);
+            if !options.valid {
+                return;
+            }
+            let (source_ll, mtu, prefixes, rdnss) = ra_options(p.options());
+            let servers = rdnss.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+            let r = ndp::RouterAdvertRepr {
+                cur_hop_limit: p.cur_hop_limit(),
+                managed: p.managed_flag(),
+                other: p.other_flag(),
+                router_lifetime: p.router_lifetime(),
+                reachable_time: p.reachable_time(),
+                retrans_timer: p.retrans_timer(),
+                source_ll,
+                mtu,
+                prefixes: &prefixes,
+                rdnss: rdnss.as_ref().map(|&(lifetime, _)| ndp::RdnssRepr {
+                    lifetime,
+                    servers: &servers,
+                }),
+            };
+            let mut out = vec![0u8; r.buffer_len()];
+            assert_eq!(r.emit(src, dst, &mut out), out.len());
+            let q = ndp::RouterAdvert::new_checked(&out[..]).expect("emitted");
+            assert_eq!(
+                (q.cur_hop_limit(), q.managed_flag(), q.other_flag()),
+                (p.cur_hop_limit(), p.managed_flag(), p.other_flag())
+            );
+            assert_eq!(
+                (q.router_lifetime(), q.reachable_time(), q.retrans_timer()),
+                (p.router_lifetime(), p.reachable_time(), p.retrans_timer())
+            );
+            assert_eq!(q.router_preference(), 0);
+            let (source_ll2, mtu2, prefixes2, rdnss2) = ra_options(q.options());
+            assert_eq!((source_ll2, mtu2), (source_ll, mtu));
+            assert_eq!(prefixes2, prefixes);
+            assert_eq!(rdnss2, rdnss);
+            revalidate(&out);
+        }
+        _ => {
+            let p = ndp::RouterSolicit::new_checked(m).expect("type and length");
+            if verdict.is_ok() && src.is_unspecified() {
+                assert!(!options.source_ll);
+            }
+            let _ = p.options_iter().count();
+        }
+    }
+}
+
+type RaOptions = (
+    Option<ethernet::EthernetAddress>,
+    Option<u32>,
+    Vec<ndp::PrefixInfo>,
+    Option<(u32, Vec<Ipv6Address>)>,
+);
+
+/// What a Router Advertisement's valid option list says: the first Source Link-Layer
+/// Address, MTU and RDNSS options, every Prefix Information option.
+fn ra_options(options: &[u8]) -> RaOptions {
+    let (mut source_ll, mut mtu, mut prefixes, mut rdnss) = (None, None, Vec::new(), None);
+    for o in ndp::Options::new(options) {
+        let o = o.expect("a valid list");
+        if o.kind() == ndp::option_type::SOURCE_LL_ADDR && source_ll.is_none() {
+            source_ll = o.link_layer_addr();
+        }
+        mtu = mtu.or(o.mtu());
+        prefixes.extend(o.prefix_info());
+        if rdnss.is_none() {
+            rdnss = o.rdnss().map(|r| (r.lifetime(), r.addresses().collect()));
+        }
+    }
+    (source_ll, mtu, prefixes, rdnss)
 }

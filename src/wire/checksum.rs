@@ -107,6 +107,20 @@ pub fn pseudo_header_sum(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) 
     (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(protocol) + u32::from(length)
 }
 
+/// Sum of the IPv6 pseudo-header (RFC 8200 section 8.1) for an upper-layer checksum (UDP,
+/// TCP, ICMPv6): source, destination (the final one when a Routing header is present), the
+/// 32-bit upper-layer length and the next header value of the upper layer.
+///
+/// At most 16 * 0xffff + 2 * 0xffff + 0xff: `acc` for [`sum`] with room to spare.
+#[inline]
+pub fn pseudo_header_sum_ipv6(src: [u8; 16], dst: [u8; 16], next_header: u8, length: u32) -> u32 {
+    let words = |a: &[u8; 16]| -> u32 {
+        let (w, _) = a.as_chunks::<2>();
+        w.iter().map(|w| u32::from(u16::from_be_bytes(*w))).sum()
+    };
+    words(&src) + words(&dst) + (length >> 16) + (length & 0xffff) + u32::from(next_header)
+}
+
 /// RFC 1624 eqn. 3: `HC' = ~(~HC + ~m + m')` for one 16-bit field changing from `old` to `new`.
 ///
 /// Unlike RFC 1141's eqn. 2 this never yields 0xffff (negative zero) for a non-zero result,
