@@ -284,6 +284,8 @@ fn parse_exported(reply: &Reply) -> Option<u64> {
 const STEP: Duration = Duration::from_millis(100);
 /// How often BIRD is asked for its sessions, and a failed `configure` retried.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// At SIGTERM, how long vgate keeps forwarding after BIRD took the withdrawal.
+const WITHDRAW_DRAIN: Duration = Duration::from_millis(300);
 
 /// The announcing thread.
 pub struct Speaker(super::task::Task);
@@ -309,6 +311,8 @@ struct Runner {
     /// Retry `configure` at the next status time (BIRD was away, or refused).
     retry: bool,
     watchdog: super::watchdog::Watchdog,
+    /// Whether BIRD was announcing routes for us when vgate began to stop.
+    had_routes: bool,
     /// The watchdog's clock starts here.
     epoch: Instant,
     view: BgpView,
@@ -323,6 +327,7 @@ impl Runner {
             next_status: Instant::now(),
             retry: false,
             watchdog: Default::default(),
+            had_routes: false,
             epoch: Instant::now(),
             view: BgpView::default(),
             up_since: Vec::new(),
@@ -340,6 +345,12 @@ impl Runner {
                 self.publish();
             }
             if stopping {
+                // Keep forwarding while the upstream routers apply the withdrawal (they
+                // took 60 to 90 ms more after BIRD sent it, tests/e2e_bgp.rs): the workers
+                // stop only after this.
+                if self.had_routes {
+                    std::thread::sleep(WITHDRAW_DRAIN);
+                }
                 return;
             }
             std::thread::sleep(STEP);
@@ -357,6 +368,9 @@ impl Runner {
     fn step(&mut self, cfg: &BgpCfg, stopping: bool) {
         let snap = self.control.tables.load_full();
         let (masters, _) = crate::tables::ha::masters(&snap.vrrp, &self.control.bus.ha);
+        if stopping && !self.view.announced.is_empty() {
+            self.had_routes = true;
+        }
         let withdrawn = if stopping {
             Some("vgate is stopping".to_string())
         } else {
@@ -370,8 +384,10 @@ impl Runner {
         let text = render(cfg, &routes);
         let now = Instant::now();
         let status_due = now >= self.next_status;
-        if self.written.as_deref() != Some(text.as_str()) || (self.retry && status_due) || stopping
-        {
+        // After a failure (BIRD away or refusing), try again once a second, not at every
+        // step: a changed route set waits for the retry like an unchanged one.
+        let changed = self.written.as_deref() != Some(text.as_str());
+        if (changed && !self.retry) || (self.retry && status_due) || stopping {
             match self.apply(cfg, &text) {
                 Ok(()) => {
                     if self.written.is_some() || !routes.is_empty() {
