@@ -26,13 +26,13 @@ mod vrrp;
 #[cfg(test)]
 mod tests;
 
+pub use bgp::{AnnounceCfg, BgpCfg, BgpNeighborCfg};
 pub use permissions::unsafe_permissions;
 pub use policy::{
     AclAction, AclCfg, AclRuleCfg, Direction, MAX_ACL_COUNTERS, MAX_ACL_RULES, PortList, Protocol,
     QosCfg,
 };
 pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
-pub use bgp::{AnnounceCfg, BgpCfg, BgpNeighborCfg};
 pub use vrrp::{MAX_VRRP_ADDRESSES, MAX_VRRP_GROUPS, VrrpCfg};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.

@@ -6,8 +6,8 @@
 //! without locks.
 
 pub mod api;
-pub mod bgp;
 pub mod apply;
+pub mod bgp;
 pub mod config;
 pub mod garp;
 pub mod task;

@@ -9,6 +9,7 @@ pub mod addrmap;
 pub mod flows;
 pub mod ha;
 pub mod lpm;
+pub mod lpm6;
 pub mod nat;
 pub mod neighbor;
 pub mod policy;
