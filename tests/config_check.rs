@@ -55,7 +55,11 @@ fn gateway_example_uses_every_section() {
     assert!(!c.snat.is_empty());
     assert!(c.vrrp.iter().any(|g| !g.track_ports.is_empty()));
     assert!(c.ports.iter().any(|p| p.host_address.is_some()));
-    assert!(c.bgp.as_ref().is_some_and(|b| b.neighbors.iter().any(|n| n.bfd)));
+    assert!(
+        c.bgp
+            .as_ref()
+            .is_some_and(|b| b.neighbors.iter().any(|n| n.bfd))
+    );
 }
 
 #[test]
