@@ -75,15 +75,19 @@ struct Pending {
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // A plain router (no NAT, no tunnel) gets its own loop, without their checks and the
     // registers they hold through every packet.
-    if ctx.snap.has_nat() || ctx.snap.tunnel.is_some() || ctx.snap.policy.any() {
+    if ctx.snap.has_nat()
+        || ctx.snap.tunnel.is_some()
+        || ctx.snap.policy.any()
+        || !ctx.snap.vrrp.is_empty()
+    {
         run_with::<true>(ctx, b, mask)
     } else {
         run_with::<false>(ctx, b, mask)
     }
 }
 
-/// [`run`], for a snapshot that may have floating IPs, SNAT rules, a tunnel or policies
-/// (`MORE`), or has none of them.
+/// [`run`], for a snapshot that may have floating IPs, SNAT rules, a tunnel, policies or
+/// VRRP groups (`MORE`), or has none of them.
 fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
     let snap = ctx.snap;
@@ -100,7 +104,8 @@ fn run_with<const MORE: bool>(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let tunnel_local = tunnel.map_or(0, |t| t.local);
     let tenants = TenantSpan::new(snap);
     let ha_masters = ctx.state.ha_masters;
-    let guarded = ctx.state.ha_guarded & (1u64 << (port & 63)) != 0;
+    // Without VRRP groups no port is ever guarded (the plain router's loop skips the check).
+    let guarded = MORE && ctx.state.ha_guarded & (1u64 << (port & 63)) != 0;
     let mut c = Cache::new();
     let (mut done, mut bytes) = (0u64, 0u64);
     let mut pending = [Pending::default(); MAX_BATCH];
