@@ -489,7 +489,8 @@ fn apply_remote_neighbor(ctx: &mut Ctx, port: u8, ip: u32, mac: EthernetAddress)
 /// Send one gratuitous ARP (RFC 5227 section 3 announcement) from the announced MAC.
 fn send_announcement(ctx: &mut Ctx, a: Announcement) {
     if a.port as usize >= ctx.snap.ports.len()
-        || !pipeline::vrrp::may_announce(ctx.snap, ctx.state, a.port, a.ip)
+        // A backup sends nothing from what its groups own.
+        || pipeline::vrrp::arp_backup(ctx.snap, ctx.state, a.port, a.ip)
     {
         return;
     }

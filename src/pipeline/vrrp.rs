@@ -181,10 +181,3 @@ pub fn arp_backup(snap: &Snapshot, st: &WorkerState, port: u8, ip: u32) -> bool 
             .and_then(|a| a.owner(ip))
             .is_some_and(|slot| st.ha_masters & (1u64 << (slot & 63)) == 0)
 }
-
-/// True when a gratuitous ARP for `ip` may go out of `port`: no group this node is backup
-/// of owns it (a backup sends nothing from what it does not hold).
-#[inline]
-pub fn may_announce(snap: &Snapshot, st: &WorkerState, port: u8, ip: u32) -> bool {
-    !arp_backup(snap, st, port, ip)
-}

@@ -131,10 +131,6 @@ impl HostProgram {
         self.xsks_map
     }
 
-    pub fn mode(&self) -> AttachedMode {
-        self.mode
-    }
-
     pub fn host(&self) -> Ipv4Addr {
         self.host
     }
@@ -143,7 +139,8 @@ impl HostProgram {
         &self.ifname
     }
 
-    /// The bind and libxdp flags a socket on this interface uses.
+    /// The attach-mode flag (`XDP_FLAGS_DRV_MODE` or `_SKB_MODE`) the program got: a
+    /// socket on this interface binds with it.
     pub(super) fn xdp_flags(&self) -> u32 {
         match self.mode {
             AttachedMode::Native => XDP_FLAGS_DRV_MODE,
