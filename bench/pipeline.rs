@@ -81,6 +81,7 @@ fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
             },
             via: Some(Ipv4Addr::new(203, 0, 113, 1)),
             port: None,
+            ..Default::default()
         })
         .collect();
     (

@@ -56,7 +56,7 @@ drop_reasons! {
     L2NotForUs => ("l2_input", "not_for_us", "Destination MAC is neither the port's MAC, a MAC vgate answers ARP with, nor broadcast."),
     L2Multicast => ("l2_input", "multicast", "Multicast destination MAC (vgate does not route multicast)."),
     L2UnknownEthertype => ("l2_input", "unknown_ethertype", "EtherType other than IPv4 and ARP (VLAN tags included)."),
-    L2Ipv6 => ("l2_input", "ipv6", "IPv6 frame: vgate routes IPv4 only."),
+    L2Ipv6 => ("l2_input", "ipv6", "IPv6 frame on a configuration without IPv6 (no IPv6 address, route or subnet6)."),
     ArpMalformed => ("arp", "malformed", "ARP packet that is truncated or not Ethernet/IPv4 (RFC 826)."),
     ArpNotOurs => ("arp", "not_ours", "ARP request for an address vgate neither owns nor answers for (never answered)."),
     ArpLearned => ("arp", "learned", "ARP reply or announcement consumed after updating the neighbour table (not an error)."),
@@ -112,6 +112,34 @@ drop_reasons! {
     VrrpOtherGroup => ("vrrp", "other_group", "VRRP advertisement for a VRID not configured on the receiving port (another router pair on the segment; RFC 5798 7.1)."),
     VrrpQueueFull => ("vrrp", "queue_full", "VRRP advertisement dropped because the election's inbox was full (a flood of adverts)."),
     VrrpBackup => ("vrrp", "backup", "Frame or ARP packet for an address or MAC a VRRP group owns, received while this node is the group's backup."),
+    Ip6TooShort => ("ip6_input", "too_short", "Packet shorter than an IPv6 header or than its payload length (RFC 8200 section 3)."),
+    Ip6BadVersion => ("ip6_input", "bad_version", "IP version field is not 6 on an IPv6 EtherType."),
+    Ip6Jumbogram => ("ip6_input", "jumbogram", "Payload length 0 (a jumbogram, RFC 2675): never on an Ethernet link."),
+    Ip6MartianSource => ("ip6_input", "martian_source", "Source is multicast or loopback, or unspecified outside duplicate address detection (RFC 4291 section 2.5.2, RFC 4861 section 7.1.1)."),
+    Ip6OwnSource => ("ip6_input", "own_source", "Source is one of vgate's own IPv6 addresses: spoofed."),
+    Ip6MartianDestination => ("ip6_input", "martian_destination", "Destination is unspecified or loopback (RFC 4291 section 2.5.2, 2.5.3)."),
+    Ip6Multicast => ("ip6_input", "multicast", "IPv6 multicast other than all-nodes, all-routers and solicited-node groups (vgate does not route multicast)."),
+    Ip6LinkLocalScope => ("ip6_input", "link_local_scope", "Link-local source or destination on a packet that is not for vgate: never forwarded off its link (RFC 4291 section 2.5.6)."),
+    Ip6BadExtensionHeaders => ("ip6_input", "bad_extension_headers", "Extension headers that are truncated, out of order or more than 8, for vgate itself (RFC 8200 section 4, RFC 7112)."),
+    Ip6LocalUnsupported => ("ip6_input", "local_unsupported", "Non-ICMPv6 packet for one of vgate's addresses: answered with port unreachable (UDP, TCP) or parameter problem (RFC 4443 section 3.1, 3.4)."),
+    Ip6LocalIcmp => ("ip6_input", "local_icmp", "ICMPv6 for vgate's own address other than echo request and Neighbor Discovery, a fragment of one, or with a bad checksum."),
+    Ip6NoRoute => ("ip6_forward", "no_route", "No IPv6 route to the destination; an ICMPv6 no route to destination is sent (RFC 4443 section 3.1)."),
+    Ip6HopLimitExpired => ("ip6_forward", "hop_limit_expired", "Hop limit reached zero while forwarding; an ICMPv6 time exceeded is sent (RFC 4443 section 3.3)."),
+    Ip6TooBig => ("ip6_forward", "too_big", "Larger than the egress MTU (IPv6 is never fragmented in transit); an ICMPv6 packet too big is sent (RFC 8200 section 5, RFC 4443 section 3.2)."),
+    Ip6NeighborQueueFull => ("ip6_forward", "neighbor_queue_full", "IPv6 next hop still resolving and its hold queue is full (limits.held_per_neighbor), or the worker already holds limits.held_packets packets."),
+    Ip6NeighborUnresolved => ("ip6_forward", "neighbor_unresolved", "IPv6 next hop did not answer neighbour solicitations; an ICMPv6 address unreachable is sent (RFC 4861 section 7.2.2)."),
+    Ip6NeighborTableFull => ("ip6_forward", "neighbor_table_full", "No room for another unresolved IPv6 next hop (limits.neighbors, limits.unresolved_neighbors)."),
+    NdpMalformed => ("ndp", "malformed", "Neighbor Discovery message that fails the receive checks: hop limit not 255, bad checksum, code, length or options (RFC 4861 sections 6.1, 7.1)."),
+    NdpNotOurs => ("ndp", "not_ours", "Neighbour solicitation for an address vgate neither owns nor answers for (never answered)."),
+    NdpLearned => ("ndp", "learned", "Neighbour advertisement or solicitation consumed after updating the neighbour table (not an error)."),
+    NdpIgnored => ("ndp", "ignored", "Neighbour advertisement for an address vgate has no entry for and did not ask about (RFC 4861 section 7.2.5)."),
+    NdpSpoofed => ("ndp", "spoofed", "Neighbour advertisement or solicitation claiming an address vgate owns or answers for: not learned."),
+    NdpRouterSolicitation => ("ndp", "router_solicitation", "Router solicitation consumed: answered with a router advertisement when its port has a network with RAs (not an error)."),
+    NdpRouterAdvert => ("ndp", "router_advert", "Router advertisement from another router: vgate configures nothing from RAs."),
+    NdpRedirect => ("ndp", "redirect", "Redirect message: a router ignores them (RFC 4861 section 8.1)."),
+    Icmp6RateLimited => ("icmp6_error", "rate_limited", "ICMPv6 error suppressed by the per-worker rate limit shared with ICMP (RFC 4443 section 2.4 (f))."),
+    Icmp6NotAllowed => ("icmp6_error", "not_allowed", "No ICMPv6 error may be sent about this packet: an ICMPv6 error, or to multicast, or from an unspecified, multicast or link-local-beyond-scope source (RFC 4443 section 2.4 (e))."),
+    Icmp6NoSourceAddress => ("icmp6_error", "no_source_address", "No IPv6 address of vgate to send the ICMPv6 error from."),
     TxRingFull => ("tx", "ring_full", "The port's transmit ring was full."),
     Internal => ("pipeline", "internal", "A packet no stage finished with: a vgate bug, counted instead of leaking the frame. Please report it with the configuration."),
 }
@@ -164,16 +192,34 @@ pub enum IcmpKind {
     ProtocolUnreachable,
     PortUnreachable,
     FragNeeded,
+    /// ICMPv6 (RFC 4443): time exceeded, hop limit (section 3.3).
+    Icmp6TimeExceeded,
+    /// Destination unreachable, no route (section 3.1, code 0).
+    Icmp6NoRoute,
+    /// Destination unreachable, address unreachable (code 3): NDP gave up.
+    Icmp6AddressUnreachable,
+    /// Destination unreachable, port unreachable (code 4).
+    Icmp6PortUnreachable,
+    /// Packet too big (section 3.2), with the MTU.
+    Icmp6PacketTooBig,
+    /// Parameter problem, unrecognized next header (section 3.4, code 1), with the pointer.
+    Icmp6ParamProblem,
 }
 
 impl IcmpKind {
-    pub const ALL: [IcmpKind; 6] = [
+    pub const ALL: [IcmpKind; 12] = [
         IcmpKind::TimeExceeded,
         IcmpKind::NetUnreachable,
         IcmpKind::HostUnreachable,
         IcmpKind::ProtocolUnreachable,
         IcmpKind::PortUnreachable,
         IcmpKind::FragNeeded,
+        IcmpKind::Icmp6TimeExceeded,
+        IcmpKind::Icmp6NoRoute,
+        IcmpKind::Icmp6AddressUnreachable,
+        IcmpKind::Icmp6PortUnreachable,
+        IcmpKind::Icmp6PacketTooBig,
+        IcmpKind::Icmp6ParamProblem,
     ];
     pub fn label(self) -> &'static str {
         match self {
@@ -183,11 +229,20 @@ impl IcmpKind {
             IcmpKind::ProtocolUnreachable => "protocol_unreachable",
             IcmpKind::PortUnreachable => "port_unreachable",
             IcmpKind::FragNeeded => "frag_needed",
+            IcmpKind::Icmp6TimeExceeded => "icmp6_time_exceeded",
+            IcmpKind::Icmp6NoRoute => "icmp6_no_route",
+            IcmpKind::Icmp6AddressUnreachable => "icmp6_address_unreachable",
+            IcmpKind::Icmp6PortUnreachable => "icmp6_port_unreachable",
+            IcmpKind::Icmp6PacketTooBig => "icmp6_packet_too_big",
+            IcmpKind::Icmp6ParamProblem => "icmp6_parameter_problem",
         }
     }
     /// ICMP (type, code) on the wire.
     pub fn type_code(self) -> (u8, u8) {
         use crate::wire::icmp::{msg, unreach};
+        use crate::wire::icmpv6::{
+            msg as msg6, param_problem as param6, time_exceeded as time6, unreach as unreach6,
+        };
         match self {
             IcmpKind::TimeExceeded => (msg::TIME_EXCEEDED, 0),
             IcmpKind::NetUnreachable => (msg::DEST_UNREACHABLE, unreach::NET),
@@ -195,7 +250,20 @@ impl IcmpKind {
             IcmpKind::ProtocolUnreachable => (msg::DEST_UNREACHABLE, unreach::PROTOCOL),
             IcmpKind::PortUnreachable => (msg::DEST_UNREACHABLE, unreach::PORT),
             IcmpKind::FragNeeded => (msg::DEST_UNREACHABLE, unreach::FRAG_NEEDED),
+            IcmpKind::Icmp6TimeExceeded => (msg6::TIME_EXCEEDED, time6::HOP_LIMIT),
+            IcmpKind::Icmp6NoRoute => (msg6::DST_UNREACHABLE, unreach6::NO_ROUTE),
+            IcmpKind::Icmp6AddressUnreachable => {
+                (msg6::DST_UNREACHABLE, unreach6::ADDR_UNREACHABLE)
+            }
+            IcmpKind::Icmp6PortUnreachable => (msg6::DST_UNREACHABLE, unreach6::PORT_UNREACHABLE),
+            IcmpKind::Icmp6PacketTooBig => (msg6::PACKET_TOO_BIG, 0),
+            IcmpKind::Icmp6ParamProblem => (msg6::PARAM_PROBLEM, param6::NEXT_HEADER),
         }
+    }
+
+    /// True for the ICMPv6 kinds.
+    pub fn is_v6(self) -> bool {
+        self as u8 >= IcmpKind::Icmp6TimeExceeded as u8
     }
 }
 
@@ -230,8 +298,16 @@ pub struct WorkerStats {
     pub arp_replies: [Counter; 4],
     pub arp_requests_sent: Counter,
     pub garp_sent: Counter,
+    /// Neighbour advertisements sent in answer to solicitations, by [`ArpKind`] (router,
+    /// proxy, endpoint), and neighbour solicitations sent to resolve next hops.
+    pub ndp_advertisements: [Counter; 4],
+    pub ndp_solicitations_sent: Counter,
+    /// Router advertisements sent (periodic and solicited), and unsolicited neighbour
+    /// advertisements (RFC 4861 section 7.2.6).
+    pub ra_sent: Counter,
+    pub unsolicited_na_sent: Counter,
     pub vrrp_adverts_sent: Counter,
-    pub icmp_errors: [Counter; 6],
+    pub icmp_errors: [Counter; IcmpKind::ALL.len()],
     pub icmp_rate_limited: Counter,
     pub icmp_echo_replies: Counter,
     pub polls_busy: Counter,
@@ -301,6 +377,10 @@ impl Default for WorkerStats {
             arp_replies: arr(),
             arp_requests_sent: Counter::default(),
             garp_sent: Counter::default(),
+            ndp_advertisements: arr(),
+            ndp_solicitations_sent: Counter::default(),
+            ra_sent: Counter::default(),
+            unsolicited_na_sent: Counter::default(),
             vrrp_adverts_sent: Counter::default(),
             icmp_errors: arr(),
             icmp_rate_limited: Counter::default(),
@@ -568,6 +648,48 @@ pub fn families(
         "Gratuitous ARP announcements sent (RFC 5227 section 3).",
     );
     e.sample("garp_sent_total", &[], sum(&|w| w.garp_sent.get()));
+    e.header(
+        "ndp_advertisements_total",
+        "counter",
+        "Neighbour advertisements sent in answer to solicitations, by what the target is.",
+    );
+    for k in [ArpKind::Router, ArpKind::Proxy, ArpKind::Endpoint] {
+        e.sample(
+            "ndp_advertisements_total",
+            &[("kind", k.label())],
+            sum(&|w| w.ndp_advertisements[k as usize].get()),
+        );
+    }
+    e.header(
+        "ndp_solicitations_sent_total",
+        "counter",
+        "Neighbour solicitations sent to resolve IPv6 next hops.",
+    );
+    e.sample(
+        "ndp_solicitations_sent_total",
+        &[],
+        sum(&|w| w.ndp_solicitations_sent.get()),
+    );
+    e.header(
+        "ndp_router_advertisements_sent_total",
+        "counter",
+        "Router advertisements sent, periodic and solicited (RFC 4861 section 6.2).",
+    );
+    e.sample(
+        "ndp_router_advertisements_sent_total",
+        &[],
+        sum(&|w| w.ra_sent.get()),
+    );
+    e.header(
+        "ndp_unsolicited_advertisements_sent_total",
+        "counter",
+        "Unsolicited neighbour advertisements sent (RFC 4861 section 7.2.6).",
+    );
+    e.sample(
+        "ndp_unsolicited_advertisements_sent_total",
+        &[],
+        sum(&|w| w.unsolicited_na_sent.get()),
+    );
     e.header(
         "neighbors",
         "gauge",

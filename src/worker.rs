@@ -27,6 +27,8 @@ pub type NeighborUpdate = (u8, u32, EthernetAddress);
 /// Queues that carry learned neighbours between workers and to the control thread.
 pub struct NeighborBus {
     pub to_worker: Vec<ArrayQueue<NeighborUpdate>>,
+    /// IPv6 neighbours learned by one worker, for the others.
+    pub to_worker6: Vec<ArrayQueue<(u8, u128, EthernetAddress)>>,
     /// Neighbour dumps for the API, like the session dumps: each worker answers the request
     /// numbered `neighbor_request` on its timer with its whole table.
     pub neighbor_request: AtomicU64,
@@ -96,6 +98,7 @@ impl NeighborBus {
     pub fn new(workers: usize) -> NeighborBus {
         NeighborBus {
             to_worker: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
+            to_worker6: (0..workers).map(|_| ArrayQueue::new(4096)).collect(),
             neighbor_request: AtomicU64::new(0),
             neighbor_dumps: ArrayQueue::new(workers.max(1) * 4),
             garp: ArrayQueue::new(1024),
@@ -212,6 +215,11 @@ impl<P: Port> Worker<P> {
         if let Some(inbox) = self.bus.to_worker.get(self.id) {
             while let Some((port, ip, mac)) = inbox.pop() {
                 apply_remote_neighbor(&mut ctx, port, ip, mac);
+            }
+        }
+        if let Some(inbox) = self.bus.to_worker6.get(self.id) {
+            while let Some((port, ip, mac)) = inbox.pop() {
+                pipeline::ndp::apply_remote(&mut ctx, port, ip, mac);
             }
         }
         if let Some(inbox) = self.bus.virtual_to_worker.get(self.id) {
@@ -405,6 +413,13 @@ impl<P: Port> Worker<P> {
                 }
             }
             let _ = self.bus.virtual_to_control.force_push(m);
+        }
+        for u in self.state.learned6.drain(..) {
+            for (j, q) in self.bus.to_worker6.iter().enumerate() {
+                if j != self.id {
+                    let _ = q.push(u);
+                }
+            }
         }
         if self.state.learned.is_empty() {
             return;

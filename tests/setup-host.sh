@@ -12,6 +12,8 @@ packages=(
   keepalived
   # BGP: the daemon vgate drives (BIRD 2) and the upstream router of the tests (FRR)
   bird2 frr
+  # IPv6: an independent NDP client (proxy NDP checks)
+  ndisc6
   # the operator kit's checks: systemd-analyze, setpriv
   systemd util-linux
   # the kernel side of the lab benchmark (DNAT/SNAT rules)

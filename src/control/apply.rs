@@ -87,6 +87,9 @@ pub fn build_snapshot(
     for r in &cfg.routes {
         table_of(&r.table, &mut table_names);
     }
+    for r in &cfg.routes6 {
+        table_of(&r.table, &mut table_names);
+    }
 
     let mut nexthops: Vec<NextHop> = Vec::new();
     let mut nh_index: HashMap<NextHop, u32> = HashMap::new();
@@ -272,6 +275,7 @@ pub fn build_snapshot(
         }
     }
 
+    let ip6 = super::apply6::build_ip6(cfg, &ports, &table_names, &networks)?;
     let mut tables = Vec::with_capacity(table_names.len());
     for (name, rs) in table_names.into_iter().zip(routes) {
         let mut b = LpmBuilder::new();
@@ -565,6 +569,7 @@ pub fn build_snapshot(
         nat_sources,
         fast_path: cfg.dataplane.fast_path,
         vrrp,
+        ip6,
     })
 }
 

@@ -8,14 +8,20 @@
 //! Parsing happens per section and per array element, so type errors in different elements
 //! are all reported too, each with its line and column. Semantic validation runs once the
 //! whole document has the right types.
+//!
+//! Dual stack: `port.addresses` and `[[route]]` take both families in the TOML; in code
+//! they are split into [`PortCfg::addresses`] / [`PortCfg::addresses6`] and
+//! [`Config::routes`] / [`Config::routes6`], and written back together.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
+use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
 
 mod bgp;
+mod ipv6;
 mod parse;
 mod permissions;
 mod policy;
@@ -27,12 +33,16 @@ mod vrrp;
 mod tests;
 
 pub use bgp::{AnnounceCfg, BgpCfg, BgpNeighborCfg};
+pub use ipv6::{MAX_RDNSS, ProxyNdpCfg, RaCfg, Route6Cfg};
 pub use permissions::unsafe_permissions;
 pub use policy::{
     AclAction, AclCfg, AclRuleCfg, Direction, MAX_ACL_COUNTERS, MAX_ACL_RULES, PortList, Protocol,
     QosCfg,
 };
-pub use types::{Ipv4Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy};
+use types::IpCidr;
+pub use types::{
+    Ipv4Cidr, Ipv6Cidr, MacAddr, PollMode, PortRange, XdpMode, ZeroCopy, link_local_from_mac,
+};
 pub use vrrp::{MAX_VRRP_ADDRESSES, MAX_VRRP_GROUPS, VrrpCfg};
 
 /// Most poll-mode workers (and queues per port) a configuration may ask for.
@@ -50,32 +60,96 @@ pub const MAX_VNI: u32 = 0xff_ffff;
 /// A parsed and validated configuration.
 ///
 /// Serialises (to JSON for the HTTP API) with the TOML table names as keys; `control.token`
-/// is never written out in clear.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// is never written out in clear. IPv4 and IPv6 routes are both written under `route` (the
+/// IPv4 ones first).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub dataplane: Dataplane,
     pub control: Control,
     pub limits: Limits,
-    #[serde(rename = "port")]
+    /// `[[port]]`.
     pub ports: Vec<PortCfg>,
-    #[serde(rename = "route")]
+    /// The IPv4 elements of `[[route]]`.
     pub routes: Vec<RouteCfg>,
+    /// The IPv6 elements of `[[route]]`.
+    pub routes6: Vec<Route6Cfg>,
     pub proxy_arp: Vec<ProxyArpCfg>,
+    /// `[[proxy_ndp]]`: the IPv6 counterpart of `proxy_arp`.
+    pub proxy_ndp: Vec<ProxyNdpCfg>,
     pub tunnel: Option<TunnelCfg>,
     pub chassis: Vec<ChassisCfg>,
-    #[serde(rename = "network")]
+    /// `[[network]]`.
     pub networks: Vec<NetworkCfg>,
-    #[serde(rename = "endpoint")]
+    /// `[[endpoint]]`.
     pub endpoints: Vec<EndpointCfg>,
-    #[serde(rename = "floating_ip")]
+    /// `[[floating_ip]]`.
     pub floating_ips: Vec<FloatingIpCfg>,
     pub snat: Vec<SnatCfg>,
-    #[serde(rename = "acl")]
+    /// `[[acl]]`.
     pub acls: Vec<AclCfg>,
     /// VRRPv3 groups (RFC 5798): the active/standby pair.
     pub vrrp: Vec<VrrpCfg>,
     /// Announcements through BIRD.
     pub bgp: Option<BgpCfg>,
+}
+
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Destructured in full, so that a new field does not compile until it is written here.
+        let Config {
+            dataplane,
+            control,
+            limits,
+            ports,
+            routes,
+            routes6,
+            proxy_arp,
+            proxy_ndp,
+            tunnel,
+            chassis,
+            networks,
+            endpoints,
+            floating_ips,
+            snat,
+            acls,
+            vrrp,
+            bgp,
+        } = self;
+        let mut s = serializer.serialize_struct("Config", 16)?;
+        s.serialize_field("dataplane", dataplane)?;
+        s.serialize_field("control", control)?;
+        s.serialize_field("limits", limits)?;
+        s.serialize_field("port", ports)?;
+        s.serialize_field("route", &Routes(routes, routes6))?;
+        s.serialize_field("proxy_arp", proxy_arp)?;
+        s.serialize_field("proxy_ndp", proxy_ndp)?;
+        s.serialize_field("tunnel", tunnel)?;
+        s.serialize_field("chassis", chassis)?;
+        s.serialize_field("network", networks)?;
+        s.serialize_field("endpoint", endpoints)?;
+        s.serialize_field("floating_ip", floating_ips)?;
+        s.serialize_field("snat", snat)?;
+        s.serialize_field("acl", acls)?;
+        s.serialize_field("vrrp", vrrp)?;
+        s.serialize_field("bgp", bgp)?;
+        s.end()
+    }
+}
+
+/// Both families of routes as the one `route` array.
+struct Routes<'a>(&'a [RouteCfg], &'a [Route6Cfg]);
+
+impl Serialize for Routes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len() + self.1.len()))?;
+        for r in self.0 {
+            seq.serialize_element(r)?;
+        }
+        for r in self.1 {
+            seq.serialize_element(r)?;
+        }
+        seq.end()
+    }
 }
 
 impl Config {
@@ -267,38 +341,109 @@ impl Default for Limits {
 }
 
 /// `[[port]]`: a kernel interface driven through AF_XDP.
+///
+/// The TOML key `addresses` takes both families; they are split into `addresses` and
+/// `addresses6`, and written back together under `addresses` (IPv4 first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "PortToml", into = "PortToml")]
 pub struct PortCfg {
     /// Logical name used by every other section.
     pub name: String,
     /// Kernel interface to attach to.
     pub iface: String,
     /// Default: the interface MAC.
-    #[serde(default)]
     pub mac: Option<MacAddr>,
-    /// Our addresses on this port, with the subnet length (host bits set).
-    #[serde(default)]
+    /// Our IPv4 addresses on this port, with the subnet length (host bits set).
     pub addresses: Vec<Ipv4Cidr>,
-    #[serde(default = "default_mtu")]
+    /// Our IPv6 addresses on this port (global or unique local), with the subnet length. The
+    /// link-local address is not configured: it is [`link_local_from_mac`] of the port MAC.
+    pub addresses6: Vec<Ipv6Cidr>,
     pub mtu: u16,
     /// Policy routing: packets arriving here are looked up in this table (default "main").
-    #[serde(default)]
     pub route_table: Option<String>,
     /// Sender address for ARP requests on a port with no address of its own.
-    #[serde(default)]
     pub arp_source: Option<Ipv4Addr>,
     /// The node's kernel's own address on this interface (BGP, BFD, SSH): vgate's XDP
     /// program passes ARP for it and IPv4 to it to the kernel stack, the rest to vgate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_address: Option<Ipv4Cidr>,
+}
+
+/// `[[port]]` as written: one `addresses` list of both families.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortToml {
+    name: String,
+    iface: String,
+    #[serde(default)]
+    mac: Option<MacAddr>,
+    #[serde(default)]
+    addresses: Vec<IpCidr>,
+    #[serde(default = "default_mtu")]
+    mtu: u16,
+    #[serde(default)]
+    route_table: Option<String>,
+    #[serde(default)]
+    arp_source: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host_address: Option<Ipv4Cidr>,
+}
+
+impl From<PortToml> for PortCfg {
+    fn from(p: PortToml) -> PortCfg {
+        let mut addresses = Vec::new();
+        let mut addresses6 = Vec::new();
+        for a in p.addresses {
+            match a {
+                IpCidr::V4(a) => addresses.push(a),
+                IpCidr::V6(a) => addresses6.push(a),
+            }
+        }
+        PortCfg {
+            name: p.name,
+            iface: p.iface,
+            mac: p.mac,
+            addresses,
+            addresses6,
+            mtu: p.mtu,
+            route_table: p.route_table,
+            arp_source: p.arp_source,
+            host_address: p.host_address,
+        }
+    }
+}
+
+impl From<PortCfg> for PortToml {
+    fn from(p: PortCfg) -> PortToml {
+        let PortCfg {
+            name,
+            iface,
+            mac,
+            addresses,
+            addresses6,
+            mtu,
+            route_table,
+            arp_source,
+            host_address,
+        } = p;
+        let v4 = addresses.into_iter().map(IpCidr::V4);
+        PortToml {
+            name,
+            iface,
+            mac,
+            addresses: v4.chain(addresses6.into_iter().map(IpCidr::V6)).collect(),
+            mtu,
+            route_table,
+            arp_source,
+            host_address,
+        }
+    }
 }
 
 fn default_mtu() -> u16 {
     1500
 }
 
-/// `[[route]]`: one static route.
+/// `[[route]]`: one static IPv4 route ([`Route6Cfg`] is an IPv6 one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCfg {
@@ -311,6 +456,27 @@ pub struct RouteCfg {
     /// Optional when `via` is on-link of exactly one port.
     #[serde(default)]
     pub port: Option<String>,
+    /// Position of the element in the TOML `[[route]]` array, which holds both families;
+    /// errors name it. Not written out.
+    #[serde(skip)]
+    pub index: usize,
+}
+
+impl Default for RouteCfg {
+    /// An on-link default route in "main" (for struct update syntax; it needs a `port` or a
+    /// `via` to validate).
+    fn default() -> Self {
+        RouteCfg {
+            table: default_table(),
+            prefix: Ipv4Cidr {
+                addr: Ipv4Addr::UNSPECIFIED,
+                len: 0,
+            },
+            via: None,
+            port: None,
+            index: 0,
+        }
+    }
 }
 
 /// The table every port uses unless it names another.
@@ -381,6 +547,34 @@ pub struct NetworkCfg {
     pub acl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qos: Option<QosCfg>,
+    /// The network's IPv6 prefix (canonical; a /64 when router advertisements are on).
+    /// IPv6 is routed, never translated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Cidr>,
+    /// The router's IPv6 address in the network; see [`NetworkCfg::gateway6_addr`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Router advertisements (RFC 4861 section 6), sent only when `subnet6` is set.
+    #[serde(default)]
+    pub ra: RaCfg,
+}
+
+impl NetworkCfg {
+    /// The router's IPv6 address in the network: `gateway6`, else the link-local address of
+    /// `gateway_mac` ([`link_local_from_mac`]); `None` without `subnet6`.
+    pub fn gateway6_addr(&self) -> Option<Ipv6Addr> {
+        self.subnet6?;
+        Some(
+            self.gateway6
+                .unwrap_or_else(|| link_local_from_mac(self.gateway_mac)),
+        )
+    }
+
+    /// True when router advertisements are sent for this network: it has `subnet6` and
+    /// `ra.enabled`.
+    pub fn sends_ra(&self) -> bool {
+        self.subnet6.is_some() && self.ra.enabled
+    }
 }
 
 /// `[[endpoint]]`: a VM port (L2-population table entry).
@@ -396,6 +590,10 @@ pub struct EndpointCfg {
     /// A VIP whose location follows gratuitous ARPs (an OVN virtual port).
     #[serde(default, rename = "virtual")]
     pub r#virtual: bool,
+    /// The endpoint's IPv6 address, inside its network's `subnet6`; answered in NDP with
+    /// `mac` as `ip` is in ARP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// `[[floating_ip]]`: 1:1 DNAT + SNAT (OVN dnat_and_snat).

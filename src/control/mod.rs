@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod apply;
+mod apply6;
 pub mod bgp;
 pub mod config;
 pub mod garp;

@@ -167,8 +167,8 @@ pub fn parse_ping_summary(output: &str) -> Option<(u32, u32)> {
 /// Sends `bytes` random bytes over TCP from namespace `from_ns` to `dst:port`, where a
 /// listener in `listen_ns` (on every address, so it also works behind a 1:1 NAT) keeps what
 /// arrives, within `timeout`; what arrived is compared with what was sent by length and
-/// SHA-256 ([`TransferReport::intact`]). Uses OpenBSD netcat. A failed connection is a
-/// result (0 bytes received), not an error.
+/// SHA-256 ([`TransferReport::intact`]). Uses OpenBSD netcat; `dst` may be IPv4 or IPv6.
+/// A failed connection is a result (0 bytes received), not an error.
 pub fn tcp_transfer(
     from_ns: &str,
     listen_ns: &str,
@@ -183,8 +183,10 @@ pub fn tcp_transfer(
     listener
         .args(["netns", "exec", listen_ns, "sh", "-c"])
         .arg(format!(
-            "exec nc -d -l {port} > '{}'",
-            files.received.display()
+            // Without -6 OpenBSD netcat listens on IPv4 only.
+            "exec nc {family}-d -l {port} > '{}'",
+            files.received.display(),
+            family = if dst.contains(':') { "-6 " } else { "" },
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())

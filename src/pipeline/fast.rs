@@ -37,7 +37,7 @@ use super::ip4_input::is_geneve;
 use super::nat::{self, Inbound, Outbound, TenantSpan};
 use super::rewrite::{self, Cache};
 use super::{Batch, Ctx, MAX_BATCH, Next, WorkerState, bits};
-use super::{geneve_decap, geneve_encap, ip4_input, l2_input, policy, route, vrrp};
+use super::{geneve_decap, geneve_encap, ip4_input, ip6, l2_input, policy, route, vrrp};
 use crate::io::Desc;
 use crate::metrics::WorkerStats;
 use crate::tables::nat::inside_key;
@@ -616,4 +616,55 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
     b.desc[i].len = (ETH + total) as u32;
     b.dst[i] = dst;
     b.meta[i].ttl = ttl;
+}
+
+/// The IPv6 common case: forwarded to a next hop the neighbour table has cached as
+/// reachable, within the port MTU, with a hop limit above 1. The decisions are
+/// `l2_input::PortMacs::common`, `ip6::classify` and `ip6::decide`, and the neighbour
+/// table's reachable cache, which `ndp::resolve` answers a hit from; the writes are
+/// ip6_forward's (hop limit, Ethernet header). Anything else stays at l2_input, untouched.
+pub fn run6(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
+    let snap = ctx.snap;
+    let macs = l2_input::PortMacs::of(snap, usize::from(port));
+    let (mut done, mut bytes) = (0u64, 0u64);
+    for i in bits(mask) {
+        if b.meta[i].rx_port != port {
+            continue;
+        }
+        let d = b.desc[i];
+        let frame = ctx.pool.bytes(&d);
+        let Some(h) = frame.first_chunk::<ETH>() else {
+            continue;
+        };
+        if macs.common(h) != l2_input::Common::Ip6 {
+            continue;
+        }
+        let Ok((ip6::Input::Forward, total)) = ip6::classify(snap, port, &frame[ETH..]) else {
+            continue;
+        };
+        let (dst, hop_limit, _) = ip6::header_facts(frame);
+        let Ok(out) = ip6::decide(snap, port, false, dst, hop_limit, total) else {
+            continue;
+        };
+        let Some(mac) = ctx
+            .state
+            .neighbors6
+            .lookup_hot(out.port, out.nexthop, ctx.now)
+        else {
+            continue;
+        };
+        bytes += u64::from(d.len);
+        b.desc[i].len = (ETH + total) as u32;
+        ctx.pool.bytes_mut(&d)[ETH + 7] = hop_limit - 1;
+        ip6::write_ethernet(ctx, out.port, d, mac);
+        b.meta[i].tx_port = out.port;
+        done |= 1 << i;
+    }
+    if done != 0 {
+        let n = u64::from(done.count_ones());
+        l2_input::count_rx(ctx.stats, usize::from(port), n, bytes);
+        ctx.stats.fast_path.add(n);
+        b.set_next_mask(Next::L2Input, done, Next::Tx);
+    }
 }

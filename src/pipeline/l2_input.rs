@@ -23,7 +23,7 @@ fn mac_bits(m: EthernetAddress) -> u64 {
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut rx_pkts = [0u64; MAX_PORTS];
     let mut rx_bytes = [0u64; MAX_PORTS];
-    let (mut to_arp, mut slow) = (0u64, 0u64);
+    let (mut to_arp, mut to_ip6, mut slow) = (0u64, 0u64, 0u64);
     // A burst comes from one port: count packets and bytes of the current run of one port in
     // registers and keep that port's MAC at hand.
     let mut run_port = usize::MAX;
@@ -48,6 +48,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             Some(h) => match macs.common(h) {
                 Common::Ip4 => {}
                 Common::Arp => to_arp |= 1 << i,
+                Common::Ip6 => to_ip6 |= 1 << i,
                 Common::Other => slow |= 1 << i,
             },
             None => slow |= 1 << i,
@@ -58,16 +59,18 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         rx_bytes[run_port] += run_bytes;
     }
     // What the fast path did not set aside is IPv4 for us.
-    let mut to_ip4 = mask & !(to_arp | slow);
+    let mut to_ip4 = mask & !(to_arp | to_ip6 | slow);
     for i in bits(slow) {
         match classify(ctx, b, i) {
             Ok(Next::Arp) => to_arp |= 1 << i,
+            Ok(Next::Ip6Input) => to_ip6 |= 1 << i,
             Ok(_) => to_ip4 |= 1 << i,
             Err(r) => b.drop(i, r),
         }
     }
     b.set_next_mask(Next::L2Input, to_ip4, Next::Ip4Input);
     b.set_next_mask(Next::L2Input, to_arp, Next::Arp);
+    b.set_next_mask(Next::L2Input, to_ip6, Next::Ip6Input);
     for p in 0..ctx.snap.ports.len().min(MAX_PORTS) {
         count_rx(ctx.stats, p, rx_pkts[p], rx_bytes[p]);
     }
@@ -90,6 +93,9 @@ pub(super) enum Common {
     Ip4,
     /// ARP to the port MAC or broadcast: on to arp.
     Arp,
+    /// IPv6 to the port MAC (or its other MAC) on a configuration with IPv6: on to
+    /// ip6_input.
+    Ip6,
     /// Anything else (other MACs vgate accepts, other EtherTypes, drops): the full checks
     /// of [`classify`], which name the drop reason.
     Other,
@@ -102,6 +108,8 @@ pub(super) struct PortMacs {
     /// [`crate::tables::PortArp::fast_mac`], or nothing.
     also: u64,
     broadcast: u64,
+    /// IPv6 is configured ([`crate::tables::ip6::Ip6Tables::enabled`]).
+    ip6: bool,
 }
 
 impl PortMacs {
@@ -110,6 +118,7 @@ impl PortMacs {
         unicast: u64::MAX,
         also: u64::MAX,
         broadcast: u64::MAX,
+        ip6: false,
     };
 
     /// Port `port`'s: its MAC, the one other MAC the common case takes there (a flat
@@ -126,12 +135,14 @@ impl PortMacs {
                     .and_then(|a| a.fast_mac)
                     .map_or(u64::MAX, mac_bits),
                 broadcast: MAC_BITS,
+                ip6: snap.ip6.enabled(),
             },
             None => PortMacs::NONE,
         }
     }
 
-    /// l2_input's decision for the common case: IPv4 or ARP to the port MAC or broadcast.
+    /// l2_input's decision for the common case: IPv4 or ARP to the port MAC or broadcast,
+    /// IPv6 to the port MAC.
     /// The stage and the fast path both decide by this.
     #[inline(always)]
     pub(super) fn common(self, h: &[u8; ethernet::HEADER_LEN]) -> Common {
@@ -140,13 +151,14 @@ impl PortMacs {
         match u16::from_be_bytes([h[12], h[13]]) {
             ethertype::IPV4 if for_us => Common::Ip4,
             ethertype::ARP if for_us => Common::Arp,
+            ethertype::IPV6 if self.ip6 && dst != self.broadcast && for_us => Common::Ip6,
             _ => Common::Other,
         }
     }
 }
 
-/// Every check for packet `i`: where it goes ([`Next::Ip4Input`] or [`Next::Arp`]), or why it
-/// is dropped.
+/// Every check for packet `i`: where it goes ([`Next::Ip4Input`], [`Next::Arp`] or
+/// [`Next::Ip6Input`]), or why it is dropped.
 #[inline(never)]
 fn classify(ctx: &Ctx, b: &Batch, i: usize) -> Result<Next, DropReason> {
     let port = b.meta[i].rx_port as usize;
@@ -157,7 +169,12 @@ fn classify(ctx: &Ctx, b: &Batch, i: usize) -> Result<Next, DropReason> {
     let f = ethernet::Frame::new_unchecked(bytes);
     let dst = f.dst_addr();
     let pinfo = &ctx.snap.ports[port];
+    let ip6 = f.ethertype() == ethertype::IPV6 && ctx.snap.ip6.enabled();
     if dst != pinfo.mac && !dst.is_broadcast() {
+        // IPv6 multicast (RFC 2464 section 7): ip6_input takes the groups vgate joined.
+        if ip6 && dst.0[..2] == [0x33, 0x33] {
+            return Ok(Next::Ip6Input);
+        }
         if dst.is_multicast() {
             // 224.0.0.18 (RFC 5798 section 5.1.1.2) on a port with VRRP groups.
             if dst.0 != VRRP_MULTICAST_MAC
@@ -173,6 +190,7 @@ fn classify(ctx: &Ctx, b: &Batch, i: usize) -> Result<Next, DropReason> {
     match f.ethertype() {
         ethertype::IPV4 => Ok(Next::Ip4Input),
         ethertype::ARP => Ok(Next::Arp),
+        ethertype::IPV6 if ip6 => Ok(Next::Ip6Input),
         ethertype::IPV6 => Err(DropReason::L2Ipv6),
         _ => Err(DropReason::L2UnknownEthertype),
     }

@@ -24,9 +24,11 @@ pub mod geneve_decap;
 pub mod geneve_encap;
 pub mod icmp_error;
 pub mod ip4_input;
+pub mod ip6;
 pub mod l2_input;
 pub mod local;
 pub mod nat;
+pub mod ndp;
 pub mod policy;
 pub mod rewrite;
 pub mod route;
@@ -69,9 +71,15 @@ pub enum Next {
     Encap,
     /// Geneve to the tunnel endpoint: decapsulate (found by ip4_input).
     Decap,
+    /// IPv6 receive checks ([`ip6::run_input`]).
+    Ip6Input,
+    /// IPv6 route, hop limit, MTU and next hop ([`ip6::run_forward`]).
+    Ip6Forward,
+    /// ICMPv6 errors ([`ip6::run_error`]).
+    Icmp6Error,
 }
 
-const NEXT_COUNT: usize = 15;
+const NEXT_COUNT: usize = 18;
 
 /// Per-packet metadata, VPP's `vnet_buffer` opaque. Aligned to 16 bytes so one vector
 /// store writes it and one load reads it.
@@ -175,6 +183,9 @@ const NEXT_ALL: [Next; NEXT_COUNT] = [
     Next::Handoff,
     Next::Encap,
     Next::Decap,
+    Next::Ip6Input,
+    Next::Ip6Forward,
+    Next::Icmp6Error,
 ];
 
 impl Batch {
@@ -258,7 +269,14 @@ impl Batch {
         self.meta[i].drop = reason;
         self.meta[i].icmp = kind;
         self.meta[i].icmp_mtu = mtu;
-        self.set_next(i, Next::IcmpError);
+        self.set_next(
+            i,
+            if kind.is_v6() {
+                Next::Icmp6Error
+            } else {
+                Next::IcmpError
+            },
+        );
     }
 }
 
@@ -373,6 +391,13 @@ impl RateLimiter {
 /// Worker-owned mutable state the stages use.
 pub struct WorkerState {
     pub neighbors: NeighborTable,
+    /// IPv6 neighbours (NDP), with the same bounds.
+    pub neighbors6: NeighborTable<u128>,
+    pub tick6: TickOutput<u128>,
+    /// IPv6 neighbours learned here, for the other workers.
+    pub learned6: Vec<(u8, u128, crate::wire::EthernetAddress)>,
+    /// Worker 0's unsolicited router advertisements.
+    pub ra: ndp::RaSchedule,
     pub icmp_limiter: RateLimiter,
     /// Scratch for packets released from hold queues.
     pub released: Vec<Desc>,
@@ -452,6 +477,15 @@ impl WorkerState {
     pub fn new(ncfg: NeighborConfig) -> WorkerState {
         WorkerState {
             neighbors: NeighborTable::new(ncfg),
+            neighbors6: NeighborTable::new(ncfg),
+            tick6: TickOutput {
+                requests: Vec::with_capacity(ncfg.max_unresolved + 64),
+                failed: Vec::with_capacity(
+                    (ncfg.max_unresolved * ncfg.hold_per_entry).min(ncfg.max_held),
+                ),
+            },
+            learned6: Vec::with_capacity(256),
+            ra: ndp::RaSchedule::default(),
             icmp_limiter: RateLimiter::new(ICMP_RATE_PER_SEC, ICMP_BURST),
             // One learn releases one hold queue; one timer pass fails at most every held
             // packet: neither exceeds what the table can hold.
@@ -509,7 +543,7 @@ impl WorkerState {
     /// Frames this worker holds for later: packets waiting for ARP, fragments waiting for
     /// their datagram's first fragment (the `held_packets` gauge).
     pub fn held_frames(&self) -> u64 {
-        (self.neighbors.held() + self.reass.held()) as u64
+        (self.neighbors.held() + self.neighbors6.held() + self.reass.held()) as u64
     }
 
     /// Track at most `n` stateful ACL flows (`limits.acl_sessions`); before the first poll.
@@ -586,6 +620,10 @@ pub fn process(ctx: &mut Ctx, b: &mut Batch) {
         if m != 0 {
             fast::run(ctx, b, m);
         }
+        let m = b.mask(Next::L2Input);
+        if m != 0 && ctx.snap.ip6.enabled() {
+            fast::run6(ctx, b, m);
+        }
     }
     process_staged(ctx, b);
 }
@@ -622,6 +660,10 @@ pub fn process_staged(ctx: &mut Ctx, b: &mut Batch) {
                 ip4_input::run(ctx, b, m);
             }
         }
+        let m = b.mask(Next::Ip6Input);
+        if m != 0 {
+            ip6::run_input(ctx, b, m);
+        }
         let m = b.mask(Next::NatIn);
         if m != 0 {
             nat::run_in(ctx, b, m);
@@ -637,6 +679,23 @@ pub fn process_staged(ctx: &mut Ctx, b: &mut Batch) {
         let m = b.mask(Next::IcmpError);
         if m != 0 {
             icmp_error::run(ctx, b, m);
+        }
+        let m = b.mask(Next::Icmp6Error);
+        if m != 0 {
+            ip6::run_error(ctx, b, m);
+        }
+        let m = b.mask(Next::Ip6Forward);
+        if m != 0 {
+            ip6::run_forward(ctx, b, m);
+            // Errors about packets ip6_forward could not send, routed at once.
+            let m = b.mask(Next::Icmp6Error);
+            if m != 0 {
+                ip6::run_error(ctx, b, m);
+                let m = b.mask(Next::Ip6Forward);
+                if m != 0 {
+                    ip6::run_forward(ctx, b, m);
+                }
+            }
         }
         // Errors built this round are routed in the next; rewrite waits until then so it
         // runs once over everything.
@@ -681,6 +740,9 @@ fn pending(b: &Batch) -> u64 {
         | b.mask(Next::NatOut)
         | b.mask(Next::Encap)
         | b.mask(Next::Decap)
+        | b.mask(Next::Ip6Input)
+        | b.mask(Next::Ip6Forward)
+        | b.mask(Next::Icmp6Error)
 }
 
 /// Hand transmitted packets to their port queues, free and count dropped ones.
@@ -788,6 +850,7 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
         adjacency::send_request(ctx, *port, *ip);
     }
     ctx.state.tick.requests = reqs;
+    tick6(ctx, b);
     let failed = std::mem::take(&mut ctx.state.tick.failed);
     ctx.stats.held.set(ctx.state.held_frames());
     for chunk in failed.chunks(MAX_BATCH) {
@@ -805,4 +868,39 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
         process(ctx, b);
     }
     ctx.state.tick.failed = failed;
+}
+
+/// IPv6's part of [`tick`]: NDP retries, next hops given up on (their packets become ICMPv6
+/// address unreachable, RFC 4861 section 7.2.2), and worker 0's router advertisements.
+fn tick6(ctx: &mut Ctx, b: &mut Batch) {
+    if !ctx.snap.ip6.enabled() && ctx.state.neighbors6.is_empty() {
+        return;
+    }
+    ctx.state.tick6.requests.clear();
+    ctx.state.tick6.failed.clear();
+    ctx.state.neighbors6.tick(ctx.now, &mut ctx.state.tick6);
+    let reqs = std::mem::take(&mut ctx.state.tick6.requests);
+    for (port, ip) in reqs.iter() {
+        ndp::send_solicitation(ctx, *port, *ip);
+    }
+    ctx.state.tick6.requests = reqs;
+    if ctx.state.worker == 0 {
+        ndp::ra_tick(ctx);
+    }
+    let failed = std::mem::take(&mut ctx.state.tick6.failed);
+    for chunk in failed.chunks(MAX_BATCH) {
+        b.clear();
+        for (port, d) in chunk {
+            let meta = Meta {
+                rx_port: *port,
+                tx_port: *port,
+                drop: DropReason::Ip6NeighborUnresolved,
+                icmp: IcmpKind::Icmp6AddressUnreachable,
+                ..Meta::default()
+            };
+            b.push(*d, meta, Next::Icmp6Error);
+        }
+        process(ctx, b);
+    }
+    ctx.state.tick6.failed = failed;
 }

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod addrmap;
 pub mod flows;
 pub mod ha;
+pub mod ip6;
 pub mod lpm;
 pub mod lpm6;
 pub mod nat;
@@ -221,6 +222,8 @@ pub struct Snapshot {
     pub policy: policy::Policies,
     /// VRRP groups (`[[vrrp]]`), indexed by slot.
     pub vrrp: Vec<ha::VrrpGroup>,
+    /// IPv6: addresses, routes, RAs, proxy NDP, endpoints.
+    pub ip6: ip6::Ip6Tables,
 }
 
 /// Marks an SNAT rule in [`Snapshot::nat_by_external`] (floating IPs are far fewer than

@@ -66,16 +66,101 @@ impl Hasher for IntHasher {
     }
     #[inline]
     fn write_u64(&mut self, v: u64) {
-        let x = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let x = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.0 = x ^ (x >> 29);
+    }
+    #[inline]
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
     }
 }
 
 pub type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
 
-#[inline]
-fn key(port: u8, ip: u32) -> u64 {
-    (u64::from(port) << 32) | u64::from(ip)
+/// An address the table resolves: IPv4 (ARP) or IPv6 (NDP). The table keeps the two
+/// apart by type: a worker has one of each, with the same bounds and timers.
+pub trait NeighborAddr: Copy + Eq + std::fmt::Debug + 'static {
+    /// (port, address) as one hashable value.
+    type Key: Copy + Eq + std::hash::Hash + std::fmt::Debug;
+    /// Never the key of a real entry: marks an empty slot of the reachable cache.
+    const EMPTY: Self::Key;
+    fn key(port: u8, ip: Self) -> Self::Key;
+    fn port(k: Self::Key) -> u8;
+    fn addr(k: Self::Key) -> Self;
+    /// The key as one word for the reachable cache's slot.
+    fn word(k: Self::Key) -> u64;
+}
+
+impl NeighborAddr for u32 {
+    type Key = u64;
+    // Real keys are below 2^40.
+    const EMPTY: u64 = u64::MAX;
+
+    #[inline(always)]
+    fn key(port: u8, ip: u32) -> u64 {
+        (u64::from(port) << 32) | u64::from(ip)
+    }
+
+    #[inline(always)]
+    fn port(k: u64) -> u8 {
+        (k >> 32) as u8
+    }
+
+    #[inline(always)]
+    fn addr(k: u64) -> u32 {
+        k as u32
+    }
+
+    #[inline(always)]
+    fn word(k: u64) -> u64 {
+        k
+    }
+}
+
+/// An IPv6 neighbour's key: the address and the port it is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key6 {
+    pub addr: u128,
+    pub port: u8,
+}
+
+impl NeighborAddr for u128 {
+    type Key = Key6;
+    // The unspecified address is never resolved (RFC 4291 section 2.5.2).
+    const EMPTY: Key6 = Key6 {
+        addr: 0,
+        port: u8::MAX,
+    };
+
+    #[inline(always)]
+    fn key(port: u8, addr: u128) -> Key6 {
+        Key6 { addr, port }
+    }
+
+    #[inline(always)]
+    fn port(k: Key6) -> u8 {
+        k.port
+    }
+
+    #[inline(always)]
+    fn addr(k: Key6) -> u128 {
+        k.addr
+    }
+
+    #[inline(always)]
+    fn word(k: Key6) -> u64 {
+        (k.addr as u64) ^ ((k.addr >> 64) as u64).rotate_left(17) ^ u64::from(k.port)
+    }
+}
+
+#[inline(always)]
+fn key<A: NeighborAddr>(port: u8, ip: A) -> A::Key {
+    A::key(port, ip)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,9 +186,9 @@ enum State {
 
 /// A neighbour as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NeighborView {
+pub struct NeighborView<A = u32> {
     pub port: u8,
-    pub ip: u32,
+    pub ip: A,
     pub mac: Option<EthernetAddress>,
     pub state: &'static str,
 }
@@ -131,47 +216,48 @@ struct HoldSlot {
 
 /// Outcome of a timer pass, written into caller-owned buffers.
 #[derive(Default)]
-pub struct TickOutput {
-    /// ARP requests to send: (port, target ip).
-    pub requests: Vec<(u8, u32)>,
+pub struct TickOutput<A = u32> {
+    /// ARP requests (neighbour solicitations) to send: (port, target ip).
+    pub requests: Vec<(u8, A)>,
     /// Packets whose next hop never answered: (port, desc) for ICMP host unreachable.
     pub failed: Vec<(u8, Desc)>,
 }
 
 /// Entries of the reachable cache: a power of two.
 const HOT_ENTRIES: usize = 1024;
-/// `key` of an empty cache entry (real keys are below 2^40).
-const HOT_EMPTY: u64 = u64::MAX;
-
 /// One entry of the reachable cache: the MAC of `key` until `deadline` (the end of its
 /// reachable time).
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(32))]
-struct Hot {
-    key: u64,
+struct Hot<K> {
+    key: K,
     deadline: u64,
     mac: EthernetAddress,
 }
 
-const HOT_NONE: Hot = Hot {
-    key: HOT_EMPTY,
-    deadline: 0,
-    mac: EthernetAddress([0; 6]),
-};
-
-#[inline(always)]
-fn hot_slot(k: u64) -> usize {
-    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HOT_ENTRIES.trailing_zeros())) as usize
+impl<K: Copy> Hot<K> {
+    const fn none(empty: K) -> Hot<K> {
+        Hot {
+            key: empty,
+            deadline: 0,
+            mac: EthernetAddress([0; 6]),
+        }
+    }
 }
 
-pub struct NeighborTable {
+#[inline(always)]
+fn hot_slot<A: NeighborAddr>(k: A::Key) -> usize {
+    (A::word(k).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - HOT_ENTRIES.trailing_zeros())) as usize
+}
+
+pub struct NeighborTable<A: NeighborAddr = u32> {
     cfg: NeighborConfig,
-    map: IntMap<u64, State>,
+    map: IntMap<A::Key, State>,
     /// Direct-mapped cache of reachable entries in front of `map`: a hit is one load and
     /// two compares where the map costs a hash probe. An entry is written whenever its key
     /// is found or made reachable and cleared whenever the key's entry goes, so a cached MAC
     /// is always the map's; past its reachable time it misses and `resolve` re-probes.
-    hot: Box<[Hot; HOT_ENTRIES]>,
+    hot: Box<[Hot<A::Key>; HOT_ENTRIES]>,
     /// Bumped whenever an entry is learned (made reachable, refreshed or changed) or leaves
     /// the reachable state (probe, removal, flush); not when `hot` is refilled from an
     /// unchanged entry. A next hop resolved under an unchanged epoch still has the MAC it
@@ -182,8 +268,8 @@ pub struct NeighborTable {
     held: usize,
 }
 
-impl NeighborTable {
-    pub fn new(cfg: NeighborConfig) -> NeighborTable {
+impl<A: NeighborAddr> NeighborTable<A> {
+    pub fn new(cfg: NeighborConfig) -> NeighborTable<A> {
         let mut map = IntMap::default();
         map.reserve(cfg.max_entries);
         let slots = (0..cfg.max_unresolved)
@@ -195,7 +281,7 @@ impl NeighborTable {
         NeighborTable {
             cfg,
             map,
-            hot: Box::new([HOT_NONE; HOT_ENTRIES]),
+            hot: Box::new([Hot::none(A::EMPTY); HOT_ENTRIES]),
             epoch: 0,
             slots,
             free_slots: (0..cfg.max_unresolved as u32).rev().collect(),
@@ -221,7 +307,7 @@ impl NeighborTable {
     }
 
     /// The MAC of a resolved neighbour, without side effects.
-    pub fn get(&self, port: u8, ip: u32) -> Option<EthernetAddress> {
+    pub fn get(&self, port: u8, ip: A) -> Option<EthernetAddress> {
         match self.map.get(&key(port, ip))? {
             State::Reachable { mac, .. } | State::Probe { mac, .. } => Some(*mac),
             State::Incomplete { .. } => None,
@@ -232,23 +318,23 @@ impl NeighborTable {
     /// `now`: what [`resolve`](Self::resolve) would answer with [`Resolve::Hit`], without its
     /// side effects (there are none for such an entry). None says "ask `resolve`".
     #[inline(always)]
-    pub fn lookup_hot(&self, port: u8, ip: u32, now: u64) -> Option<EthernetAddress> {
+    pub fn lookup_hot(&self, port: u8, ip: A, now: u64) -> Option<EthernetAddress> {
         self.hot_entry(port, ip, now).map(|h| h.mac)
     }
 
     /// The end of the reachable time of `ip` on `port` when the reachable cache holds it and
     /// `now` is within it.
     #[inline]
-    pub fn hot_deadline(&self, port: u8, ip: u32, now: u64) -> Option<u64> {
+    pub fn hot_deadline(&self, port: u8, ip: A, now: u64) -> Option<u64> {
         self.hot_entry(port, ip, now).map(|h| h.deadline)
     }
 
     /// The reachable cache's entry for `ip` on `port`, when it holds one and `now` is within
     /// its reachable time.
     #[inline(always)]
-    fn hot_entry(&self, port: u8, ip: u32, now: u64) -> Option<&Hot> {
+    fn hot_entry(&self, port: u8, ip: A, now: u64) -> Option<&Hot<A::Key>> {
         let k = key(port, ip);
-        let h = &self.hot[hot_slot(k)];
+        let h = &self.hot[hot_slot::<A>(k)];
         (h.key == k && now <= h.deadline).then_some(h)
     }
 
@@ -267,8 +353,8 @@ impl NeighborTable {
     }
 
     #[inline(always)]
-    fn hot_fill(&mut self, k: u64, mac: EthernetAddress, confirmed: u64) {
-        self.hot[hot_slot(k)] = Hot {
+    fn hot_fill(&mut self, k: A::Key, mac: EthernetAddress, confirmed: u64) {
+        self.hot[hot_slot::<A>(k)] = Hot {
             key: k,
             deadline: confirmed.saturating_add(self.cfg.reachable_ns),
             mac,
@@ -276,17 +362,17 @@ impl NeighborTable {
     }
 
     #[inline(always)]
-    fn hot_clear(&mut self, k: u64) {
+    fn hot_clear(&mut self, k: A::Key) {
         self.next_epoch();
-        let h = &mut self.hot[hot_slot(k)];
+        let h = &mut self.hot[hot_slot::<A>(k)];
         if h.key == k {
-            *h = HOT_NONE;
+            *h = Hot::none(A::EMPTY);
         }
     }
 
     /// Resolve `ip` on `port` for `desc`. On [`Resolve::Held`] the table owns `desc`.
     #[inline]
-    pub fn resolve(&mut self, port: u8, ip: u32, desc: Desc, now: u64) -> Resolve {
+    pub fn resolve(&mut self, port: u8, ip: A, desc: Desc, now: u64) -> Resolve {
         let k = key(port, ip);
         if let Some(mac) = self.lookup_hot(port, ip, now) {
             return Resolve::Hit(mac);
@@ -357,7 +443,7 @@ impl NeighborTable {
     pub fn learn(
         &mut self,
         port: u8,
-        ip: u32,
+        ip: A,
         mac: EthernetAddress,
         now: u64,
         create: bool,
@@ -402,7 +488,7 @@ impl NeighborTable {
     }
 
     /// True when an entry (in any state) exists.
-    pub fn contains(&self, port: u8, ip: u32) -> bool {
+    pub fn contains(&self, port: u8, ip: A) -> bool {
         self.map.contains_key(&key(port, ip))
     }
 
@@ -418,18 +504,18 @@ impl NeighborTable {
         }
         self.held = 0;
         self.map.clear();
-        self.hot.fill(HOT_NONE);
+        self.hot.fill(Hot::none(A::EMPTY));
         self.next_epoch();
     }
 
     /// Timers: re-send requests, give up on silent neighbours. Cheap enough to call every few
     /// milliseconds; it walks the table, so the worker calls it on a timer, not per packet.
-    pub fn tick(&mut self, now: u64, out: &mut TickOutput) {
+    pub fn tick(&mut self, now: u64, out: &mut TickOutput<A>) {
         let cfg = self.cfg;
-        let mut dead: Vec<(u64, Option<u32>)> = Vec::new();
+        let mut dead: Vec<(A::Key, Option<u32>)> = Vec::new();
         for (k, st) in self.map.iter_mut() {
-            let port = (k >> 32) as u8;
-            let ip = *k as u32;
+            let port = A::port(*k);
+            let ip = A::addr(*k);
             match st {
                 State::Incomplete {
                     probes,
@@ -471,7 +557,7 @@ impl NeighborTable {
             self.hot_clear(k);
             if let Some(slot) = slot {
                 let s = &mut self.slots[slot as usize];
-                let port = (k >> 32) as u8;
+                let port = A::port(k);
                 out.failed
                     .extend(s.descs[..s.len].iter().map(|d| (port, *d)));
                 self.held -= s.len;
@@ -482,7 +568,7 @@ impl NeighborTable {
     }
 
     /// Every entry, for the API.
-    pub fn entries(&self) -> impl Iterator<Item = NeighborView> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = NeighborView<A>> + '_ {
         self.map.iter().map(|(k, st)| {
             let (mac, state) = match st {
                 State::Incomplete { .. } => (None, "incomplete"),
@@ -490,8 +576,8 @@ impl NeighborTable {
                 State::Probe { mac, .. } => (Some(*mac), "probe"),
             };
             NeighborView {
-                port: (k >> 32) as u8,
-                ip: *k as u32,
+                port: A::port(*k),
+                ip: A::addr(*k),
                 mac,
                 state,
             }
@@ -514,7 +600,7 @@ mod tests {
     }
 
     fn small() -> NeighborTable {
-        NeighborTable::new(NeighborConfig {
+        NeighborTable::<u32>::new(NeighborConfig {
             max_entries: 4,
             max_unresolved: 2,
             hold_per_entry: 2,
@@ -526,7 +612,7 @@ mod tests {
     /// the reachable cache is refilled from an unchanged entry.
     #[test]
     fn epoch_moves_when_a_reachable_entry_changes() {
-        let mut t = NeighborTable::new(NeighborConfig::default());
+        let mut t = NeighborTable::<u32>::new(NeighborConfig::default());
         let r = t.cfg.reachable_ns;
         let mut out = Vec::new();
         let e0 = t.epoch();
@@ -537,8 +623,8 @@ mod tests {
         assert_eq!(t.hot_deadline(1, 7, S + r + 1), None);
         // Evicted from the reachable cache by another key of its slot, then refilled by
         // `resolve` from the unchanged entry: same MAC, same deadline, same epoch.
-        let k = key(1, 7);
-        t.hot[hot_slot(k)] = HOT_NONE;
+        let k = key(1, 7u32);
+        t.hot[hot_slot::<u32>(k)] = Hot::none(u32::EMPTY);
         assert_eq!(t.resolve(1, 7, d(0), 2 * S), Resolve::Hit(MAC));
         assert_eq!(t.epoch(), e1, "refilled");
         assert_eq!(t.hot_deadline(1, 7, 2 * S), Some(S + r));
@@ -555,7 +641,7 @@ mod tests {
 
     #[test]
     fn total_held_bound_spans_next_hops() {
-        let mut t = NeighborTable::new(NeighborConfig {
+        let mut t = NeighborTable::<u32>::new(NeighborConfig {
             max_entries: 8,
             max_unresolved: 4,
             hold_per_entry: 4,

@@ -229,3 +229,108 @@ pub fn fix_ip_checksum(frame: &mut [u8]) {
 pub fn parse(frame: &[u8]) -> etherparse::SlicedPacket<'_> {
     etherparse::SlicedPacket::from_ethernet(frame).expect("etherparse accepts the frame")
 }
+
+// ---- IPv6 (etherparse builds these too) ----
+
+pub fn ip6(s: &str) -> [u8; 16] {
+    s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+}
+
+pub fn udp6(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    hop_limit: u8,
+    sport: u16,
+    dport: u16,
+    payload_len: usize,
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv6(ip6(src), ip6(dst), hop_limit)
+        .udp(sport, dport);
+    let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7) as u8).collect();
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+pub fn echo6(src_mac: &str, dst_mac: &str, src: &str, dst: &str, id: u16, seq: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv6(ip6(src), ip6(dst), 64)
+        .icmpv6_echo_request(id, seq);
+    let payload = [0x5au8; 24];
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+/// An ICMPv6 message with hop limit 255 (Neighbor Discovery): `rest` is the 4 bytes after
+/// the checksum, `body` what follows them (target, options).
+pub fn icmp6(
+    src_mac: &str,
+    dst_mac: &str,
+    src: &str,
+    dst: &str,
+    msg_type: u8,
+    rest: [u8; 4],
+    body: &[u8],
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(mac(src_mac), mac(dst_mac))
+        .ipv6(ip6(src), ip6(dst), 255)
+        .icmpv6_raw(msg_type, 0, rest);
+    let mut out = Vec::with_capacity(b.size(body.len()));
+    b.write(&mut out, body).unwrap();
+    out
+}
+
+/// A neighbour solicitation for `target` with a source link-layer address option.
+pub fn ns(src_mac: &str, src: &str, dst: &str, target: &str) -> Vec<u8> {
+    let mut body = ip6(target).to_vec();
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&mac(src_mac));
+    let dst_mac = if dst.starts_with("ff02") {
+        let d = ip6(dst);
+        format!(
+            "33:33:{:02x}:{:02x}:{:02x}:{:02x}",
+            d[12], d[13], d[14], d[15]
+        )
+    } else {
+        "02:00:00:00:00:01".to_string()
+    };
+    icmp6(src_mac, &dst_mac, src, dst, 135, [0; 4], &body)
+}
+
+/// The solicited-node group of `a` (RFC 4291 section 2.7.1).
+pub fn solicited(a: &str) -> String {
+    let o = ip6(a);
+    format!("ff02::1:ff{:02x}:{:02x}{:02x}", o[13], o[14], o[15])
+}
+
+/// A solicited neighbour advertisement (S and O set) for `target` at `src_mac`.
+pub fn na(src_mac: &str, dst_mac: &str, src: &str, dst: &str, target: &str) -> Vec<u8> {
+    let mut body = ip6(target).to_vec();
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&mac(src_mac));
+    icmp6(src_mac, dst_mac, src, dst, 136, [0x60, 0, 0, 0], &body)
+}
+
+/// True when the ICMPv6 checksum of the IPv6 packet in `frame` verifies (etherparse
+/// recomputes it).
+pub fn icmp6_checksum_ok(frame: &[u8]) -> bool {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).expect("parses");
+    let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+        return false;
+    };
+    let Some(etherparse::TransportSlice::Icmpv6(icmp)) = &p.transport else {
+        return false;
+    };
+    let h = icmp.header();
+    h.icmp_type
+        .calc_checksum(
+            ip.header().source(),
+            ip.header().destination(),
+            icmp.payload(),
+        )
+        .is_ok_and(|c| c == h.checksum)
+}

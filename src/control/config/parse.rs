@@ -4,17 +4,23 @@
 //! element is deserialised on its own. A type error therefore costs only its element: the
 //! errors of all elements are collected, each with a path (`port[1].mtu`) found from the
 //! error's position, and the line and column.
+//!
+//! `[[route]]` holds both families: each element becomes a [`RouteCfg`] or a [`Route6Cfg`]
+//! that remembers its index in the array.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::{Config, ConfigError, ConfigErrors};
+use super::types::IpCidr;
+use super::{Config, ConfigError, ConfigErrors, Route6Cfg, RouteCfg};
 
 const SECTIONS: &str = "[dataplane], [control], [limits], [[port]], [[route]], [[proxy_arp]], \
-                        [tunnel], [[chassis]], [[network]], [[endpoint]], [[floating_ip]], [[snat]], [[acl]], [[vrrp]], [bgp]";
+                        [[proxy_ndp]], [tunnel], [[chassis]], [[network]], [[endpoint]], \
+                        [[floating_ip]], [[snat]], [[acl]], [[vrrp]], [bgp]";
 
 /// Parses and type-checks a document; semantic rules are [`super::validate`]'s job.
 pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
@@ -37,13 +43,20 @@ pub(super) fn parse(src: &str) -> Result<Config, ConfigErrors> {
         root: root.into_inner(),
         errors: Vec::new(),
     };
+    let dataplane = doc.table("dataplane").unwrap_or_default();
+    let control = doc.table("control").unwrap_or_default();
+    let limits = doc.table("limits").unwrap_or_default();
+    let ports = doc.array("port");
+    let (routes, routes6) = doc.routes();
     let config = Config {
-        dataplane: doc.table("dataplane").unwrap_or_default(),
-        control: doc.table("control").unwrap_or_default(),
-        limits: doc.table("limits").unwrap_or_default(),
-        ports: doc.array("port"),
-        routes: doc.array("route"),
+        dataplane,
+        control,
+        limits,
+        ports,
+        routes,
+        routes6,
         proxy_arp: doc.array("proxy_arp"),
+        proxy_ndp: doc.array("proxy_ndp"),
         tunnel: doc.table("tunnel"),
         chassis: doc.array("chassis"),
         networks: doc.array("network"),
@@ -87,6 +100,76 @@ impl<'i> Document<'i> {
     /// A `[[name]]` array of tables; elements that do not type-check are left out (and
     /// reported).
     fn array<T: Deserialize<'i>>(&mut self, name: &str) -> Vec<T> {
+        self.indexed_array(name)
+            .into_iter()
+            .map(|(_, item)| item)
+            .collect()
+    }
+
+    /// `[[route]]`: the IPv4 and the IPv6 routes, each with its index in the array. A next
+    /// hop of the other family than the prefix is reported at its `via`.
+    fn routes(&mut self) -> (Vec<RouteCfg>, Vec<Route6Cfg>) {
+        let mut routes = Vec::new();
+        let mut routes6 = Vec::new();
+        for (index, r) in self.indexed_array::<RouteToml>("route") {
+            let RouteToml {
+                table,
+                prefix,
+                via,
+                port,
+            } = r;
+            let via_at = via.as_ref().map_or(0, |v| v.span().start);
+            match (prefix, via.map(Spanned::into_inner)) {
+                (IpCidr::V4(prefix), None) => routes.push(RouteCfg {
+                    table,
+                    prefix,
+                    via: None,
+                    port,
+                    index,
+                }),
+                (IpCidr::V4(prefix), Some(IpAddr::V4(via))) => routes.push(RouteCfg {
+                    table,
+                    prefix,
+                    via: Some(via),
+                    port,
+                    index,
+                }),
+                (IpCidr::V6(prefix), None) => routes6.push(Route6Cfg {
+                    table,
+                    prefix,
+                    via: None,
+                    port,
+                    index,
+                }),
+                (IpCidr::V6(prefix), Some(IpAddr::V6(via))) => routes6.push(Route6Cfg {
+                    table,
+                    prefix,
+                    via: Some(via),
+                    port,
+                    index,
+                }),
+                (prefix, Some(via)) => {
+                    let (via_family, prefix_family) = if via.is_ipv4() {
+                        ("IPv4", "IPv6")
+                    } else {
+                        ("IPv6", "IPv4")
+                    };
+                    self.error_at(
+                        format!("route[{index}].via"),
+                        via_at,
+                        format!(
+                            "{via} is an {via_family} address but prefix {prefix} is \
+                             {prefix_family}: the next hop must be of the prefix's family"
+                        ),
+                    );
+                }
+            }
+        }
+        (routes, routes6)
+    }
+
+    /// [`Self::array`] with each element's index in the array.
+    fn indexed_array<T: Deserialize<'i>>(&mut self, name: &str) -> Vec<(usize, T)> {
         let Some(value) = self.root.remove(name) else {
             return Vec::new();
         };
@@ -102,7 +185,7 @@ impl<'i> Document<'i> {
         items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, item)| self.element(format!("{name}[{i}]"), item))
+            .filter_map(|(i, item)| Some((i, self.element(format!("{name}[{i}]"), item)?)))
             .collect()
     }
 
@@ -146,6 +229,20 @@ impl<'i> Document<'i> {
             format!("{message} (line {line}, column {column})"),
         ));
     }
+}
+
+/// A `[[route]]` element as written: either family, told apart once it is read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteToml {
+    #[serde(default = "super::default_table")]
+    table: String,
+    prefix: IpCidr,
+    /// Spanned so that a next hop of the wrong family is reported where it is.
+    #[serde(default)]
+    via: Option<Spanned<IpAddr>>,
+    #[serde(default)]
+    port: Option<String>,
 }
 
 /// The path (`.key`, `[index]`) below `value` of the key or value at byte offset `pos`.

@@ -2,7 +2,7 @@
 //! the exact path and a fragment of the message; [`BASE`] (which uses every section) is the
 //! positive case, plus explicit positives where a rule has an allowed exception.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::*;
 
@@ -1188,6 +1188,9 @@ fn network_vni_rules() {
         gateway_mac: mac("fa:16:3e:00:01:01"),
         acl: None,
         qos: None,
+        subnet6: None,
+        gateway6: None,
+        ra: RaCfg::default(),
     });
     expect_one(
         &c,
@@ -2016,4 +2019,857 @@ fn bgp_rules() {
         "{ONE_PORT}\n[bgp]\nasn = 1\nrouter_id = \"192.0.2.1\"\nneighbors = []\nspeaker = \"gobgp\"\n"
     ));
     assert!(e.iter().any(|e| e.message.contains("speaker")), "{e:?}");
+}
+
+// ---- IPv6 ----
+
+/// A valid dual-stack configuration: both families in `port.addresses` (in either order) and
+/// in `[[route]]`, proxy NDP, tenant networks with `subnet6`, an endpoint with `ip6`.
+/// `[[route]]` indexes: 0 IPv4, 1 IPv6, 2 IPv6, 3 IPv4, 4 IPv6.
+const DUAL: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24", "2001:db8:ff::2/64"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+addresses = ["fd00:10::1/64", "10.10.1.1/24"]
+
+[[port]]
+name = "transit"
+iface = "tr0"
+route_table = "transit6"
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[route]]
+prefix = "::/0"
+via = "2001:db8:ff::1"
+
+[[route]]
+prefix = "2001:db8:200::/48"
+via = "fe80::1"
+port = "internal"
+
+[[route]]
+prefix = "10.20.0.0/16"
+port = "internal"
+
+[[route]]
+table = "transit6"
+prefix = "::/0"
+via = "fe80::2"
+port = "transit"
+
+[[proxy_ndp]]
+port = "external"
+prefix = "2001:db8:100::/56"
+
+[[network]]
+name = "flat"
+port = "internal"
+subnet = "10.10.1.0/24"
+gateway = "10.10.1.1"
+gateway_mac = "fa:16:3e:00:00:02"
+subnet6 = "2001:db8:100:1::/64"
+gateway6 = "fe80::1:1"
+ra = { enabled = true, managed = false, other = true, interval_s = 200, lifetime_s = 1800, rdnss = ["2001:db8::53"] }
+
+[[network]]
+name = "flat2"
+port = "internal"
+subnet = "10.10.2.0/24"
+gateway = "10.10.2.1"
+gateway_mac = "fa:16:3e:00:00:03"
+subnet6 = "2001:db8:100:2::/64"
+
+[[endpoint]]
+network = "flat"
+ip = "10.10.1.20"
+mac = "fa:16:3e:00:00:20"
+ip6 = "2001:db8:100:1::20"
+"#;
+
+fn dual() -> Config {
+    match Config::from_toml_str(DUAL) {
+        Ok(c) => c,
+        Err(e) => panic!("DUAL does not validate:\n{e}"),
+    }
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+fn cidr6(s: &str) -> Ipv6Cidr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn dual_stack_parses() {
+    let c = dual();
+    assert_eq!(c.ports[0].addresses, [cidr("203.0.113.2/24")]);
+    assert_eq!(c.ports[0].addresses6, [cidr6("2001:db8:ff::2/64")]);
+    // The families are split whatever their order in the TOML list.
+    assert_eq!(c.ports[1].addresses, [cidr("10.10.1.1/24")]);
+    assert_eq!(c.ports[1].addresses6, [cidr6("fd00:10::1/64")]);
+    assert!(c.ports[2].addresses6.is_empty());
+
+    let v4: Vec<(usize, Ipv4Cidr)> = c.routes.iter().map(|r| (r.index, r.prefix)).collect();
+    assert_eq!(
+        v4,
+        [(0, cidr("0.0.0.0/0")), (3, cidr("10.20.0.0/16"))],
+        "{:?}",
+        c.routes
+    );
+    assert_eq!(
+        c.routes6,
+        [
+            Route6Cfg {
+                table: "main".into(),
+                prefix: cidr6("::/0"),
+                via: Some(ip6("2001:db8:ff::1")),
+                port: None,
+                index: 1,
+            },
+            Route6Cfg {
+                table: "main".into(),
+                prefix: cidr6("2001:db8:200::/48"),
+                via: Some(ip6("fe80::1")),
+                port: Some("internal".into()),
+                index: 2,
+            },
+            Route6Cfg {
+                table: "transit6".into(),
+                prefix: cidr6("::/0"),
+                via: Some(ip6("fe80::2")),
+                port: Some("transit".into()),
+                index: 4,
+            },
+        ]
+    );
+    assert_eq!(
+        c.proxy_ndp,
+        [ProxyNdpCfg {
+            port: "external".into(),
+            prefix: cidr6("2001:db8:100::/56"),
+        }]
+    );
+
+    let n = &c.networks[0];
+    assert_eq!(n.subnet6, Some(cidr6("2001:db8:100:1::/64")));
+    assert_eq!(n.gateway6, Some(ip6("fe80::1:1")));
+    assert_eq!(n.gateway6_addr(), Some(ip6("fe80::1:1")));
+    assert!(n.sends_ra());
+    assert_eq!(
+        n.ra,
+        RaCfg {
+            enabled: true,
+            managed: false,
+            other: true,
+            interval_s: 200,
+            lifetime_s: 1800,
+            rdnss: vec![ip6("2001:db8::53")],
+        }
+    );
+    // No gateway6: the link-local address of gateway_mac; no ra: the defaults.
+    let n = &c.networks[1];
+    assert_eq!(n.gateway6, None);
+    assert_eq!(n.gateway6_addr(), Some(ip6("fe80::f816:3eff:fe00:3")));
+    assert_eq!(n.ra, RaCfg::default());
+    assert!(n.ra.enabled && !n.ra.managed && !n.ra.other);
+    assert_eq!((n.ra.interval_s, n.ra.lifetime_s), (200, 1800));
+    assert!(n.ra.rdnss.is_empty());
+
+    assert_eq!(c.endpoints[0].ip6, Some(ip6("2001:db8:100:1::20")));
+}
+
+#[test]
+fn ipv4_only_networks_have_no_ipv6() {
+    let c = base();
+    let n = &c.networks[0];
+    assert_eq!(
+        (n.subnet6, n.gateway6, n.gateway6_addr()),
+        (None, None, None)
+    );
+    assert_eq!(n.ra, RaCfg::default());
+    // RAs need subnet6, enabled or not.
+    assert!(!n.sends_ra());
+    assert!(c.routes6.is_empty() && c.proxy_ndp.is_empty());
+    assert!(c.ports.iter().all(|p| p.addresses6.is_empty()));
+    assert!(c.endpoints.iter().all(|e| e.ip6.is_none()));
+    let indexes: Vec<usize> = c.routes.iter().map(|r| r.index).collect();
+    assert_eq!(indexes, [0, 1, 2]);
+}
+
+#[test]
+fn dual_stack_serialises_under_the_toml_keys() {
+    let json = serde_json::to_value(dual()).unwrap();
+    assert_eq!(
+        json["port"][0]["addresses"],
+        serde_json::json!(["203.0.113.2/24", "2001:db8:ff::2/64"])
+    );
+    // IPv4 first, whatever the order in the TOML.
+    assert_eq!(
+        json["port"][1]["addresses"],
+        serde_json::json!(["10.10.1.1/24", "fd00:10::1/64"])
+    );
+    assert!(json["port"][0].get("addresses6").is_none());
+    assert!(json.get("routes6").is_none());
+    let prefixes: Vec<&str> = json["route"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["prefix"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            "0.0.0.0/0",
+            "10.20.0.0/16",
+            "::/0",
+            "2001:db8:200::/48",
+            "::/0"
+        ]
+    );
+    assert_eq!(json["route"][2]["via"], "2001:db8:ff::1");
+    assert!(json["route"][0].get("index").is_none());
+    assert!(json["route"][2].get("index").is_none());
+    assert_eq!(json["proxy_ndp"][0]["prefix"], "2001:db8:100::/56");
+    assert_eq!(json["network"][0]["subnet6"], "2001:db8:100:1::/64");
+    assert_eq!(json["network"][0]["gateway6"], "fe80::1:1");
+    assert_eq!(json["network"][0]["ra"]["rdnss"][0], "2001:db8::53");
+    assert_eq!(json["network"][0]["ra"]["interval_s"], 200);
+    assert!(json["network"][1].get("gateway6").is_none());
+    assert_eq!(json["endpoint"][0]["ip6"], "2001:db8:100:1::20");
+    // An IPv4-only configuration has no IPv6 keys but the (default) ra.
+    let json = serde_json::to_value(base()).unwrap();
+    assert!(json["network"][0].get("subnet6").is_none());
+    assert!(json["endpoint"][0].get("ip6").is_none());
+    assert_eq!(json["network"][0]["ra"]["enabled"], true);
+    assert_eq!(json["proxy_ndp"], serde_json::json!([]));
+}
+
+#[test]
+fn port_cfg_round_trips_through_json() {
+    let p = dual().ports[1].clone();
+    let text = serde_json::to_string(&p).unwrap();
+    let back: PortCfg = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, p);
+}
+
+#[test]
+fn ipv6_type_errors_name_the_entry() {
+    let errors = parse_errors(
+        r#"
+[[port]]
+name = "a"
+iface = "a0"
+addresses = ["10.0.0.1/24", "2001:db8::1/129", "2001:db8::1", "fe80::1%eth0/64", "garbage"]
+"#,
+    );
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    // One element fails, so one error: deserialising a list stops at its first bad entry.
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].0, "port[0].addresses[1]");
+    assert!(
+        got[0]
+            .1
+            .starts_with("invalid IPv6 prefix \"2001:db8::1/129\": the length must be 0..=128"),
+        "{got:?}"
+    );
+    assert!(got[0].1.ends_with("(line 5, column 29)"), "{got:?}");
+    for (entry, message) in [
+        (
+            "2001:db8::1",
+            "invalid IPv6 prefix \"2001:db8::1\": expected addr/len",
+        ),
+        (
+            "fe80::1%eth0/64",
+            "invalid IPv6 prefix \"fe80::1%eth0/64\": expected addr/len",
+        ),
+        (
+            "garbage",
+            "invalid prefix \"garbage\": expected a.b.c.d/len (IPv4) or addr/len (IPv6)",
+        ),
+    ] {
+        let errors = parse_errors(&format!(
+            "[[port]]\nname = \"a\"\niface = \"a0\"\naddresses = [\"10.0.0.1/24\", \"{entry}\"]\n"
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "port[0].addresses[1]");
+        assert!(errors[0].message.starts_with(message), "{errors:?}");
+    }
+}
+
+#[test]
+fn route_family_mismatch_is_one_error_at_via() {
+    let errors = parse_errors(&format!(
+        "{ONE_PORT}
+[[route]]
+prefix = \"0.0.0.0/0\"
+via = \"203.0.113.1\"
+
+[[route]]
+prefix = \"::/0\"
+via = \"203.0.113.1\"
+
+[[route]]
+prefix = \"10.9.0.0/16\"
+via = \"2001:db8::1\"
+"
+    ));
+    let got: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "route[1].via: 203.0.113.1 is an IPv4 address but prefix ::/0 is IPv6: the next hop \
+             must be of the prefix's family (line 13, column 7)",
+            "route[2].via: 2001:db8::1 is an IPv6 address but prefix 10.9.0.0/16 is IPv4: the \
+             next hop must be of the prefix's family (line 17, column 7)",
+        ]
+    );
+    // A bad value and an unknown key in an IPv6 route are reported like IPv4 ones.
+    let errors = parse_errors(&format!(
+        "{ONE_PORT}\n[[route]]\nprefix = \"::/0\"\nvia = \"2001:db8::g\"\n\n[[route]]\nprefix = \"::/0\"\nvai = \"2001:db8::1\"\n"
+    ));
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["route[0].via", "route[1].vai"], "{errors:?}");
+    assert!(errors[0].message.contains("invalid IP address syntax"));
+}
+
+#[test]
+fn ipv6_sections_reject_unknown_keys() {
+    let errors = parse_errors(&format!(
+        "{ONE_PORT}
+[[proxy_ndp]]
+port = \"external\"
+prefix = \"2001:db8::/64\"
+prefx = \"2001:db8::/64\"
+
+[[network]]
+name = \"n\"
+port = \"external\"
+subnet = \"10.0.0.0/24\"
+gateway = \"10.0.0.1\"
+gateway_mac = \"02:00:00:00:00:01\"
+subnet6 = \"2001:db8:1::/64\"
+ra = {{ enabled = true, interval = 10 }}
+
+[[proxy_ndpp]]
+"
+    ));
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["proxy_ndp[0].prefx", "network[0].ra.interval", "proxy_ndpp"],
+        "{errors:?}"
+    );
+    assert!(errors[2].message.contains("[[proxy_ndp]]"));
+}
+
+// port.addresses (IPv6)
+
+#[test]
+fn port_address6_must_be_global_or_unique_local() {
+    for (address, fragment) in [
+        ("::/64", ":: is the unspecified address"),
+        ("::1/128", "::1 is the loopback address"),
+        ("ff02::1/64", "ff02::1 is a multicast address"),
+        ("::ffff:192.0.2.1/96", "is an IPv4-mapped address"),
+        (
+            "fe80::1/64",
+            "fe80::1 is a link-local address: every port has its link-local address already, \
+             made from its MAC",
+        ),
+        (
+            "2001:db8:5::1/0",
+            "2001:db8:5::1/0: the prefix length of an address must be 1..=128",
+        ),
+    ] {
+        let mut c = dual();
+        c.ports[2].addresses6.push(cidr6(address));
+        // port[2] has no IPv4 address: its first IPv6 one is addresses[0].
+        expect_one(&c, "port[2].addresses[0]", fragment);
+    }
+    // Host bits may be set, a /128 and a /127 are fine, unique local too.
+    let mut c = dual();
+    c.ports[2].addresses6 = vec![
+        cidr6("2001:db8:5::7/64"),
+        cidr6("2001:db8:6::1/128"),
+        cidr6("2001:db8:7::/127"),
+        cidr6("fd12:3456::1/48"),
+    ];
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_address6_unique_and_subnets_disjoint() {
+    let mut c = dual();
+    c.ports[2].addresses6.push(cidr6("2001:db8:ff::2/128"));
+    expect_one(
+        &c,
+        "port[2].addresses[0]",
+        "duplicate address 2001:db8:ff::2 (also port[0].addresses[1])",
+    );
+    // (Not holding 2001:db8:ff::1, the next hop of route[1].)
+    c.ports[2].addresses6[0] = cidr6("2001:db8:ff:0:1::9/80");
+    expect_one(
+        &c,
+        "port[2].addresses[0]",
+        "subnet 2001:db8:ff:0:1::/80 overlaps port[0].addresses[1] (2001:db8:ff::2/64) of port \
+         \"external\": subnets of different ports must not overlap",
+    );
+    // IPv6 addresses are named after the port's IPv4 ones: fd00:10::1 is addresses[1].
+    c.ports[2].addresses6[0] = cidr6("fd00:10::1/64");
+    expect_one(
+        &c,
+        "port[2].addresses[0]",
+        "duplicate address fd00:10::1 (also port[1].addresses[1])",
+    );
+    // Secondary addresses in one subnet of the same port are fine.
+    let mut c = dual();
+    c.ports[0].addresses6.push(cidr6("2001:db8:ff::3/64"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn port_route_table_may_be_used_by_ipv6_routes_only() {
+    let mut c = dual();
+    c.routes6.retain(|r| r.table != "transit6");
+    expect_one(
+        &c,
+        "port[2].route_table",
+        "table \"transit6\" has no [[route]]",
+    );
+}
+
+// route (IPv6)
+
+#[test]
+fn route6_errors_name_the_route_array_index() {
+    // route[2] is the second IPv6 route, route[3] the second IPv4 one.
+    let mut c = dual();
+    c.routes6[1].prefix = cidr6("2001:db8:200::1/48");
+    expect_one(
+        &c,
+        "route[2].prefix",
+        "2001:db8:200::1/48 has host bits set: did you mean 2001:db8:200::/48?",
+    );
+    let mut c = dual();
+    c.routes[1].port = None;
+    expect_one(&c, "route[3].port", "an on-link route needs `port`");
+    let mut c = dual();
+    c.routes[1].prefix = cidr("10.20.0.1/16");
+    expect_one(&c, "route[3].prefix", "did you mean 10.20.0.0/16?");
+    let mut c = dual();
+    c.routes[1].prefix = cidr("0.0.0.0/0");
+    c.routes[1].via = Some(ip("203.0.113.9"));
+    c.routes[1].port = None;
+    expect_one(
+        &c,
+        "route[3].prefix",
+        "duplicate route 0.0.0.0/0 in table \"main\" (also route[0])",
+    );
+    // From TOML, with the families mixed.
+    let toml = DUAL.replace("via = \"2001:db8:ff::1\"", "via = \"2001:db8:fe::1\"");
+    let errors = parse_errors(&toml);
+    assert_eq!(
+        errors,
+        [ConfigError::new(
+            "route[1].via",
+            "2001:db8:fe::1 is not on-link on any port"
+        )]
+    );
+}
+
+#[test]
+fn route6_prefix_unique_per_table() {
+    let mut c = dual();
+    let mut dup = c.routes6[0].clone();
+    dup.via = Some(ip6("2001:db8:ff::9"));
+    dup.index = 5;
+    c.routes6.push(dup);
+    expect_one(
+        &c,
+        "route[5].prefix",
+        "duplicate route ::/0 in table \"main\" (also route[1])",
+    );
+    // route[4] is ::/0 too, in table "transit6": no duplicate. Nor is an IPv4 route of the
+    // same table.
+    assert_eq!(c.routes6[2].prefix, cidr6("::/0"));
+}
+
+#[test]
+fn routes_built_in_code() {
+    let mut c = dual();
+    c.routes6.push(Route6Cfg {
+        prefix: cidr6("2001:db8:300::/48"),
+        via: Some(ip6("2001:db8:ff::1")),
+        index: 5,
+        ..Default::default()
+    });
+    c.routes.push(RouteCfg {
+        prefix: cidr("10.30.0.0/16"),
+        port: Some("internal".into()),
+        index: 6,
+        ..Default::default()
+    });
+    assert_eq!(c.validate(), Ok(()));
+    assert_eq!(c.routes6[3].table, "main");
+}
+
+#[test]
+fn route_indexes_of_a_config_built_in_code() {
+    // Indexes left at 0: the routes are named in the order they are written back.
+    let mut c = dual();
+    for r in &mut c.routes {
+        r.index = 0;
+    }
+    for r in &mut c.routes6 {
+        r.index = 0;
+    }
+    c.routes6[1].prefix = cidr6("2001:db8:200::1/48");
+    // routes: 2 IPv4 ones (route[0], route[1]), then IPv6 ones from route[2].
+    expect_one(&c, "route[3].prefix", "has host bits set");
+}
+
+#[test]
+fn route6_table_rules() {
+    let mut c = dual();
+    c.routes6[0].table = "transit".into();
+    expect_one(
+        &c,
+        "route[1].table",
+        "table \"transit\" is not used by any port: set route_table = \"transit\" on a port",
+    );
+    c.routes6[0].table = String::new();
+    expect_one(&c, "route[1].table", "must not be empty");
+}
+
+#[test]
+fn route6_port_rules() {
+    let mut c = dual();
+    c.routes6[1].port = Some("intrenal".into());
+    expect_one(&c, "route[2].port", "unknown port \"intrenal\"");
+    let mut c = dual();
+    c.routes6[1].via = None;
+    c.routes6[1].port = None;
+    expect_one(
+        &c,
+        "route[2].port",
+        "an on-link route needs `port` (or give a next hop in `via`)",
+    );
+    // On-link with a port is fine.
+    c.routes6[1].port = Some("internal".into());
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn route6_link_local_next_hop_needs_port() {
+    let mut c = dual();
+    c.routes6[1].port = None;
+    expect_one(
+        &c,
+        "route[2].via",
+        "fe80::1 is link-local: a link-local next hop needs `port`",
+    );
+}
+
+#[test]
+fn route6_global_next_hop_must_be_on_link() {
+    let mut c = dual();
+    c.routes6[0].via = Some(ip6("2001:db8:fe::1"));
+    expect_one(
+        &c,
+        "route[1].via",
+        "2001:db8:fe::1 is not on-link on any port",
+    );
+    // With `port`, on-link of that port.
+    let mut c = dual();
+    c.routes6[0].port = Some("internal".into());
+    expect_one(
+        &c,
+        "route[1].via",
+        "2001:db8:ff::1 is not on-link on port \"internal\" (its IPv6 subnets: fd00:10::/64)",
+    );
+    c.routes6[0].port = Some("transit".into());
+    expect_one(&c, "route[1].via", "(it has no IPv6 address)");
+    c.routes6[0].port = Some("external".into());
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn route6_next_hop_unicast_and_not_our_own() {
+    let mut c = dual();
+    for (via, fragment) in [
+        (
+            "ff02::2",
+            "ff02::2 is a multicast address, not a unicast address",
+        ),
+        ("::", ":: is the unspecified address, not a unicast address"),
+        (
+            "2001:db8:ff::2",
+            "2001:db8:ff::2 is our own address (port[0].addresses[1])",
+        ),
+    ] {
+        c.routes6[0].via = Some(ip6(via));
+        expect_one(&c, "route[1].via", fragment);
+    }
+}
+
+// proxy_ndp
+
+#[test]
+fn proxy_ndp_rules() {
+    let mut c = dual();
+    c.proxy_ndp[0].port = "externl".into();
+    expect_one(&c, "proxy_ndp[0].port", "unknown port \"externl\"");
+    let mut c = dual();
+    c.proxy_ndp[0].prefix = cidr6("2001:db8:100::1/56");
+    expect_one(
+        &c,
+        "proxy_ndp[0].prefix",
+        "2001:db8:100::1/56 has host bits set: did you mean 2001:db8:100::/56?",
+    );
+    c.proxy_ndp[0].prefix = cidr6("::/0");
+    expect_one(
+        &c,
+        "proxy_ndp[0].prefix",
+        "::/0 would answer for every address",
+    );
+    // Shorter than /64 is allowed (the /56 of DUAL).
+    let mut c = dual();
+    c.proxy_ndp.push(ProxyNdpCfg {
+        port: "external".into(),
+        prefix: cidr6("2001:db8:100:80::/64"),
+    });
+    expect_one(
+        &c,
+        "proxy_ndp[1].prefix",
+        "2001:db8:100:80::/64 overlaps proxy_ndp[0].prefix (2001:db8:100::/56) on port \
+         \"external\"",
+    );
+    // The same prefix on another port is no overlap.
+    c.proxy_ndp[1].port = "internal".into();
+    assert_eq!(c.validate(), Ok(()));
+}
+
+// network (IPv6)
+
+#[test]
+fn network_subnet6_canonical_and_unicast() {
+    let mut c = dual();
+    c.networks[1].subnet6 = Some(cidr6("2001:db8:100:2::1/64"));
+    expect_one(
+        &c,
+        "network[1].subnet6",
+        "2001:db8:100:2::1/64 has host bits set: did you mean 2001:db8:100:2::/64?",
+    );
+    c.networks[1].subnet6 = Some(cidr6("fe80::/64"));
+    expect_one(
+        &c,
+        "network[1].subnet6",
+        "fe80::/64 is not a global unicast or unique-local prefix (it overlaps fe80::/10, the \
+         link-local addresses)",
+    );
+}
+
+#[test]
+fn network_subnet6_is_a_64_with_router_advertisements() {
+    let mut c = dual();
+    c.networks[1].subnet6 = Some(cidr6("2001:db8:100:200::/56"));
+    expect_one(
+        &c,
+        "network[1].subnet6",
+        "2001:db8:100:200::/56 is a /56: router advertisements need a /64, as SLAAC forms \
+         addresses from a 64-bit interface identifier (RFC 4862 section 5.5.3",
+    );
+    c.networks[1].ra.enabled = false;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn network_subnet6_does_not_overlap() {
+    let mut c = dual();
+    c.networks[1].subnet6 = Some(cidr6("2001:db8:100:1::/64"));
+    expect_one(
+        &c,
+        "network[1].subnet6",
+        "2001:db8:100:1::/64 overlaps network[0].subnet6 (2001:db8:100:1::/64) of network \
+         \"flat\"",
+    );
+    let mut c = dual();
+    c.networks[1].subnet6 = Some(cidr6("2001:db8:ff::/64"));
+    expect_one(
+        &c,
+        "network[1].subnet6",
+        "2001:db8:ff::/64 overlaps port[0].addresses[1] (2001:db8:ff::2/64) of port \
+         \"external\"",
+    );
+    // A flat network may contain its own port's subnet, as for IPv4.
+    c.networks[1].subnet6 = Some(cidr6("fd00:10::/64"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn network_subnet6_on_a_geneve_network() {
+    let mut c = base();
+    c.networks[0].subnet6 = Some(cidr6("2001:db8:100:1::/64"));
+    c.endpoints[0].ip6 = Some(ip6("2001:db8:100:1::5"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn network_gateway6_rules() {
+    let mut c = dual();
+    c.networks[0].gateway6 = Some(ip6("ff02::1"));
+    expect_one(&c, "network[0].gateway6", "ff02::1 is a multicast address");
+    c.networks[0].gateway6 = Some(ip6("2001:db8:100:9::1"));
+    expect_one(
+        &c,
+        "network[0].gateway6",
+        "2001:db8:100:9::1 is neither link-local nor inside subnet6 2001:db8:100:1::/64",
+    );
+    c.networks[0].gateway6 = Some(ip6("2001:db8:100:1::1"));
+    assert_eq!(c.validate(), Ok(()));
+    let mut c = base();
+    c.networks[0].gateway6 = Some(ip6("fe80::1"));
+    expect_one(
+        &c,
+        "network[0].gateway6",
+        "fe80::1 is set but the network has no subnet6",
+    );
+}
+
+#[test]
+fn network_ra_ranges() {
+    let mut c = dual();
+    c.networks[0].ra.interval_s = 3;
+    expect_one(
+        &c,
+        "network[0].ra.interval_s",
+        "3 is outside 4..=1800 (RFC 4861 section 6.2.1: MaxRtrAdvInterval)",
+    );
+    c.networks[0].ra.interval_s = 1801;
+    expect_one(&c, "network[0].ra.interval_s", "1801 is outside 4..=1800");
+    let mut c = dual();
+    c.networks[0].ra.lifetime_s = 100;
+    expect_one(
+        &c,
+        "network[0].ra.lifetime_s",
+        "100 must be 0 (not a default router) or within 200..=9000, at least interval_s \
+         (RFC 4861 section 6.2.1: AdvDefaultLifetime)",
+    );
+    c.networks[0].ra.lifetime_s = 9001;
+    expect_one(&c, "network[0].ra.lifetime_s", "within 200..=9000");
+    for ok in [0, 200, 9000] {
+        c.networks[0].ra.lifetime_s = ok;
+        assert_eq!(c.validate(), Ok(()));
+    }
+}
+
+#[test]
+fn network_ra_rdnss() {
+    let mut c = dual();
+    c.networks[0].ra.rdnss.push(ip6("ff02::fb"));
+    expect_one(
+        &c,
+        "network[0].ra.rdnss[1]",
+        "ff02::fb is a multicast address, not a unicast address",
+    );
+    let mut c = dual();
+    c.networks[0].ra.rdnss = (1..=9)
+        .map(|i| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))
+        .collect();
+    expect_one(
+        &c,
+        "network[0].ra.rdnss",
+        "9 servers; at most 8 are advertised",
+    );
+    // Link-local servers are fine.
+    c.networks[0].ra.rdnss = vec![ip6("fe80::53")];
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn network_ra_settings_need_subnet6() {
+    let mut c = base();
+    c.networks[1].ra.other = true;
+    expect_one(
+        &c,
+        "network[1].ra",
+        "router advertisement settings need subnet6",
+    );
+    // ...and are checked all the same.
+    c.networks[1].ra.interval_s = 1;
+    let errors = errors_of(&c);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["network[1].ra.interval_s", "network[1].ra"]);
+    // Written out in the TOML, with the default values, it is no mistake.
+    let toml = BASE.replace(
+        "gateway_mac = \"fa:16:3e:00:00:02\"",
+        "gateway_mac = \"fa:16:3e:00:00:02\"\nra = { enabled = true, interval_s = 200 }",
+    );
+    assert!(Config::from_toml_str(&toml).is_ok());
+}
+
+// endpoint (IPv6)
+
+#[test]
+fn endpoint_ip6_needs_subnet6() {
+    let mut c = base();
+    c.endpoints[1].ip6 = Some(ip6("2001:db8::5"));
+    expect_one(
+        &c,
+        "endpoint[1].ip6",
+        "network \"flat\" has no subnet6 for 2001:db8::5",
+    );
+}
+
+#[test]
+fn endpoint_ip6_rules() {
+    let mut c = dual();
+    c.endpoints[0].ip6 = Some(ip6("2001:db8:100:2::20"));
+    expect_one(
+        &c,
+        "endpoint[0].ip6",
+        "2001:db8:100:2::20 is not inside network \"flat\" subnet6 2001:db8:100:1::/64",
+    );
+    c.networks[0].gateway6 = Some(ip6("2001:db8:100:1::1"));
+    c.endpoints[0].ip6 = Some(ip6("2001:db8:100:1::1"));
+    expect_one(
+        &c,
+        "endpoint[0].ip6",
+        "2001:db8:100:1::1 is the gateway6 of network \"flat\"",
+    );
+    c.endpoints[0].ip6 = Some(ip6("2001:db8:100:1::"));
+    expect_one(
+        &c,
+        "endpoint[0].ip6",
+        "2001:db8:100:1:: is the Subnet-Router anycast address of 2001:db8:100:1::/64",
+    );
+    let mut c = dual();
+    let mut dup = c.endpoints[0].clone();
+    dup.ip = ip("10.10.1.21");
+    dup.mac = mac("fa:16:3e:00:00:21");
+    c.endpoints.push(dup);
+    expect_one(
+        &c,
+        "endpoint[1].ip6",
+        "duplicate 2001:db8:100:1::20 (also endpoint[0])",
+    );
+    c.endpoints[1].ip6 = Some(ip6("2001:db8:100:1::21"));
+    assert_eq!(c.validate(), Ok(()));
+    // The IPv4 address stays required.
+    let errors = parse_errors(&DUAL.replace("ip = \"10.10.1.20\"\n", ""));
+    assert_eq!(errors[0].path, "endpoint[0]");
+    assert!(errors[0].message.contains("missing field `ip`"));
 }

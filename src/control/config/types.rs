@@ -1,8 +1,8 @@
-//! Value types of the configuration: IPv4 prefixes, MAC addresses, port ranges and the
-//! dataplane modes. Each one is written in TOML (and JSON) as a string.
+//! Value types of the configuration: IPv4 and IPv6 prefixes, MAC addresses, port ranges and
+//! the dataplane modes. Each one is written in TOML (and JSON) as a string.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -93,6 +93,148 @@ impl FromStr for Ipv4Cidr {
             len: len as u8,
         })
     }
+}
+
+/// An IPv6 address with a prefix length, `addr/len` (RFC 4291 section 2.3).
+///
+/// As with [`Ipv4Cidr`], the address keeps its interface identifier: `2001:db8:ff::2/64` is an
+/// interface address in the subnet `2001:db8:ff::/64`. Routes and subnets want the canonical
+/// form ([`Ipv6Cidr::is_canonical`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv6Cidr {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl Ipv6Cidr {
+    /// `None` when `len` is greater than 128.
+    pub fn new(addr: Ipv6Addr, len: u8) -> Option<Ipv6Cidr> {
+        (len <= 128).then_some(Ipv6Cidr { addr, len })
+    }
+
+    /// The netmask as a host-order integer (`/64` is `0xffff_ffff_ffff_ffff` followed by 64
+    /// zero bits). A length above 128 (only possible by building the struct by hand) counts
+    /// as 128.
+    pub fn mask(&self) -> u128 {
+        u128::MAX
+            .checked_shl(128u32.saturating_sub(u32::from(self.len)))
+            .unwrap_or(0)
+    }
+
+    /// The first address of the prefix (for a subnet shorter than /127, its Subnet-Router
+    /// anycast address, RFC 4291 section 2.6.1).
+    pub fn network(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) & self.mask())
+    }
+
+    /// The prefix with its host bits cleared.
+    pub fn canonical(&self) -> Ipv6Cidr {
+        Ipv6Cidr {
+            addr: self.network(),
+            len: self.len.min(128),
+        }
+    }
+
+    /// True when no host bits are set.
+    pub fn is_canonical(&self) -> bool {
+        self.addr == self.network()
+    }
+
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        (u128::from(ip) & self.mask()) == (u128::from(self.addr) & self.mask())
+    }
+
+    /// True when the two prefixes share at least one address.
+    pub fn overlaps(&self, other: &Ipv6Cidr) -> bool {
+        let mask = self.mask() & other.mask();
+        (u128::from(self.addr) & mask) == (u128::from(other.addr) & mask)
+    }
+}
+
+impl fmt::Display for Ipv6Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl FromStr for Ipv6Cidr {
+    type Err = String;
+
+    /// `addr/len` with the address in any RFC 4291 section 2.2 text form (RFC 5952's is
+    /// what [`fmt::Display`] writes back); no zone index.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("invalid IPv6 prefix {s:?}: expected addr/len");
+        let (addr, len) = s.split_once('/').ok_or_else(expected)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| expected())?;
+        let len = parse_decimal(len)
+            .filter(|len| *len <= 128)
+            .ok_or_else(|| format!("invalid IPv6 prefix {s:?}: the length must be 0..=128"))?;
+        // `parse_decimal` bounded the value to 128 above, so it fits.
+        Ok(Ipv6Cidr {
+            addr,
+            len: len as u8,
+        })
+    }
+}
+
+/// An entry of `port.addresses`, which takes IPv4 and IPv6 prefixes side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum IpCidr {
+    V4(Ipv4Cidr),
+    V6(Ipv6Cidr),
+}
+
+impl fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpCidr::V4(c) => c.fmt(f),
+            IpCidr::V6(c) => c.fmt(f),
+        }
+    }
+}
+
+impl FromStr for IpCidr {
+    type Err = String;
+
+    /// A colon makes it IPv6, a dot IPv4 (an IPv4-embedded IPv6 address has both and is
+    /// IPv6); each family then gives its own message.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse().map(IpCidr::V6)
+        } else if s.contains('.') {
+            s.parse().map(IpCidr::V4)
+        } else {
+            Err(format!(
+                "invalid prefix {s:?}: expected a.b.c.d/len (IPv4) or addr/len (IPv6)"
+            ))
+        }
+    }
+}
+
+/// The IPv6 link-local address of an interface with MAC `mac` (RFC 4291 section 2.5.6 and
+/// appendix A): `fe80::/64` with the modified EUI-64 interface identifier, i.e. the MAC with
+/// `ff:fe` inserted in the middle and the universal/local bit (0x02 of the first octet)
+/// inverted. `fa:16:3e:00:00:01` gives `fe80::f816:3eff:fe00:1`.
+pub fn link_local_from_mac(mac: MacAddr) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
 }
 
 /// An Ethernet MAC address.
@@ -324,7 +466,7 @@ where
     }
 }
 
-serde_via_string!(Ipv4Cidr, MacAddr, PortRange);
+serde_via_string!(Ipv4Cidr, Ipv6Cidr, IpCidr, MacAddr, PortRange);
 pub(super) use serde_via_string;
 
 #[cfg(test)]
@@ -403,6 +545,136 @@ mod tests {
         assert!(cidr("0.0.0.0/0").overlaps(&cidr("192.0.2.1/32")));
     }
 
+    fn cidr6(s: &str) -> Ipv6Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr6_parses_and_displays() {
+        let c = cidr6("2001:DB8:ff:0::2/64");
+        assert_eq!(c.addr, Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 2));
+        assert_eq!(c.len, 64);
+        assert_eq!(c.to_string(), "2001:db8:ff::2/64");
+        assert_eq!(c.mask(), 0xffff_ffff_ffff_ffff_0000_0000_0000_0000);
+        assert_eq!(
+            c.network(),
+            Ipv6Addr::new(0x2001, 0xdb8, 0xff, 0, 0, 0, 0, 0)
+        );
+        assert_eq!(c.canonical(), cidr6("2001:db8:ff::/64"));
+        assert!(!c.is_canonical());
+        assert!(c.canonical().is_canonical());
+        assert_eq!(
+            Ipv6Cidr::new(c.addr, 128),
+            Some(cidr6("2001:db8:ff::2/128"))
+        );
+        assert_eq!(Ipv6Cidr::new(c.addr, 129), None);
+        // IPv4-embedded text form.
+        assert_eq!(
+            cidr6("::ffff:192.0.2.1/128").addr,
+            Ipv4Addr::new(192, 0, 2, 1).to_ipv6_mapped()
+        );
+    }
+
+    #[test]
+    fn cidr6_edge_lengths() {
+        let all = cidr6("::/0");
+        assert_eq!(all.mask(), 0);
+        assert!(all.contains(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)));
+        let host = cidr6("2001:db8::9/128");
+        assert_eq!(host.mask(), u128::MAX);
+        assert_eq!(host.network(), host.addr);
+        assert!(host.is_canonical());
+        assert!(!host.contains(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 8)));
+        assert_eq!(cidr6("2001:db8::/1").mask(), 1 << 127);
+        // A hand-built length above 128 must not panic.
+        let odd = Ipv6Cidr {
+            addr: Ipv6Addr::LOCALHOST,
+            len: 200,
+        };
+        assert_eq!(odd.mask(), u128::MAX);
+        assert_eq!(odd.canonical().len, 128);
+    }
+
+    #[test]
+    fn cidr6_rejects_bad_input() {
+        for bad in [
+            "2001:db8::1",
+            "2001:db8::1/129",
+            "2001:db8::1/",
+            "2001:db8::1/+64",
+            "2001:db8::g/64",
+            "2001:db8:::1/64",
+            "fe80::1%eth0/64",
+            "10.0.0.0/8",
+            "/64",
+            "",
+            "2001:db8::/64/64",
+        ] {
+            assert!(bad.parse::<Ipv6Cidr>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(
+            "2001:db8::1".parse::<Ipv6Cidr>().unwrap_err(),
+            "invalid IPv6 prefix \"2001:db8::1\": expected addr/len"
+        );
+        assert_eq!(
+            "2001:db8::1/129".parse::<Ipv6Cidr>().unwrap_err(),
+            "invalid IPv6 prefix \"2001:db8::1/129\": the length must be 0..=128"
+        );
+    }
+
+    #[test]
+    fn cidr6_contains_and_overlaps() {
+        let a = cidr6("2001:db8:100::/56");
+        assert!(a.contains(Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0xff, 0, 0, 0, 1)));
+        assert!(!a.contains(Ipv6Addr::new(0x2001, 0xdb8, 0x101, 0, 0, 0, 0, 1)));
+        assert!(a.overlaps(&cidr6("2001:db8:100:1::/64")));
+        assert!(cidr6("2001:db8:100:1::/64").overlaps(&a));
+        assert!(!a.overlaps(&cidr6("2001:db8:200::/56")));
+        assert!(cidr6("::/0").overlaps(&cidr6("2001:db8::1/128")));
+    }
+
+    #[test]
+    fn ip_cidr_takes_either_family() {
+        assert_eq!(
+            "10.0.0.1/8".parse::<IpCidr>().unwrap(),
+            IpCidr::V4(cidr("10.0.0.1/8"))
+        );
+        assert_eq!(
+            "2001:db8::1/64".parse::<IpCidr>().unwrap(),
+            IpCidr::V6(cidr6("2001:db8::1/64"))
+        );
+        // Each family keeps its own message.
+        assert!(
+            "10.0.0.1"
+                .parse::<IpCidr>()
+                .unwrap_err()
+                .starts_with("invalid IPv4 prefix")
+        );
+        assert!(
+            "::1"
+                .parse::<IpCidr>()
+                .unwrap_err()
+                .starts_with("invalid IPv6 prefix")
+        );
+        assert_eq!(IpCidr::V6(cidr6("::1/128")).to_string(), "::1/128");
+    }
+
+    #[test]
+    fn link_local_is_modified_eui64() {
+        // RFC 4291 appendix A: insert ff:fe, invert the universal/local bit.
+        let m: MacAddr = "fa:16:3e:00:00:01".parse().unwrap();
+        assert_eq!(
+            link_local_from_mac(m),
+            "fe80::f816:3eff:fe00:1".parse::<Ipv6Addr>().unwrap()
+        );
+        let m: MacAddr = "00:1b:21:0a:0b:0c".parse().unwrap();
+        assert_eq!(
+            link_local_from_mac(m),
+            "fe80::21b:21ff:fe0a:b0c".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(link_local_from_mac(m).is_unicast_link_local());
+    }
+
     #[test]
     fn mac_parses_both_separators() {
         let m: MacAddr = "02:00:0A:bb:cc:01".parse().unwrap();
@@ -457,6 +729,10 @@ mod tests {
         let json =
             serde_json::to_string(&(cidr("10.0.0.1/8"), MacAddr([2, 0, 0, 0, 0, 1]))).unwrap();
         assert_eq!(json, r#"["10.0.0.1/8","02:00:00:00:00:01"]"#);
+        let json = serde_json::to_string(&cidr6("2001:db8::1/64")).unwrap();
+        assert_eq!(json, r#""2001:db8::1/64""#);
+        let back: Ipv6Cidr = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, cidr6("2001:db8::1/64"));
         let back: (Ipv4Cidr, MacAddr, PortRange, XdpMode, ZeroCopy) =
             serde_json::from_str(r#"["10.0.0.1/8","02:00:00:00:00:01","1-2","generic","off"]"#)
                 .unwrap();

@@ -43,20 +43,28 @@ const REASSEMBLY_TIMEOUT_MS: RangeInclusive<u64> = 10..=30_000;
 const MAX_IFACE_BYTES: usize = 15;
 
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
+    let (route4_at, route6_at) = route_indexes(config);
     let mut v = Validator {
         c: config,
         errors: Vec::new(),
+        route4_at,
+        route6_at,
     };
     v.dataplane();
     v.control();
     v.limits();
     v.ports();
+    v.ports6();
     v.routes();
+    v.routes6();
     v.proxy_arp();
+    v.proxy_ndp();
     v.tunnel();
     v.chassis();
     v.networks();
+    v.networks6();
     v.endpoints();
+    v.endpoints6();
     v.floating_ips();
     v.snat();
     v.acls();
@@ -68,6 +76,29 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
 pub(super) struct Validator<'a> {
     pub(super) c: &'a Config,
     errors: Vec<ConfigError>,
+    /// Index in the TOML `[[route]]` array of `c.routes[i]` and `c.routes6[i]`.
+    pub(super) route4_at: Vec<usize>,
+    pub(super) route6_at: Vec<usize>,
+}
+
+/// Where each route sits in the `[[route]]` array, which holds both families: the `index`
+/// the parser recorded. A configuration built in code may leave every `index` at 0; when the
+/// indexes do not number the routes 0..n exactly once each, the routes are numbered in the
+/// order they are written back (the IPv4 ones, then the IPv6 ones).
+fn route_indexes(c: &Config) -> (Vec<usize>, Vec<usize>) {
+    let v4: Vec<usize> = c.routes.iter().map(|r| r.index).collect();
+    let v6: Vec<usize> = c.routes6.iter().map(|r| r.index).collect();
+    let n = v4.len() + v6.len();
+    let mut taken = vec![false; n];
+    let consistent = v4
+        .iter()
+        .chain(&v6)
+        .all(|&k| k < n && !std::mem::replace(&mut taken[k], true));
+    if consistent {
+        (v4, v6)
+    } else {
+        ((0..c.routes.len()).collect(), (c.routes.len()..n).collect())
+    }
 }
 
 impl<'a> Validator<'a> {
@@ -287,7 +318,11 @@ impl<'a> Validator<'a> {
             }
             match p.route_table.as_deref() {
                 Some("") => self.err(at("route_table"), "must not be empty"),
-                Some(t) if t != MAIN_TABLE && !c.routes.iter().any(|r| r.table == t) => {
+                Some(t)
+                    if t != MAIN_TABLE
+                        && !c.routes.iter().any(|r| r.table == t)
+                        && !c.routes6.iter().any(|r| r.table == t) =>
+                {
                     self.err(at("route_table"), format!("table \"{t}\" has no [[route]]"))
                 }
                 _ => {}
@@ -383,26 +418,12 @@ impl<'a> Validator<'a> {
         let c = self.c;
         let mut seen = HashMap::new();
         for (i, r) in c.routes.iter().enumerate() {
-            let at = |field: &str| format!("route[{i}].{field}");
-            if r.table.is_empty() {
-                self.err(at("table"), "must not be empty");
-            } else if r.table != MAIN_TABLE
-                && !c
-                    .ports
-                    .iter()
-                    .any(|p| p.route_table.as_deref() == Some(&r.table))
-            {
-                self.err(
-                    at("table"),
-                    format!(
-                        "table \"{}\" is not used by any port: set route_table = \"{}\" on a port",
-                        r.table, r.table
-                    ),
-                );
-            }
+            let index = self.route4_at[i];
+            let at = |field: &str| format!("route[{index}].{field}");
+            self.route_table(at("table"), &r.table);
             self.canonical(at("prefix"), &r.prefix);
             let key = (r.table.as_str(), r.prefix.canonical());
-            if let Some(k) = first_seen(&mut seen, key, i) {
+            if let Some(k) = first_seen(&mut seen, key, index) {
                 self.err(
                     at("prefix"),
                     format!(
@@ -428,6 +449,26 @@ impl<'a> Validator<'a> {
                 (None, Some(_)) => {}
                 (Some(via), port) => self.next_hop(&at("via"), via, port),
             }
+        }
+    }
+
+    /// A route's `table`: not empty, and "main" or a table some port looks up.
+    pub(super) fn route_table(&mut self, path: String, table: &str) {
+        if table.is_empty() {
+            self.err(path, "must not be empty");
+        } else if table != MAIN_TABLE
+            && !self
+                .c
+                .ports
+                .iter()
+                .any(|p| p.route_table.as_deref() == Some(table))
+        {
+            self.err(
+                path,
+                format!(
+                    "table \"{table}\" is not used by any port: set route_table = \"{table}\" on a port"
+                ),
+            );
         }
     }
 
@@ -988,7 +1029,7 @@ impl<'a> Validator<'a> {
             .collect()
     }
 
-    fn port_names(&self, ports: &[usize]) -> String {
+    pub(super) fn port_names(&self, ports: &[usize]) -> String {
         ports
             .iter()
             .map(|p| format!("\"{}\"", self.c.ports[*p].name))
@@ -1010,7 +1051,11 @@ impl<'a> Validator<'a> {
 }
 
 /// Records `key` at `index`; returns the index it was first seen at if it is a repeat.
-fn first_seen<K: Eq + Hash, I: Copy>(seen: &mut HashMap<K, I>, key: K, index: I) -> Option<I> {
+pub(super) fn first_seen<K: Eq + Hash, I: Copy>(
+    seen: &mut HashMap<K, I>,
+    key: K,
+    index: I,
+) -> Option<I> {
     match seen.entry(key) {
         Entry::Occupied(first) => Some(*first.get()),
         Entry::Vacant(slot) => {
