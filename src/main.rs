@@ -51,6 +51,8 @@ enum ShowWhat {
     Sessions,
     Stats,
     Status,
+    /// Tenant networks: IPv4 and IPv6 subnets and gateways, router advertisements, policy.
+    Networks,
     /// VRRP groups: state, priority, master.
     Ha,
     /// BGP sessions and announcements (asked of BIRD).
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
                 ShowWhat::Sessions => "sessions",
                 ShowWhat::Stats => "stats",
                 ShowWhat::Status => "status",
+                ShowWhat::Networks => "networks",
                 ShowWhat::Ha => "ha",
                 ShowWhat::Bgp => "bgp",
             },
@@ -140,7 +143,7 @@ fn check(file: &std::path::Path) -> i32 {
                 "{}: OK ({} port(s), {} route(s), {} network(s), {} floating IP(s){})",
                 file.display(),
                 c.ports.len(),
-                c.routes.len(),
+                c.routes.len() + c.routes6.len(),
                 c.networks.len(),
                 c.floating_ips.len(),
                 if c.vrrp.is_empty() {

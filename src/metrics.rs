@@ -97,7 +97,7 @@ drop_reasons! {
     GeneveBadVersion => ("geneve", "bad_version", "Geneve version other than 0 (RFC 8926 3.4)."),
     GeneveCriticalOption => ("geneve", "critical_option", "Geneve packet with a critical option vgate does not understand (RFC 8926 3.5)."),
     GeneveUnknownVni => ("geneve", "unknown_vni", "Geneve packet whose VNI is no configured tenant network."),
-    GeneveSpoofedSource => ("geneve", "spoofed_source", "Inner IPv4 source outside the subnet of the tenant network the VNI names."),
+    GeneveSpoofedSource => ("geneve", "spoofed_source", "Inner source outside the subnet (IPv4) or subnet6 (IPv6; link-local and unspecified sources aside) of the tenant network the VNI names."),
     GeneveNoEndpoint => ("geneve", "no_endpoint", "Packet routed to a Geneve network for an address that is no configured endpoint."),
     GeneveNoUnderlayRoute => ("geneve", "no_underlay_route", "No underlay route to the endpoint's chassis, or no headroom for the outer headers."),
     AclDenied => ("acl", "denied", "Dropped by an ACL of its floating IP or network: a drop rule, or the default (acl_packets_total says which)."),
@@ -134,7 +134,7 @@ drop_reasons! {
     NdpLearned => ("ndp", "learned", "Neighbour advertisement or solicitation consumed after updating the neighbour table (not an error)."),
     NdpIgnored => ("ndp", "ignored", "Neighbour advertisement for an address vgate has no entry for and did not ask about (RFC 4861 section 7.2.5)."),
     NdpSpoofed => ("ndp", "spoofed", "Neighbour advertisement or solicitation claiming an address vgate owns or answers for: not learned."),
-    NdpRouterSolicitation => ("ndp", "router_solicitation", "Router solicitation consumed: answered with a router advertisement when its port has a network with RAs (not an error)."),
+    NdpRouterSolicitation => ("ndp", "router_solicitation", "Router solicitation not answered: no network with RAs on its link for its source, or over the ICMP error rate limit (answered ones become the advertisement)."),
     NdpRouterAdvert => ("ndp", "router_advert", "Router advertisement from another router: vgate configures nothing from RAs."),
     NdpRedirect => ("ndp", "redirect", "Redirect message: a router ignores them (RFC 4861 section 8.1)."),
     Icmp6RateLimited => ("icmp6_error", "rate_limited", "ICMPv6 error suppressed by the per-worker rate limit shared with ICMP (RFC 4443 section 2.4 (f))."),
@@ -693,7 +693,7 @@ pub fn families(
     e.header(
         "neighbors",
         "gauge",
-        "Resolved neighbour entries known to the control thread.",
+        "Neighbour entries, IPv4 (ARP) and IPv6 (NDP), known to the control thread.",
     );
     e.sample("neighbors", &[], c.neighbors);
     e.header(

@@ -167,6 +167,29 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 .unwrap_or_default();
             table(&["PORT", "IP", "MAC"], &rows)
         }
+        "networks" => {
+            let rows = rows_of(&v, |n| {
+                vec![
+                    s(&n["name"]),
+                    s(&n["kind"]),
+                    on(n),
+                    s(&n["subnet"]),
+                    s(&n["gateway"]),
+                    s(&n["subnet6"]),
+                    s(&n["gateway6"]),
+                    ra_cell(&n["ra"]),
+                    s(&n["tenant_mtu"]),
+                    policy_cell(&n["policy"]),
+                ]
+            });
+            table(
+                &[
+                    "NETWORK", "KIND", "ON", "SUBNET", "GATEWAY", "SUBNET6", "GATEWAY6", "RA",
+                    "MTU", "POLICY",
+                ],
+                &rows,
+            )
+        }
         "bgp" => {
             if v["configured"] != Value::Bool(true) {
                 return Ok("no [bgp] section configured\n".to_string());
@@ -267,10 +290,13 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                                 s(&p["name"]),
                                 s(&p["iface"]),
                                 s(&p["mac"]),
-                                p["addresses"]
-                                    .as_array()
-                                    .map(|x| x.iter().map(s).collect::<Vec<_>>().join(","))
-                                    .unwrap_or_default(),
+                                ["addresses", "addresses6"]
+                                    .iter()
+                                    .filter_map(|k| p[*k].as_array())
+                                    .flatten()
+                                    .map(s)
+                                    .collect::<Vec<_>>()
+                                    .join(","),
                                 s(&p["mtu"]),
                                 s(&p["mode"]),
                             ]
@@ -284,11 +310,7 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
                 vec![
                     s(&n["name"]),
                     s(&n["kind"]),
-                    if n["vni"].is_null() {
-                        s(&n["port"])
-                    } else {
-                        format!("vni {}", s(&n["vni"]))
-                    },
+                    on(n),
                     s(&n["subnet"]),
                     s(&n["gateway"]),
                     s(&n["tenant_mtu"]),
@@ -331,6 +353,43 @@ pub fn render(what: &str, body: &str) -> Result<String, String> {
             out
         }
     })
+}
+
+/// Where a network is: its port when flat, its VNI behind Geneve.
+fn on(n: &Value) -> String {
+    if n["vni"].is_null() {
+        s(&n["port"])
+    } else {
+        format!("vni {}", s(&n["vni"]))
+    }
+}
+
+/// A network's router advertisements in one cell: interval, router lifetime, the M and O
+/// flags, the MTU and DNS servers advertised; `-` when none are sent.
+fn ra_cell(ra: &Value) -> String {
+    if !ra.is_object() {
+        return "-".into();
+    }
+    let flags: String = [("managed", 'M'), ("other", 'O')]
+        .iter()
+        .filter(|(k, _)| ra[*k] == Value::Bool(true))
+        .map(|(_, c)| *c)
+        .collect();
+    let mut cell = format!(
+        "every {}s life {}s flags {} mtu {}",
+        s(&ra["interval_s"]),
+        s(&ra["lifetime_s"]),
+        if flags.is_empty() { "-" } else { &flags },
+        s(&ra["mtu"])
+    );
+    let dns: Vec<String> = ra["rdnss"]
+        .as_array()
+        .map(|a| a.iter().map(s).collect())
+        .unwrap_or_default();
+    if !dns.is_empty() {
+        cell += &format!(" rdnss {}", dns.join(","));
+    }
+    cell
 }
 
 /// One row per element of the JSON array `v` (none when it is not an array).
@@ -555,5 +614,103 @@ vgate_worker_rx_wakeups_total{worker=\"0\"} 0
         );
         assert!(t.contains("tunnel 192.0.2.10 udp 6081"), "{t}");
         assert!(t.contains("compute-1  192.0.2.21  underlay  2"), "{t}");
+    }
+
+    #[test]
+    fn routes_and_neighbors_list_ipv6_rows() {
+        let body = r#"[{"table":"main","family":"ipv4","prefix":"0.0.0.0/0","kind":"forward","via":"203.0.113.1","port":"external","origin":"static"},
+            {"table":"main","family":"ipv6","prefix":"2001:db8:77::/48","kind":"forward","via":"2001:db8:ff::1","port":"external","origin":"static"},
+            {"table":"main","family":"ipv6","prefix":"2001:db8:ff::/64","kind":"forward","via":null,"port":"external","origin":"connected"}]"#;
+        let t = render("routes", body).unwrap();
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(
+            t.contains("main   2001:db8:77::/48  forward  2001:db8:ff::1  external  static"),
+            "{t}"
+        );
+        assert!(
+            t.contains("main   2001:db8:ff::/64  forward  -               external  connected"),
+            "{t}"
+        );
+        let body = r#"[{"port":"external","family":"ipv4","ip":"203.0.113.1","mac":"02:00:00:00:00:09","state":"reachable","workers":[0]},
+            {"port":"external","family":"ipv6","ip":"2001:db8:ff::1","mac":"02:00:00:00:00:09","state":"reachable","workers":[0]}]"#;
+        let t = render("neighbors", body).unwrap();
+        assert!(
+            t.contains("external  2001:db8:ff::1  02:00:00:00:00:09"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn networks_show_subnet6_gateway6_and_ras() {
+        let body = r#"[{"name":"tenant","kind":"flat","vni":null,"port":"internal","subnet":"10.10.1.0/24","gateway":"10.10.1.1","tenant_mtu":1450,
+              "subnet6":"2001:db8:100:1::/64","gateway6":"fe80::f816:3eff:fe00:1",
+              "ra":{"managed":false,"other":true,"interval_s":10,"lifetime_s":1800,"rdnss":["2001:db8::53"],"mtu":1450},"policy":null},
+            {"name":"tenant-a","kind":"geneve","vni":100,"port":null,"subnet":"10.0.0.0/24","gateway":"10.0.0.1","tenant_mtu":1450,
+              "subnet6":null,"gateway6":null,"ra":null,"policy":null}]"#;
+        let t = render("networks", body).unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].starts_with("NETWORK   KIND    ON        SUBNET"),
+            "{t}"
+        );
+        let tenant: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            tenant,
+            [
+                "tenant",
+                "flat",
+                "internal",
+                "10.10.1.0/24",
+                "10.10.1.1",
+                "2001:db8:100:1::/64",
+                "fe80::f816:3eff:fe00:1",
+                "every",
+                "10s",
+                "life",
+                "1800s",
+                "flags",
+                "O",
+                "mtu",
+                "1450",
+                "rdnss",
+                "2001:db8::53",
+                "1450",
+                "-"
+            ],
+            "{t}"
+        );
+        let a: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            a,
+            [
+                "tenant-a",
+                "geneve",
+                "vni",
+                "100",
+                "10.0.0.0/24",
+                "10.0.0.1",
+                "-",
+                "-",
+                "-",
+                "1450",
+                "-"
+            ],
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn status_shows_ipv6_port_addresses() {
+        let body = r#"{"version":"0.1.0","generation":1,"uptime_seconds":5,"workers":1,"neighbors":0,
+            "ports":[{"name":"external","iface":"ext0","mac":"02:00:00:00:00:01","addresses":["203.0.113.2/24"],
+              "addresses6":["2001:db8:ff::2/64"],"link_local":"fe80::ff:fe00:1","mtu":1500,"mode":"native"}],
+            "tunnel":null,"chassis":[],"networks":[]}"#;
+        let t = render("status", body).unwrap();
+        assert!(
+            t.contains(
+                "external  ext0   02:00:00:00:00:01  203.0.113.2/24,2001:db8:ff::2/64  1500"
+            ),
+            "{t}"
+        );
     }
 }

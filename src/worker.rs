@@ -6,7 +6,7 @@
 //! through bounded lock-free queues; nothing on this path locks or allocates.
 
 use crate::control::config::MAX_VRRP_ADDRESSES;
-use crate::control::garp::Announcement;
+use crate::control::garp::{Announcement, Announcement6};
 use crate::io::{Desc, FramePool, Port};
 use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
 use crate::pipeline::vrrp::AdvertIn;
@@ -30,11 +30,14 @@ pub struct NeighborBus {
     /// IPv6 neighbours learned by one worker, for the others.
     pub to_worker6: Vec<ArrayQueue<(u8, u128, EthernetAddress)>>,
     /// Neighbour dumps for the API, like the session dumps: each worker answers the request
-    /// numbered `neighbor_request` on its timer with its whole table.
+    /// numbered `neighbor_request` on its timer with its whole tables, IPv4 and IPv6.
     pub neighbor_request: AtomicU64,
-    pub neighbor_dumps: ArrayQueue<(u64, usize, Vec<NeighborView>)>,
+    pub neighbor_dumps: ArrayQueue<(u64, usize, NeighborDump)>,
     /// Gratuitous ARPs the control thread wants sent; worker 0 sends them.
     pub garp: ArrayQueue<Announcement>,
+    /// Unsolicited neighbour advertisements (IPv6's gratuitous ARP) the control thread wants
+    /// sent; worker 0 sends them.
+    pub na: ArrayQueue<Announcement6>,
     /// SNAT return traffic for another worker's sessions, one queue per worker. Workers own
     /// separate UMEMs, so a handed-off packet is copied.
     pub handoff: Vec<ArrayQueue<HandoffPkt>>,
@@ -51,6 +54,13 @@ pub struct NeighborBus {
     pub ha: HaState,
     pub vrrp_rx: ArrayQueue<AdvertIn>,
     pub vrrp_tx: ArrayQueue<AdvertOut>,
+}
+
+/// One worker's neighbour tables as `/api/v1/neighbors` shows them.
+#[derive(Clone, Debug, Default)]
+pub struct NeighborDump {
+    pub v4: Vec<NeighborView>,
+    pub v6: Vec<NeighborView<u128>>,
 }
 
 /// A VRRP advertisement to send (RFC 5798 section 5): built and sent by worker 0.
@@ -102,6 +112,7 @@ impl NeighborBus {
             neighbor_request: AtomicU64::new(0),
             neighbor_dumps: ArrayQueue::new(workers.max(1) * 4),
             garp: ArrayQueue::new(1024),
+            na: ArrayQueue::new(1024),
             session_request: AtomicU64::new(0),
             session_dumps: ArrayQueue::new(workers.max(1) * 4),
             virtual_to_worker: (0..workers).map(|_| ArrayQueue::new(1024)).collect(),
@@ -235,6 +246,9 @@ impl<P: Port> Worker<P> {
             while let Some(a) = self.bus.garp.pop() {
                 send_announcement(&mut ctx, a);
             }
+            while let Some(a) = self.bus.na.pop() {
+                send_announcement6(&mut ctx, a);
+            }
         }
 
         let mut received = 0;
@@ -349,11 +363,16 @@ impl<P: Port> Worker<P> {
                 sessions += t.len();
             }
             ctx.stats.nat_sessions.set(sessions as u64);
-            ctx.stats.neighbors.set(ctx.state.neighbors.len() as u64);
+            ctx.stats
+                .neighbors
+                .set((ctx.state.neighbors.len() + ctx.state.neighbors6.len()) as u64);
             let want = self.bus.neighbor_request.load(Ordering::Acquire);
             if want != self.neighbors_served {
                 self.neighbors_served = want;
-                let rows = ctx.state.neighbors.entries().collect();
+                let rows = NeighborDump {
+                    v4: ctx.state.neighbors.entries().collect(),
+                    v6: ctx.state.neighbors6.entries().collect(),
+                };
                 let _ = self.bus.neighbor_dumps.force_push((want, self.id, rows));
             }
             let want = self.bus.session_request.load(Ordering::Acquire);
@@ -432,7 +451,9 @@ impl<P: Port> Worker<P> {
                 }
             }
         }
-        self.stats.neighbors.set(self.state.neighbors.len() as u64);
+        self.stats
+            .neighbors
+            .set((self.state.neighbors.len() + self.state.neighbors6.len()) as u64);
     }
 
     /// Poll until `stop` is set, then give every frame back. With `adaptive`, 50 µs without
@@ -524,6 +545,15 @@ fn send_announcement(ctx: &mut Ctx, a: Announcement) {
     ctx.tx.push(a.port, d);
     ctx.stats.generated.add(1);
     ctx.stats.garp_sent.add(1);
+}
+
+/// Send one unsolicited neighbour advertisement (RFC 4861 section 7.2.6) for the announced
+/// address at the announced MAC. IPv6 has no VRRP group to defer to.
+fn send_announcement6(ctx: &mut Ctx, a: Announcement6) {
+    if usize::from(a.port) >= ctx.snap.ports.len() {
+        return;
+    }
+    pipeline::ndp::send_unsolicited_na(ctx, a.port, a.ip, a.mac);
 }
 
 /// Send one VRRP advertisement: from the virtual MAC to 224.0.0.18 with TTL 255 (RFC 5798

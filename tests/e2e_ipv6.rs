@@ -245,3 +245,236 @@ fn ipv6_gateway_with_slaac_ndp_and_icmpv6_errors() {
     );
     drop(vg);
 }
+
+/// A neighbour advertisement as captured.
+struct Advert {
+    eth_src: [u8; 6],
+    /// The IPv6 destination.
+    dst: String,
+    /// R, S, O in the top three bits.
+    flags: u8,
+    target: String,
+    /// The target link-layer address option.
+    tll: Option<[u8; 6]>,
+}
+
+/// The ICMPv6 neighbour advertisement in `frame` (Ethernet, IPv6 without extension
+/// headers), if it is one.
+fn neighbor_advert(frame: &[u8]) -> Option<Advert> {
+    if frame.len() < 78 || frame[12..14] != [0x86, 0xdd] || frame[20] != 58 || frame[54] != 136 {
+        return None;
+    }
+    let addr = |b: &[u8]| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(b).unwrap()).to_string();
+    // The target link-layer address option (type 2, one 8-byte unit).
+    let tll = (frame.len() >= 86 && frame[78] == 2 && frame[79] == 1)
+        .then(|| <[u8; 6]>::try_from(&frame[80..86]).unwrap());
+    Some(Advert {
+        eth_src: frame[6..12].try_into().unwrap(),
+        dst: addr(&frame[38..54]),
+        flags: frame[58],
+        target: addr(&frame[62..78]),
+        tll,
+    })
+}
+
+fn mac_bytes(s: &str) -> [u8; 6] {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|x| u8::from_str_radix(x, 16).expect("hex"))
+        .collect();
+    v.try_into().expect("six octets")
+}
+
+/// The unsolicited neighbour advertisements (to ff02::1, Override set, Solicited clear) for
+/// `target` among `frames`, with the Ethernet source and target link-layer address of each.
+fn unsolicited_nas(frames: &[Vec<u8>], target: &str) -> Vec<([u8; 6], Option<[u8; 6]>)> {
+    frames
+        .iter()
+        .filter_map(|f| neighbor_advert(f))
+        .filter(|a| {
+            a.dst == "ff02::1" && a.flags & 0x20 != 0 && a.flags & 0x40 == 0 && a.target == target
+        })
+        .map(|a| (a.eth_src, a.tll))
+        .collect()
+}
+
+/// The same lab and configuration: the API and `vgate show` list the IPv6 routes,
+/// neighbours, networks and port addresses; at start vgate announces its external address
+/// (and the tenant gateway on the tenant side) with `control.garp.count` unsolicited
+/// neighbour advertisements, to all-nodes, with the Override flag and its MAC.
+#[test]
+fn ipv6_in_the_api_and_unsolicited_advertisements_at_start() {
+    if !is_root() {
+        common::skip("needs root");
+        return;
+    }
+    let count = vgate::control::config::Config::from_toml_str(CONF)
+        .expect("CONF")
+        .control
+        .garp
+        .count as usize;
+    assert!(count > 0);
+    let lab = lab_up(RouterMode::Vgate);
+    let (ii, ci) = (lab.inet_iface(), lab.client_iface());
+    let cap_ext = Capture::start(&lab.ns(Role::Inet), &ii, "icmp6");
+    let cap_int = Capture::start(&lab.ns(Role::Client), &ci, "icmp6");
+    let vg = Vgate::start(&lab, CONF);
+    enable_ipv6(&lab);
+    let ext_mac = mac_bytes(&lab.mac(Role::Router, vgate::lab::EXT_IFACE).expect("mac"));
+    let inet_mac = lab.mac(Role::Inet, &ii).expect("mac").to_lowercase();
+    let api = |what: &str| -> serde_json::Value {
+        let r = http_get(&vg.ns, &format!("http://127.0.0.1:9477/api/v1/{what}"))
+            .unwrap_or_else(|| panic!("GET /api/v1/{what}"));
+        assert_eq!(r.status, 200, "{what}: {}", r.body);
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{what}: {e}: {}", r.body))
+    };
+    let show = |what: &str| {
+        lab.run(Role::Router, &[env!("CARGO_BIN_EXE_vgate"), "show", what])
+            .unwrap_or_else(|e| panic!("vgate show {what}: {e}"))
+    };
+
+    // Unsolicited NAs at start: `count` of them, `interval_ms` apart, on each side.
+    let announced = |cap: &Capture, target: &str| unsolicited_nas(&cap.frames(), target);
+    assert!(
+        wait_until(Duration::from_secs(15), || announced(
+            &cap_ext,
+            "2001:db8:ff::2"
+        )
+        .len()
+            >= count
+            && announced(&cap_int, GW_LL).len() >= count),
+        "external: {:?}, internal: {:?}",
+        announced(&cap_ext, "2001:db8:ff::2"),
+        announced(&cap_int, GW_LL)
+    );
+    // The burst is over: exactly `count`, none more.
+    std::thread::sleep(Duration::from_millis(2500));
+    let ext = announced(&cap_ext, "2001:db8:ff::2");
+    assert_eq!(
+        ext,
+        vec![(ext_mac, Some(ext_mac)); count],
+        "from vgate's MAC"
+    );
+    let gw_mac = mac_bytes("fa:16:3e:00:00:01");
+    let int = announced(&cap_int, GW_LL);
+    assert_eq!(
+        int,
+        vec![(gw_mac, Some(gw_mac)); count],
+        "from the gateway MAC"
+    );
+    // Only these two addresses are announced (the proxied prefix and the link-local
+    // addresses of the ports are not).
+    let targets: std::collections::BTreeSet<String> = cap_ext
+        .frames()
+        .iter()
+        .chain(cap_int.frames().iter())
+        .filter_map(|f| neighbor_advert(f))
+        .filter(|a| a.dst == "ff02::1")
+        .map(|a| a.target)
+        .collect();
+    assert_eq!(
+        targets,
+        ["2001:db8:ff::2", GW_LL]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    );
+    assert!(vg.metric("vgate_ndp_unsolicited_advertisements_sent_total") >= 2 * count as u64);
+
+    // Routes: the connected prefixes and the static route, beside the IPv4 ones.
+    let routes = api("routes");
+    let route = |prefix: &str| {
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["prefix"] == prefix)
+            .unwrap_or_else(|| panic!("no route {prefix}: {routes:#}"))
+            .clone()
+    };
+    assert_eq!(
+        route("2001:db8:ff::/64"),
+        serde_json::json!({"table": "main", "family": "ipv6", "prefix": "2001:db8:ff::/64",
+            "kind": "forward", "port": "external", "via": null, "origin": "connected"})
+    );
+    assert_eq!(route("2001:db8:100:1::/64")["port"], "internal");
+    assert_eq!(
+        route("2001:db8:77::/48"),
+        serde_json::json!({"table": "main", "family": "ipv6", "prefix": "2001:db8:77::/48",
+            "kind": "forward", "port": "external", "via": INET6, "origin": "static"})
+    );
+    assert_eq!(route("203.0.113.0/24")["family"], "ipv4");
+    let shown = show("routes");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "main",
+                    "2001:db8:77::/48",
+                    "forward",
+                    INET6,
+                    "external",
+                    "static"
+                ]),
+        "{shown}"
+    );
+
+    // Networks: the IPv6 side of the tenant network.
+    let nets = api("networks");
+    let tenant = &nets[0];
+    assert_eq!(tenant["subnet"], "10.10.1.0/24");
+    assert_eq!(tenant["subnet6"], "2001:db8:100:1::/64");
+    assert_eq!(tenant["gateway6"], GW_LL);
+    assert_eq!(
+        tenant["ra"],
+        serde_json::json!({"managed": false, "other": true, "interval_s": 10,
+            "lifetime_s": 1800, "rdnss": ["2001:db8::53"], "mtu": 1450})
+    );
+    let shown = show("networks");
+    assert!(
+        shown.contains("2001:db8:100:1::/64") && shown.contains(GW_LL),
+        "{shown}"
+    );
+    // Status: the port's IPv6 and link-local addresses.
+    let status = api("status");
+    let ext_port = &status["ports"][0];
+    assert_eq!(ext_port["addresses"], serde_json::json!(["203.0.113.2/24"]));
+    assert_eq!(
+        ext_port["addresses6"],
+        serde_json::json!(["2001:db8:ff::2/64"])
+    );
+    let ll = vgate::tables::ip6::link_local(vgate::wire::EthernetAddress(ext_mac));
+    assert_eq!(
+        ext_port["link_local"],
+        std::net::Ipv6Addr::from_bits(ll).to_string()
+    );
+
+    // Neighbours: after a ping from the client, the inet host at its MAC.
+    assert!(
+        wait_until(Duration::from_secs(30), || slaac_address(&lab).is_some()),
+        "no SLAAC address; client: {}",
+        sh(&lab, Role::Client, "ip -6 addr; ip -6 route")
+    );
+    let out = ping6(&lab, Role::Client, &format!("-c 2 -i 0.2 -W 2 {INET6}"));
+    assert!(out.contains("2 received"), "ping out: {out}");
+    let neighbors = api("neighbors");
+    let inet = neighbors
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["ip"] == INET6)
+        .unwrap_or_else(|| panic!("no {INET6}: {neighbors:#}"));
+    assert_eq!(inet["mac"], inet_mac.as_str(), "{neighbors:#}");
+    assert_eq!(inet["port"], "external");
+    assert_eq!(inet["family"], "ipv6");
+    let shown = show("neighbors");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["external", INET6, inet_mac.as_str()]),
+        "{shown}"
+    );
+    drop(vg);
+}

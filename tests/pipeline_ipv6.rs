@@ -452,12 +452,28 @@ fn router_solicitation_gets_the_prefix_mtu_and_dns() {
         "on-link, autonomous"
     );
     assert_eq!(dns, Some(ip6("2001:db8::53").to_vec()));
-    assert_eq!(h.drops(DropReason::NdpRouterSolicitation), 1);
+    assert_eq!(h.drops(DropReason::NdpRouterSolicitation), 0, "answered");
     assert_eq!(
         h.stats().ra_sent.get(),
         2,
         "this one and the first periodic one"
     );
+    // On a port without a network that sends RAs: not answered, counted.
+    h.inject(
+        "external",
+        &icmp6(
+            UPSTREAM_MAC,
+            "33:33:00:00:00:02",
+            "fe80::99",
+            "ff02::2",
+            133,
+            [0; 4],
+            &body,
+        ),
+    );
+    h.run();
+    assert!(h.tx("external").is_empty());
+    assert_eq!(h.drops(DropReason::NdpRouterSolicitation), 1);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <token>`. Request bodies are limited to [`MAX_BODY`] bytes.
 
 use super::Control;
+use crate::tables::ip6::Hop6;
 use crate::tables::{NextHop, Snapshot};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -253,7 +254,7 @@ fn networks_json(control: &Control, snap: &Snapshot) -> Vec<Value> {
         .iter()
         .enumerate()
         .map(|(ni, n)| {
-            json!({
+            let mut v = json!({
                 "name": n.name,
                 "kind": if n.vni.is_some() { "geneve" } else { "flat" },
                 "vni": n.vni,
@@ -266,13 +267,50 @@ fn networks_json(control: &Control, snap: &Snapshot) -> Vec<Value> {
                 "floating_ips": snap.fips.iter().filter(|f| usize::from(f.network) == ni).count(),
                 "snat": n.snat.map(|r| ip(snap.snat[usize::from(r)].params.external)),
                 "policy": policy_json(control, snap, snap.policy.network.get(ni).copied()),
-            })
+            });
+            if let Value::Object(m) = &mut v {
+                m.extend(network6_fields(snap, ni));
+            }
+            v
         })
         .collect()
 }
 
+/// A network's IPv6 side: `subnet6`, `gateway6` (the link-local default when none is
+/// configured) and `ra`, the router advertisements it gets (null when none are sent); all
+/// null for a network without `subnet6`.
+fn network6_fields(snap: &Snapshot, ni: usize) -> serde_json::Map<String, Value> {
+    let n6 = snap
+        .ip6
+        .networks
+        .iter()
+        .find(|n| usize::from(n.network) == ni);
+    let ra = n6.and_then(|n| n.ra.as_ref()).map(|ra| {
+        json!({
+            "managed": ra.managed,
+            "other": ra.other,
+            "interval_s": ra.interval_s,
+            "lifetime_s": ra.lifetime_s,
+            "rdnss": ra.rdnss.iter().map(|a| ip6(*a)).collect::<Vec<_>>(),
+            "mtu": ra.mtu,
+        })
+    });
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "subnet6".into(),
+        n6.map(|n| format!("{}/{}", ip6(n.subnet), n.len)).into(),
+    );
+    m.insert("gateway6".into(), n6.map(|n| ip6(n.gateway)).into());
+    m.insert("ra".into(), ra.unwrap_or(Value::Null));
+    m
+}
+
 fn ip(a: u32) -> String {
     Ipv4Addr::from_bits(a).to_string()
+}
+
+fn ip6(a: u128) -> String {
+    std::net::Ipv6Addr::from_bits(a).to_string()
 }
 
 fn status(control: &Control) -> Value {
@@ -292,6 +330,8 @@ fn status(control: &Control) -> Value {
                 "route_table": snap.tables[p.table as usize].name,
                 "mode": st.port_modes.get(i).cloned().unwrap_or_default(),
                 "host_address": st.config.ports.get(i).and_then(|p| p.host_address.as_ref()).map(|h| h.to_string()),
+                "addresses6": snap.ip6.ports.get(i).map(|p6| p6.addrs.iter().map(|(a, l)| format!("{}/{l}", ip6(*a))).collect::<Vec<_>>()).unwrap_or_default(),
+                "link_local": snap.ip6.enabled().then(|| ip6(crate::tables::ip6::link_local(p.mac))),
             })
         })
         .collect();
@@ -357,23 +397,30 @@ fn tunnel_port(snap: &Snapshot, local: u32) -> Option<usize> {
 }
 
 fn routes(control: &Control) -> Value {
-    let snap = control.tables.load();
+    routes_json(&control.tables.load())
+}
+
+/// Every route of every table (`/api/v1/routes`): per table its IPv4 routes, in "main" the
+/// Geneve subnets, then its IPv6 routes; `family` tells them apart.
+fn routes_json(snap: &Snapshot) -> Value {
+    let port_name = |p: u8| snap.ports.get(usize::from(p)).map(|p| p.name.clone());
+    let tunnel = snap
+        .tunnel
+        .and_then(|tu| tunnel_port(snap, tu.local))
+        .map(|p| snap.ports[p].name.clone());
     let mut out = Vec::new();
-    for t in &snap.tables {
+    for (ti, t) in snap.tables.iter().enumerate() {
         for r in &t.routes {
             let (kind, port, via) = match r.nexthop {
-                NextHop::Forward { port, via } => (
-                    "forward",
-                    Some(snap.ports[port as usize].name.clone()),
-                    (via != 0).then(|| ip(via)),
-                ),
-                NextHop::Local { port } => {
-                    ("local", Some(snap.ports[port as usize].name.clone()), None)
+                NextHop::Forward { port, via } => {
+                    ("forward", port_name(port), (via != 0).then(|| ip(via)))
                 }
+                NextHop::Local { port } => ("local", port_name(port), None),
                 NextHop::Broadcast => ("broadcast", None, None),
             };
             out.push(json!({
                 "table": t.name,
+                "family": "ipv4",
                 "prefix": format!("{}/{}", ip(r.prefix), r.len),
                 "kind": kind,
                 "port": port,
@@ -383,16 +430,13 @@ fn routes(control: &Control) -> Value {
         }
         if t.name == "main" {
             // Geneve subnets live in "main" beside the routes: reached through the tunnel.
-            let port = snap
-                .tunnel
-                .and_then(|tu| tunnel_port(&snap, tu.local))
-                .map(|p| snap.ports[p].name.clone());
             for n in snap.networks.iter().filter(|n| n.vni.is_some()) {
                 out.push(json!({
                     "table": t.name,
+                    "family": "ipv4",
                     "prefix": format!("{}/{}", ip(n.subnet), n.len),
                     "kind": "tunnel",
-                    "port": port,
+                    "port": tunnel,
                     "via": Value::Null,
                     "origin": "network",
                     "network": n.name,
@@ -400,11 +444,40 @@ fn routes(control: &Control) -> Value {
                 }));
             }
         }
+        // The IPv6 tables have the same index and names.
+        for r in snap.ip6.tables.get(ti).map_or(&[][..], |t6| &t6.routes[..]) {
+            let prefix = format!("{}/{}", ip6(r.prefix), r.len);
+            out.push(match r.hop {
+                Hop6::Forward { port, via } => json!({
+                    "table": t.name,
+                    "family": "ipv6",
+                    "prefix": prefix,
+                    "kind": "forward",
+                    "port": port_name(port),
+                    "via": (via != 0).then(|| ip6(via)),
+                    "origin": r.origin,
+                }),
+                Hop6::Tunnel { network } => {
+                    let n = snap.networks.get(usize::from(network));
+                    json!({
+                        "table": t.name,
+                        "family": "ipv6",
+                        "prefix": prefix,
+                        "kind": "tunnel",
+                        "port": tunnel,
+                        "via": Value::Null,
+                        "origin": r.origin,
+                        "network": n.map(|n| n.name.clone()),
+                        "vni": n.and_then(|n| n.vni),
+                    })
+                }
+            });
+        }
     }
     Value::Array(out)
 }
 
-/// Ask every worker for its neighbour table and wait (bounded) for the answers; one row per
+/// Ask every worker for its neighbour tables and wait (bounded) for the answers; one row per
 /// (port, ip), with the workers that hold it.
 fn neighbors(control: &Control) -> Value {
     let bus = &control.bus;
@@ -413,42 +486,60 @@ fn neighbors(control: &Control) -> Value {
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
         + 1;
     let workers = control.workers.len();
-    let mut rows: std::collections::BTreeMap<
-        (u8, u32),
-        (crate::tables::neighbor::NeighborView, Vec<usize>),
-    > = std::collections::BTreeMap::new();
-    let mut answered = 0;
+    let mut dumps = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
-    while answered < workers && std::time::Instant::now() < deadline {
+    while dumps.len() < workers && std::time::Instant::now() < deadline {
         match bus.neighbor_dumps.pop() {
-            Some((seq, worker, dump)) if seq == want => {
-                answered += 1;
-                for v in dump {
-                    let e = rows.entry((v.port, v.ip)).or_insert((v, Vec::new()));
-                    // A worker that has the MAC knows more than one still asking.
-                    if e.0.mac.is_none() && v.mac.is_some() {
-                        e.0 = v;
-                    }
-                    e.1.push(worker);
-                }
-            }
+            Some((seq, worker, dump)) if seq == want => dumps.push((worker, dump)),
             Some(_) => {} // an answer to an older request
             None => std::thread::sleep(std::time::Duration::from_millis(2)),
         }
     }
-    let snap = control.tables.load();
+    neighbors_json(&control.tables.load(), dumps)
+}
+
+/// The resolved neighbours of the workers' `dumps` (worker id, tables), IPv4 then IPv6,
+/// each family by port and address; `family` tells them apart.
+fn neighbors_json(snap: &Snapshot, dumps: Vec<(usize, crate::worker::NeighborDump)>) -> Value {
+    use crate::tables::neighbor::NeighborView;
+    use std::collections::BTreeMap;
+    type Rows<A> = BTreeMap<(u8, A), (NeighborView<A>, Vec<usize>)>;
+    fn merge<A: Copy + Ord>(rows: &mut Rows<A>, worker: usize, dump: Vec<NeighborView<A>>) {
+        for v in dump {
+            let e = rows.entry((v.port, v.ip)).or_insert((v, Vec::new()));
+            // A worker that has the MAC knows more than one still asking.
+            if e.0.mac.is_none() && v.mac.is_some() {
+                e.0 = v;
+            }
+            e.1.push(worker);
+        }
+    }
+    let (mut v4, mut v6): (Rows<u32>, Rows<u128>) = (BTreeMap::new(), BTreeMap::new());
+    for (worker, dump) in dumps {
+        merge(&mut v4, worker, dump.v4);
+        merge(&mut v6, worker, dump.v6);
+    }
+    let row = |port: u8,
+               family: &str,
+               ip: String,
+               mac: Option<crate::wire::EthernetAddress>,
+               state: &str,
+               w: &[usize]| {
+        json!({
+            "port": snap.ports.get(usize::from(port)).map(|p| p.name.clone()),
+            "family": family,
+            "ip": ip,
+            "mac": mac.map(|m| m.to_string()),
+            "state": state,
+            "workers": w,
+        })
+    };
+    let resolved4 = v4.values().filter(|(v, _)| v.mac.is_some());
+    let resolved6 = v6.values().filter(|(v, _)| v.mac.is_some());
     Value::Array(
-        rows.values()
-            .filter(|(v, _)| v.mac.is_some())
-            .map(|(v, w)| {
-                json!({
-                    "port": snap.ports.get(usize::from(v.port)).map(|p| p.name.clone()),
-                    "ip": ip(v.ip),
-                    "mac": v.mac.map(|m| m.to_string()),
-                    "state": v.state,
-                    "workers": w,
-                })
-            })
+        resolved4
+            .map(|(v, w)| row(v.port, "ipv4", ip(v.ip), v.mac, v.state, w))
+            .chain(resolved6.map(|(v, w)| row(v.port, "ipv6", ip6(v.ip), v.mac, v.state, w)))
             .collect(),
     )
 }
@@ -628,5 +719,186 @@ mod tests {
         assert!(has("Content-Type", "application/json"));
         assert!(has("X-Content-Type-Options", "nosniff"));
         assert_eq!(r.status_code().0, 404);
+    }
+
+    const CONF6: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+addresses = ["203.0.113.2/24", "2001:db8:ff::2/64"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+mtu = 1450
+
+[[route]]
+prefix = "0.0.0.0/0"
+via = "203.0.113.1"
+
+[[route]]
+prefix = "::/0"
+via = "2001:db8:ff::1"
+
+[[network]]
+name = "tenant"
+port = "internal"
+subnet = "10.10.1.0/24"
+gateway = "10.10.1.1"
+gateway_mac = "fa:16:3e:00:00:01"
+subnet6 = "2001:db8:100:1::/64"
+ra = { other = true, interval_s = 10, rdnss = ["2001:db8::53"] }
+
+[[network]]
+name = "v4only"
+port = "internal"
+subnet = "10.10.2.0/24"
+gateway = "10.10.2.1"
+gateway_mac = "fa:16:3e:00:00:02"
+"#;
+
+    fn control(conf: &str) -> Control {
+        let cfg = super::super::config::Config::from_toml_str(conf).unwrap();
+        let mac = |iface: &str| {
+            Some(crate::wire::EthernetAddress([
+                2,
+                0,
+                0,
+                0,
+                0,
+                if iface == "ext0" { 1 } else { 2 },
+            ]))
+        };
+        let snap = super::super::apply::build_snapshot(&cfg, 1, &mac, None).unwrap();
+        let bus = Arc::new(crate::worker::NeighborBus::new(1));
+        let stats = Arc::new(crate::metrics::WorkerStats::default());
+        Control::new(cfg, None, snap, Vec::new(), bus).with_workers(vec![stats])
+    }
+
+    #[test]
+    fn routes_list_ipv6_beside_ipv4_with_the_same_fields() {
+        let c = control(CONF6);
+        let v = routes_json(&c.tables.load());
+        let rows = v.as_array().unwrap();
+        let find = |prefix: &str| {
+            rows.iter()
+                .find(|r| r["prefix"] == prefix)
+                .unwrap_or_else(|| panic!("no {prefix} in {v:#}"))
+        };
+        assert_eq!(
+            find("0.0.0.0/0"),
+            &json!({"table": "main", "family": "ipv4", "prefix": "0.0.0.0/0", "kind": "forward",
+                    "port": "external", "via": "203.0.113.1", "origin": "static"})
+        );
+        assert_eq!(
+            find("::/0"),
+            &json!({"table": "main", "family": "ipv6", "prefix": "::/0", "kind": "forward",
+                    "port": "external", "via": "2001:db8:ff::1", "origin": "static"})
+        );
+        assert_eq!(
+            find("2001:db8:ff::/64"),
+            &json!({"table": "main", "family": "ipv6", "prefix": "2001:db8:ff::/64",
+                    "kind": "forward", "port": "external", "via": null, "origin": "connected"})
+        );
+        assert_eq!(find("2001:db8:100:1::/64")["port"], "internal");
+        // IPv4 first, then IPv6, within the table.
+        let first6 = rows.iter().position(|r| r["family"] == "ipv6").unwrap();
+        assert!(rows[first6..].iter().all(|r| r["family"] == "ipv6"));
+        assert_eq!(rows.len() - first6, 3);
+    }
+
+    #[test]
+    fn routes_without_ipv6_are_as_before() {
+        let c = control(
+            "[[port]]\nname = \"external\"\niface = \"ext0\"\naddresses = [\"203.0.113.2/24\"]\n",
+        );
+        let v = routes_json(&c.tables.load());
+        assert!(!v.as_array().unwrap().is_empty());
+        assert!(
+            v.as_array().unwrap().iter().all(|r| r["family"] == "ipv4"),
+            "{v:#}"
+        );
+    }
+
+    #[test]
+    fn neighbors_merge_both_families_across_workers() {
+        use crate::tables::neighbor::NeighborView;
+        use crate::wire::EthernetAddress;
+        let c = control(CONF6);
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let ip6: u128 = "2001:db8:ff::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .to_bits();
+        let dump = |resolved: bool| crate::worker::NeighborDump {
+            v4: vec![NeighborView {
+                port: 0,
+                ip: u32::from_be_bytes([203, 0, 113, 1]),
+                mac: Some(mac),
+                state: "reachable",
+            }],
+            v6: vec![
+                NeighborView {
+                    port: 0,
+                    ip: ip6,
+                    mac: resolved.then_some(mac),
+                    state: if resolved { "reachable" } else { "incomplete" },
+                },
+                // Still being resolved everywhere: not shown.
+                NeighborView {
+                    port: 1,
+                    ip: ip6 + 1,
+                    mac: None,
+                    state: "incomplete",
+                },
+            ],
+        };
+        let v = neighbors_json(&c.tables.load(), vec![(0, dump(false)), (1, dump(true))]);
+        assert_eq!(
+            v,
+            json!([
+                {"port": "external", "family": "ipv4", "ip": "203.0.113.1",
+                 "mac": "02:00:00:00:00:09", "state": "reachable", "workers": [0, 1]},
+                {"port": "external", "family": "ipv6", "ip": "2001:db8:ff::1",
+                 "mac": "02:00:00:00:00:09", "state": "reachable", "workers": [0, 1]},
+            ])
+        );
+    }
+
+    #[test]
+    fn networks_and_status_show_the_ipv6_side() {
+        let c = control(CONF6);
+        let snap = c.tables.load();
+        let nets = networks_json(&c, &snap);
+        let t = &nets[0];
+        assert_eq!(t["subnet"], "10.10.1.0/24", "IPv4 fields as before");
+        assert_eq!(t["gateway"], "10.10.1.1");
+        assert_eq!(t["subnet6"], "2001:db8:100:1::/64");
+        assert_eq!(
+            t["gateway6"], "fe80::f816:3eff:fe00:1",
+            "link-local by default"
+        );
+        assert_eq!(
+            t["ra"],
+            json!({"managed": false, "other": true, "interval_s": 10, "lifetime_s": 1800,
+                   "rdnss": ["2001:db8::53"], "mtu": 1450})
+        );
+        let v4 = &nets[1];
+        assert_eq!(
+            (&v4["subnet6"], &v4["gateway6"], &v4["ra"]),
+            (&Value::Null, &Value::Null, &Value::Null)
+        );
+        let st = status(&c);
+        let ext = &st["ports"][0];
+        assert_eq!(
+            ext["addresses"],
+            json!(["203.0.113.2/24"]),
+            "IPv4 only, as before"
+        );
+        assert_eq!(ext["addresses6"], json!(["2001:db8:ff::2/64"]));
+        assert_eq!(ext["link_local"], "fe80::ff:fe00:1");
+        assert_eq!(st["ports"][1]["addresses6"], json!([]));
+        assert_eq!(st["ports"][1]["link_local"], "fe80::ff:fe00:2");
+        assert_eq!(st["networks"][0]["subnet6"], "2001:db8:100:1::/64");
     }
 }

@@ -45,28 +45,37 @@ pub(super) fn build_ip6(
             t.own.insert(a, pi as u8);
         }
     }
+    // The tenant MTU behind Geneve: the underlay port's (the one holding `tunnel.local`)
+    // less the encapsulation (RFC 8926 section 4.1.1).
+    let tunnel_mtu = cfg.tunnel.as_ref().and_then(|t| {
+        cfg.ports
+            .iter()
+            .find(|p| p.addresses.iter().any(|a| a.addr == t.local))
+            .map(|p| crate::wire::geneve::inner_ip_mtu(usize::from(p.mtu), 0) as u16)
+    });
     for (ni, n) in cfg.networks.iter().enumerate() {
         let (Some(subnet), Some(gateway)) = (n.subnet6, n.gateway6_addr()) else {
             continue;
         };
         let port = networks.get(ni).and_then(|n| n.port);
-        if port.is_none() {
-            return Err(format!(
-                "network {}: subnet6 on a Geneve network is not supported: IPv6 tenant \
-                 networks are flat networks on a port",
-                n.name
-            ));
-        }
         let gateway = gateway.to_bits();
-        let mtu = port.map_or(0, |p| ports[usize::from(p)].mtu);
-        if !crate::tables::ip6::is_link_local(gateway)
-            && let Some(p) = port
-        {
-            t.own.insert(gateway, p);
+        let mtu = match port {
+            Some(p) => ports[usize::from(p)].mtu,
+            None => tunnel_mtu.ok_or_else(|| {
+                format!(
+                    "network {}: subnet6 behind Geneve needs [tunnel] local on a port",
+                    n.name
+                )
+            })?,
+        };
+        if !crate::tables::ip6::is_link_local(gateway) {
+            // A Geneve network's global gateway is vgate's, answered on no port.
+            t.own.insert(gateway, port.unwrap_or(u8::MAX));
         }
         t.networks.push(Network6 {
             network: ni as u16,
             port,
+            vni: n.vni,
             subnet: subnet.addr.to_bits() & mask(subnet.len),
             len: subnet.len,
             gateway,
@@ -88,12 +97,27 @@ pub(super) fn build_ip6(
                 .push((pi as u8, pn.prefix.addr.to_bits() & m, pn.prefix.len));
         }
     }
+    let chassis_of = |name: &Option<String>| {
+        name.as_ref()
+            .and_then(|c| cfg.chassis.iter().find(|x| x.name == *c))
+            .map(|c| c.address.to_bits())
+    };
     for e in &cfg.endpoints {
-        let (Some(ip6), Some(ni)) = (e.ip6, cfg.network_index(&e.network)) else {
+        let Some(ni) = cfg.network_index(&e.network) else {
             continue;
         };
+        let chassis = chassis_of(&e.chassis);
+        if let Some(c) = chassis
+            && cfg.networks[ni].subnet6.is_some()
+        {
+            t.chassis_by_mac.insert((ni as u16, e.mac.0), c);
+        }
+        let Some(ip6) = e.ip6 else { continue };
         t.endpoints
             .insert(ip6.to_bits(), (EthernetAddress(e.mac.0), ni as u16));
+        if let Some(c) = chassis {
+            t.endpoint_chassis.insert(ip6.to_bits(), c);
+        }
     }
 
     // Per table: (prefix, len) -> route, later entries overriding earlier ones.
@@ -116,14 +140,15 @@ pub(super) fn build_ip6(
         }
     }
     for n in &t.networks {
-        if let Some(port) = n.port {
-            routes[main].push(Route6Info {
-                prefix: n.subnet,
-                len: n.len,
-                hop: Hop6::Forward { port, via: 0 },
-                origin: "connected",
-            });
-        }
+        routes[main].push(Route6Info {
+            prefix: n.subnet,
+            len: n.len,
+            hop: match n.port {
+                Some(port) => Hop6::Forward { port, via: 0 },
+                None => Hop6::Tunnel { network: n.network },
+            },
+            origin: "connected",
+        });
     }
     for r in &cfg.routes6 {
         let ti = table_names.iter().position(|n| *n == r.table).unwrap_or(0);

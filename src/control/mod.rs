@@ -133,10 +133,7 @@ impl Control {
         let generation = snapshot.generation;
         let mut scheduler =
             garp::GarpScheduler::new(config.control.garp.count, config.control.garp.interval_ms);
-        let now = std::time::Instant::now();
-        for a in garp::fip_changes(None, &snapshot).0 {
-            scheduler.schedule(a, now);
-        }
+        scheduler.follow(None, &snapshot, std::time::Instant::now());
         let control = Control {
             state: Arc::new(Mutex::new(ControlState {
                 config_path,
@@ -262,19 +259,29 @@ impl Control {
         neighbor_count(&self.workers)
     }
 
-    /// Hand due gratuitous ARPs to worker 0 (called from the control loop), as many as its
-    /// queue has room for: the rest stay scheduled for the next tick.
+    /// Hand due gratuitous ARPs and unsolicited neighbour advertisements to worker 0
+    /// (called from the control loop), as many as its queues have room for: the rest stay
+    /// scheduled for the next tick.
     pub fn garp_tick(&self) {
-        let mut due = Vec::new();
-        // This thread is the queue's only producer, so the room cannot shrink before the
+        let (mut due, mut due6) = (Vec::new(), Vec::new());
+        // This thread is the queues' only producer, so the room cannot shrink before the
         // pushes below.
         let room = self.bus.garp.capacity() - self.bus.garp.len();
-        self.lock()
-            .garp
-            .due(std::time::Instant::now(), room, &mut due);
+        let room6 = self.bus.na.capacity() - self.bus.na.len();
+        {
+            let mut st = self.lock();
+            let now = std::time::Instant::now();
+            st.garp.due(now, room, &mut due);
+            st.garp.due6(now, room6, &mut due6);
+        }
         for a in due {
             if self.bus.garp.push(a).is_err() {
                 log::warn!("gratuitous ARP queue full; announcement dropped");
+            }
+        }
+        for a in due6 {
+            if self.bus.na.push(a).is_err() {
+                log::warn!("neighbour advertisement queue full; announcement dropped");
             }
         }
     }
@@ -360,20 +367,13 @@ impl Control {
         let lookup = |iface: &str| macs.iter().find(|(i, _)| i == iface).map(|(_, m)| *m);
         match apply::build_snapshot(&cfg, generation, &lookup, Some(&old)) {
             Ok(snap) => {
-                let (announce, removed) = garp::fip_changes(Some(&old), &snap);
                 st.virtual_locations.retain(|ip, chassis| {
                     crate::pipeline::virtual_location_holds(&snap, *ip, *chassis)
                 });
-                self.tables.store(Arc::new(snap));
                 st.garp
                     .set_shape(cfg.control.garp.count, cfg.control.garp.interval_ms);
-                let now = std::time::Instant::now();
-                for ip in removed {
-                    st.garp.cancel(ip);
-                }
-                for a in announce {
-                    st.garp.schedule(a, now);
-                }
+                st.garp.follow(Some(&old), &snap, std::time::Instant::now());
+                self.tables.store(Arc::new(snap));
                 log::info!(
                     "config generation {generation} applied: {}",
                     describe_change(&st.config, &cfg)

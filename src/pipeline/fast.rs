@@ -640,25 +640,25 @@ pub fn run6(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         if macs.common(h) != l2_input::Common::Ip6 {
             continue;
         }
-        let Ok((ip6::Input::Forward, total)) = ip6::classify(snap, port, &frame[ETH..]) else {
+        let link = crate::tables::ip6::Link::Port(port);
+        let Ok((ip6::Input::Forward, total)) = ip6::classify(snap, link, &frame[ETH..]) else {
             continue;
         };
         let (dst, hop_limit, _) = ip6::header_facts(frame);
-        let Ok(out) = ip6::decide(snap, port, false, dst, hop_limit, total) else {
+        // Into a Geneve network: the stages.
+        let Ok(ip6::Out::Port { port: out, nexthop }) =
+            ip6::decide(snap, port, false, dst, hop_limit, total)
+        else {
             continue;
         };
-        let Some(mac) = ctx
-            .state
-            .neighbors6
-            .lookup_hot(out.port, out.nexthop, ctx.now)
-        else {
+        let Some(mac) = ctx.state.neighbors6.lookup_hot(out, nexthop, ctx.now) else {
             continue;
         };
         bytes += u64::from(d.len);
         b.desc[i].len = (ETH + total) as u32;
         ctx.pool.bytes_mut(&d)[ETH + 7] = hop_limit - 1;
-        ip6::write_ethernet(ctx, out.port, d, mac);
-        b.meta[i].tx_port = out.port;
+        ip6::write_ethernet(ctx, out, d, mac);
+        b.meta[i].tx_port = out;
         done |= 1 << i;
     }
     if done != 0 {

@@ -33,11 +33,15 @@ pub fn is_tunnel(snap: &Snapshot, l3: &[u8]) -> bool {
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     // A batch usually comes from one chassis for one VNI: the last lookups are kept.
     let mut last = Last::NONE;
-    let (mut to_ip4, mut done) = (0u64, 0u64);
+    let (mut to_ip4, mut to_ip6, mut done) = (0u64, 0u64, 0u64);
     for i in bits(mask) {
         match decap_one(ctx, b, i, &mut last) {
             Ok(Inner::Ip4) => {
                 to_ip4 |= 1 << i;
+                done += 1;
+            }
+            Ok(Inner::Ip6) => {
+                to_ip6 |= 1 << i;
                 done += 1;
             }
             Ok(Inner::Sent) => done += 1,
@@ -45,6 +49,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         }
     }
     b.set_next_mask(Next::Decap, to_ip4, Next::Ip4Input);
+    b.set_next_mask(Next::Decap, to_ip6, Next::Ip6Input);
     ctx.stats.geneve_decap.add(done);
 }
 
@@ -57,6 +62,10 @@ pub fn decap(ctx: &mut Ctx, b: &mut Batch, i: usize) {
             b.set_next(i, Next::Ip4Input);
             ctx.stats.geneve_decap.add(1);
         }
+        Ok(Inner::Ip6) => {
+            b.set_next(i, Next::Ip6Input);
+            ctx.stats.geneve_decap.add(1);
+        }
         Ok(Inner::Sent) => ctx.stats.geneve_decap.add(1),
         Err(r) => b.drop(i, r),
     }
@@ -66,6 +75,9 @@ pub fn decap(ctx: &mut Ctx, b: &mut Batch, i: usize) {
 enum Inner {
     /// IPv4 for the network's gateway: to ip4_input (left for the caller to move).
     Ip4,
+    /// IPv6 for the network's gateway or its multicast groups: to ip6_input (left for the
+    /// caller to move).
+    Ip6,
     /// Answered or sent on already (ARP).
     Sent,
 }
@@ -260,9 +272,50 @@ fn decap_one(ctx: &mut Ctx, b: &mut Batch, i: usize, last: &mut Last) -> Result<
             }
             Ok(Inner::Ip4)
         }
-        ethertype::IPV6 => Err(DropReason::L2Ipv6),
+        ethertype::IPV6 => inner_ip6(ctx, &d, ni, b.meta[i].rx_port),
         _ => Err(DropReason::L2UnknownEthertype),
     }
+}
+
+/// The checks of an inner IPv6 frame `d` of network `ni` (decapsulated, received on the
+/// underlay port `rx_port`): the network has `subnet6`; to its gateway MAC or an IPv6
+/// multicast MAC (Neighbor Discovery, RFC 2464 section 7); from its prefix, a link-local
+/// address or (duplicate address detection) the unspecified address. TCP SYNs get their MSS
+/// clamped to the tenant MTU, as IPv4 ones do.
+fn inner_ip6(ctx: &mut Ctx, d: &Desc, ni: u16, rx_port: u8) -> Result<Inner, DropReason> {
+    let snap = ctx.snap;
+    let Some(n6) = snap.ip6.network6(ni) else {
+        return Err(DropReason::L2Ipv6);
+    };
+    let inner = ctx.pool.bytes(d);
+    let to = &inner[..6];
+    if to != snap.networks[usize::from(ni)].gateway_mac.0 && to[..2] != [0x33, 0x33] {
+        return Err(if to[0] & 1 == 1 {
+            DropReason::L2Multicast
+        } else {
+            DropReason::L2NotForUs
+        });
+    }
+    if let Some(s) = inner.get(ETH + 8..ETH + 24) {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(s);
+        let src = u128::from_be_bytes(a);
+        if src != 0
+            && !crate::tables::ip6::is_link_local(src)
+            && !crate::tables::ip6::same_prefix(src, n6.subnet, n6.len)
+        {
+            return Err(DropReason::GeneveSpoofedSource);
+        }
+    }
+    if inner.get(ETH + 6) == Some(&crate::wire::ipv6::next_header::TCP)
+        && snap.tunnel.is_some_and(|t| t.tcp_mss_clamp)
+    {
+        let port_mtu = usize::from(snap.ports[usize::from(rx_port)].mtu);
+        let inner_mtu = geneve::inner_ip_mtu(port_mtu, 0);
+        let buf = ctx.pool.bytes_mut(d);
+        super::geneve_encap::clamp_tcp_mss6(ctx.stats, &mut buf[ETH..], inner_mtu);
+    }
+    Ok(Inner::Ip6)
 }
 
 /// Inner ARP of network `ni` from `chassis`: requests for the gateway or an endpoint of

@@ -177,6 +177,24 @@ pub fn clamp_tcp_mss(stats: &WorkerStats, l3: &mut [u8], inner_mtu: usize) {
     }
 }
 
+/// [`clamp_tcp_mss`] for the IPv6 packet `l3`: at most the tenant MTU less the IPv6 and
+/// TCP headers (60 bytes). Only TCP right after the fixed header is looked at; a packet
+/// with extension headers is left alone.
+#[inline]
+pub fn clamp_tcp_mss6(stats: &WorkerStats, l3: &mut [u8], inner_mtu: usize) {
+    use crate::wire::ipv6;
+    if l3.len() < ipv6::HEADER_LEN || l3[6] != ipv6::next_header::TCP {
+        return;
+    }
+    let Ok(mut seg) = tcp::Packet::new_checked(&mut l3[ipv6::HEADER_LEN..]) else {
+        return;
+    };
+    let max = inner_mtu.saturating_sub(ipv6::HEADER_LEN + tcp::HEADER_LEN);
+    if seg.clamp_mss(max as u16).is_some() {
+        stats.tcp_mss_clamped.add(1);
+    }
+}
+
 /// Where a packet for a Geneve endpoint goes: the endpoint, its network's VNI and its
 /// chassis (a virtual endpoint is where its last gratuitous ARP came from, else where
 /// configured).

@@ -15,7 +15,7 @@
 use super::{Batch, Ctx, Next, bits, ndp};
 use crate::metrics::{DropReason, IcmpKind};
 use crate::tables::Snapshot;
-use crate::tables::ip6::{Hop6, is_link_local, is_multicast};
+use crate::tables::ip6::{Hop6, Link, is_link_local, is_multicast};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
 use crate::wire::icmpv6;
 use crate::wire::ipv6::{self, next_header};
@@ -56,7 +56,8 @@ pub fn run_input(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     let mut forward = 0u64;
     for i in bits(mask) {
         let d = b.desc[i];
-        match classify(ctx.snap, b.meta[i].rx_port, &ctx.pool.bytes(&d)[ETH..]) {
+        let link = Link::of(b.meta[i].rx_port, b.meta[i].vni_net);
+        match classify(ctx.snap, link, &ctx.pool.bytes(&d)[ETH..]) {
             Ok((input, total)) => {
                 b.desc[i].len = (ETH + total) as u32;
                 match input {
@@ -71,10 +72,14 @@ pub fn run_input(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
 }
 
 /// ip6_input's decision for the IPv6 packet `l3` (what follows the Ethernet header)
-/// received on `port`, with the packet's length (the frame may carry padding after it):
+/// received on `link`, with the packet's length (the frame may carry padding after it):
 /// the checks in order, reads only. The stage and the fast path both decide by this.
 #[inline]
-pub(super) fn classify(snap: &Snapshot, port: u8, l3: &[u8]) -> Result<(Input, usize), DropReason> {
+pub(super) fn classify(
+    snap: &Snapshot,
+    link: Link,
+    l3: &[u8],
+) -> Result<(Input, usize), DropReason> {
     let Some(h) = l3.first_chunk::<{ ipv6::HEADER_LEN }>() else {
         return Err(DropReason::Ip6TooShort);
     };
@@ -101,7 +106,7 @@ pub(super) fn classify(snap: &Snapshot, port: u8, l3: &[u8]) -> Result<(Input, u
     if is_multicast(src) || src == 1 || (src == 0 && dst >> 24 != SOLICITED_NODE >> 24) {
         return Err(DropReason::Ip6MartianSource);
     }
-    if src != 0 && ip6.is_own(port, src) {
+    if src != 0 && ip6.is_own(link, src) {
         return Err(DropReason::Ip6OwnSource);
     }
     if dst == 0 || dst == 1 {
@@ -114,7 +119,7 @@ pub(super) fn classify(snap: &Snapshot, port: u8, l3: &[u8]) -> Result<(Input, u
             Err(DropReason::Ip6Multicast)
         };
     }
-    if ip6.is_local(port, dst) {
+    if ip6.is_local(link, dst) {
         return Ok((Input::Local, total));
     }
     // RFC 4291 section 2.5.6: link-local packets never leave their link.
@@ -224,6 +229,15 @@ fn echo(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
     icmpv6::Packet::new_unchecked(&mut l3[offset..]).echo_request_to_reply();
     b.meta[i].local_origin = true;
     ctx.stats.icmp_echo_replies.add(1);
+    if is_link_local(src) {
+        // No route leads to a link-local address: back on the link it came from, to the
+        // MAC it came from, from the MAC it was sent to.
+        let mut macs = [0u8; 12];
+        macs.copy_from_slice(&buf[..12]);
+        buf[..6].copy_from_slice(&macs[6..]);
+        buf[6..12].copy_from_slice(&macs[..6]);
+        return reply_on_link(ctx, b, i);
+    }
     b.set_next(i, Next::Ip6Forward);
 }
 
@@ -236,11 +250,13 @@ pub fn run_forward(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
     }
 }
 
-/// Where ip6_forward sends a packet it can send: out of `port` to the neighbour `nexthop`.
+/// Where ip6_forward sends a packet it can send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Out {
-    pub port: u8,
-    pub nexthop: u128,
+pub(super) enum Out {
+    /// Out of `port` to the neighbour `nexthop`.
+    Port { port: u8, nexthop: u128 },
+    /// Into Geneve network `network` (its MTU is the tunnel's: [`encap`] checks it).
+    Tunnel { network: u16 },
 }
 
 /// ip6_forward's decision for a packet to `dst` with `hop_limit`, `total` bytes long,
@@ -262,7 +278,7 @@ pub(super) fn decide(
     } else {
         snap.ports[usize::from(rx_port)].table
     };
-    let Some(Hop6::Forward { port, via }) = snap.ip6.lookup(table, dst) else {
+    let Some(hop) = snap.ip6.lookup(table, dst) else {
         return Err((DropReason::Ip6NoRoute, IcmpKind::Icmp6NoRoute, 0));
     };
     if !local_origin && hop_limit <= 1 {
@@ -272,11 +288,15 @@ pub(super) fn decide(
             0,
         ));
     }
+    let (port, via) = match hop {
+        Hop6::Forward { port, via } => (port, via),
+        Hop6::Tunnel { network } => return Ok(Out::Tunnel { network }),
+    };
     let mtu = snap.ports[usize::from(port)].mtu;
     if total > usize::from(mtu) {
         return Err((DropReason::Ip6TooBig, IcmpKind::Icmp6PacketTooBig, mtu));
     }
-    Ok(Out {
+    Ok(Out::Port {
         port,
         nexthop: if via == 0 { dst } else { via },
     })
@@ -298,22 +318,124 @@ fn forward(ctx: &mut Ctx, b: &mut Batch, i: usize) {
     let d = b.desc[i];
     let m = b.meta[i];
     let (dst, hop_limit, total) = header_facts(ctx.pool.bytes(&d));
-    let out = match decide(ctx.snap, m.rx_port, m.local_origin, dst, hop_limit, total) {
-        Ok(out) => out,
+    let (port, nexthop) = match decide(ctx.snap, m.rx_port, m.local_origin, dst, hop_limit, total) {
+        Ok(Out::Port { port, nexthop }) => (port, nexthop),
+        Ok(Out::Tunnel { network }) => return encap(ctx, b, i, network, dst, total),
         Err((reason, kind, mtu)) => return b.icmp_error(i, reason, kind, mtu),
     };
     if !m.local_origin {
         ctx.pool.bytes_mut(&d)[ETH + 7] = hop_limit - 1;
     }
-    b.meta[i].tx_port = out.port;
-    match ndp::resolve(ctx, out.port, out.nexthop, d) {
+    b.meta[i].tx_port = port;
+    match ndp::resolve(ctx, port, nexthop, d) {
         ndp::Resolved::Mac(mac) => {
-            write_ethernet(ctx, out.port, d, mac);
+            write_ethernet(ctx, port, d, mac);
             b.set_next(i, Next::Tx);
         }
         ndp::Resolved::Held => b.set_next(i, Next::Consumed),
         ndp::Resolved::Refused(r) => b.drop(i, r),
     }
+}
+
+/// Packet `i` (to `dst`, `total` bytes, hop limit checked) into Geneve network `network`:
+/// toward its endpoint's chassis, within the tenant MTU (the underlay's less the
+/// encapsulation; a Packet Too Big with it otherwise, RFC 8926 section 4.1.1), its TCP MSS
+/// clamped to that MTU less 60 (`tunnel.tcp_mss_clamp`), then on to rewrite as an outer
+/// IPv4 packet of vgate's.
+fn encap(ctx: &mut Ctx, b: &mut Batch, i: usize, network: u16, dst: u128, total: usize) {
+    let snap = ctx.snap;
+    let m = b.meta[i];
+    let (Some(tunnel), Some(vni)) = (
+        snap.tunnel,
+        snap.networks.get(usize::from(network)).and_then(|n| n.vni),
+    ) else {
+        return b.drop(i, DropReason::GeneveNoUnderlayRoute);
+    };
+    let (Some(&(mac, net)), Some(&chassis)) = (
+        snap.ip6.endpoints.get(&dst),
+        snap.ip6.endpoint_chassis.get(&dst),
+    ) else {
+        return b.drop(i, DropReason::GeneveNoEndpoint);
+    };
+    if net != network {
+        return b.drop(i, DropReason::GeneveNoEndpoint);
+    }
+    let Some((port, nexthop, mtu)) = super::geneve_encap::underlay(ctx, chassis) else {
+        return b.drop(i, DropReason::GeneveNoUnderlayRoute);
+    };
+    let inner_mtu = crate::wire::geneve::inner_ip_mtu(usize::from(mtu), 0);
+    if total > inner_mtu {
+        return b.icmp_error(
+            i,
+            DropReason::Ip6TooBig,
+            IcmpKind::Icmp6PacketTooBig,
+            inner_mtu as u16,
+        );
+    }
+    let gateway_mac = snap.networks[usize::from(network)].gateway_mac;
+    let mut d = b.desc[i];
+    {
+        let buf = ctx.pool.bytes_mut(&d);
+        if !m.local_origin {
+            buf[ETH + 7] -= 1;
+        }
+        if tunnel.tcp_mss_clamp {
+            super::geneve_encap::clamp_tcp_mss6(ctx.stats, &mut buf[ETH..ETH + total], inner_mtu);
+        }
+        buf[..6].copy_from_slice(&mac.0);
+        buf[6..12].copy_from_slice(&gateway_mac.0);
+        buf[12..14].copy_from_slice(&ethertype::IPV6.to_be_bytes());
+    }
+    if !super::geneve_encap::encapsulate(ctx, &mut d, &tunnel, vni, chassis) {
+        return b.drop(i, DropReason::GeneveNoUnderlayRoute);
+    }
+    b.desc[i] = d;
+    b.meta[i] = super::Meta {
+        tx_port: port,
+        nexthop,
+        local_origin: true,
+        ..m
+    };
+    ctx.stats.geneve_encap.add(1);
+    b.set_next(i, Next::Rewrite);
+}
+
+/// Send the reply built in packet `i`'s frame (Ethernet header included) back on the link
+/// the request came from: out of its port, or through the tunnel to the chassis of the
+/// frame's destination MAC when it came from a Geneve network.
+pub(super) fn reply_on_link(ctx: &mut Ctx, b: &mut Batch, i: usize) {
+    let m = b.meta[i];
+    let Link::Network(network) = Link::of(m.rx_port, m.vni_net) else {
+        b.meta[i].tx_port = m.rx_port;
+        return b.set_next(i, Next::Tx);
+    };
+    let snap = ctx.snap;
+    let mut d = b.desc[i];
+    let mut to = [0u8; 6];
+    to.copy_from_slice(&ctx.pool.bytes(&d)[..6]);
+    let target = snap
+        .networks
+        .get(usize::from(network))
+        .and_then(|n| n.vni)
+        .zip(snap.ip6.chassis_by_mac.get(&(network, to)).copied());
+    let (Some(tunnel), Some((vni, chassis))) = (snap.tunnel, target) else {
+        return b.drop(i, DropReason::GeneveNoEndpoint);
+    };
+    let Some((port, nexthop, _)) = super::geneve_encap::underlay(ctx, chassis) else {
+        return b.drop(i, DropReason::GeneveNoUnderlayRoute);
+    };
+    if !super::geneve_encap::encapsulate(ctx, &mut d, &tunnel, vni, chassis) {
+        return b.drop(i, DropReason::GeneveNoUnderlayRoute);
+    }
+    b.desc[i] = d;
+    b.meta[i] = super::Meta {
+        tx_port: port,
+        nexthop,
+        local_origin: true,
+        ..m
+    };
+    ctx.stats.geneve_encap.add(1);
+    b.set_next(i, Next::Rewrite);
 }
 
 /// The Ethernet header of a packet leaving `port` for `mac`.

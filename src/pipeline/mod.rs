@@ -885,7 +885,11 @@ fn tick6(ctx: &mut Ctx, b: &mut Batch) {
     }
     ctx.state.tick6.requests = reqs;
     if ctx.state.worker == 0 {
-        ndp::ra_tick(ctx);
+        b.clear();
+        ndp::ra_tick(ctx, b);
+        if b.len > 0 {
+            process(ctx, b);
+        }
     }
     let failed = std::mem::take(&mut ctx.state.tick6.failed);
     for chunk in failed.chunks(MAX_BATCH) {

@@ -7,7 +7,7 @@
 use super::{Batch, Ctx, Next};
 use crate::io::Desc;
 use crate::metrics::{ArpKind, DropReason};
-use crate::tables::ip6::{NdpKind, mask};
+use crate::tables::ip6::{Link, NdpKind, mask};
 use crate::tables::neighbor::Resolve;
 use crate::wire::ethernet::{EthernetAddress, HEADER_LEN as ETH, ethertype};
 use crate::wire::ipv6::{self, class, next_header};
@@ -125,8 +125,8 @@ pub fn send_solicitation(ctx: &mut Ctx, port: u8, target: u128) {
 /// IPv6 header): checked (RFC 4861 sections 6.1 and 7.1), then answered or learned from.
 pub(super) fn receive(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
     let d = b.desc[i];
-    let port = b.meta[i].rx_port;
-    let (src, dst, eth_src, msg_type, checked) = {
+    let link = Link::of(b.meta[i].rx_port, b.meta[i].vni_net);
+    let (src, eth_src, msg_type, checked) = {
         let frame = ctx.pool.bytes(&d);
         let ip = ipv6::Packet::new_unchecked(&frame[ETH..]);
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
@@ -135,7 +135,6 @@ pub(super) fn receive(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
         eth_src.copy_from_slice(&frame[6..12]);
         (
             src.to_bits(),
-            dst.to_bits(),
             EthernetAddress(eth_src),
             msg[0],
             ndp::validate(src, dst, ip.hop_limit(), msg),
@@ -147,30 +146,28 @@ pub(super) fn receive(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
         Err(_) => return b.drop(i, DropReason::NdpMalformed),
     }
     match msg_type {
-        icmpv6::msg::NEIGHBOR_SOLICIT => solicitation(ctx, b, i, offset, (src, dst), eth_src),
-        icmpv6::msg::NEIGHBOR_ADVERT => advertisement(ctx, b, i, offset),
-        icmpv6::msg::ROUTER_SOLICIT => {
-            router_solicitation(ctx, port, src, eth_src, offset, d);
-            b.drop(i, DropReason::NdpRouterSolicitation)
-        }
+        icmpv6::msg::NEIGHBOR_SOLICIT => solicitation(ctx, b, i, link, offset, src, eth_src),
+        icmpv6::msg::NEIGHBOR_ADVERT => advertisement(ctx, b, i, link, offset),
+        icmpv6::msg::ROUTER_SOLICIT => router_solicitation(ctx, b, i, link, src, eth_src, offset),
         _ => b.drop(i, DropReason::NdpRouterAdvert),
     }
 }
 
-/// A neighbour solicitation: learn the sender (section 7.2.3), then answer for the target
-/// in the same frame when vgate answers for it (section 7.2.4). Duplicate address detection
-/// (an unspecified source) is answered, to all-nodes, only for vgate's own addresses: a
+/// A neighbour solicitation: learn the sender (section 7.2.3; on a port: a tenant network
+/// behind Geneve has its neighbours configured), then answer for the target in the same
+/// frame when vgate answers for it (section 7.2.4). Duplicate address detection (an
+/// unspecified source) is answered, to all-nodes, only for vgate's own addresses: a
 /// proxied address or an endpoint is the host's own to claim.
 fn solicitation(
     ctx: &mut Ctx,
     b: &mut Batch,
     i: usize,
+    link: Link,
     offset: usize,
-    (src, _dst): (u128, u128),
+    src: u128,
     eth_src: EthernetAddress,
 ) {
     let d = b.desc[i];
-    let port = b.meta[i].rx_port;
     let repr = {
         let msg = &ctx.pool.bytes(&d)[ETH + offset..];
         NeighborSolicitRepr::parse(&NeighborSolicit::new_unchecked(msg))
@@ -182,18 +179,32 @@ fn solicitation(
     if let Some(ll) = repr.source_ll
         && src != 0
     {
-        if claims_ours(ctx.snap, port, src, ll) {
+        if claims_ours(ctx.snap, link, src, ll) {
             return b.drop(i, DropReason::NdpSpoofed);
         }
-        learn(ctx, port, src, ll, true);
+        if let Link::Port(port) = link {
+            learn(ctx, port, src, ll, true);
+        }
     }
-    let Some(answer) = ctx.snap.ip6.answer(port, target, src) else {
+    let Some(answer) = ctx.snap.ip6.answer(link, target, src) else {
         return b.drop(i, DropReason::NdpNotOurs);
     };
     if src == 0 && answer.kind != NdpKind::Router {
         return b.drop(i, DropReason::NdpNotOurs);
     }
-    let p = &ctx.snap.ip6.ports[usize::from(port)];
+    let ip6 = &ctx.snap.ip6;
+    // The link's own MAC and link-local address: the port's, or a tenant network's
+    // gateway's.
+    let (link_mac, link_local) = match link {
+        Link::Port(port) => {
+            let p = &ip6.ports[usize::from(port)];
+            (p.mac, p.link_local)
+        }
+        Link::Network(net) => match ip6.network6(net) {
+            Some(n) => (n.gateway_mac, crate::tables::ip6::link_local(n.gateway_mac)),
+            None => return b.drop(i, DropReason::NdpNotOurs),
+        },
+    };
     let (router, override_flag) = answer.flags();
     let na = NeighborAdvertRepr {
         router_flag: router,
@@ -202,12 +213,12 @@ fn solicitation(
         target: repr.target,
         target_ll: Some(answer.mac),
     };
-    // From the target when it is vgate's, else from the port's link-local address (an
+    // From the target when it is vgate's, else from the link's link-local address (an
     // address of the interface, section 7.2.4, as Linux answers for proxied targets).
     let from = if answer.kind == NdpKind::Router {
         target
     } else {
-        p.link_local
+        link_local
     };
     let (to, to_mac) = if src == 0 {
         (ALL_NODES, class::multicast_mac(class::ALL_NODES))
@@ -215,7 +226,7 @@ fn solicitation(
         (src, repr.source_ll.unwrap_or(eth_src))
     };
     let src_mac = if answer.kind == NdpKind::Endpoint {
-        p.mac
+        link_mac
     } else {
         answer.mac
     };
@@ -236,15 +247,14 @@ fn solicitation(
     };
     ctx.stats.ndp_advertisements[kind as usize].add(1);
     b.desc[i] = out;
-    b.meta[i].tx_port = port;
-    b.set_next(i, Next::Tx);
+    super::ip6::reply_on_link(ctx, b, i);
 }
 
 /// A neighbour advertisement: update the entry of its target (section 7.2.5; one vgate
-/// has no entry for is not created), unless vgate answers for the target itself.
-fn advertisement(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
+/// has no entry for is not created), unless vgate answers for the target itself. A tenant
+/// network behind Geneve has its neighbours configured: nothing is learned there.
+fn advertisement(ctx: &mut Ctx, b: &mut Batch, i: usize, link: Link, offset: usize) {
     let d = b.desc[i];
-    let port = b.meta[i].rx_port;
     let repr = {
         let msg = &ctx.pool.bytes(&d)[ETH + offset..];
         NeighborAdvertRepr::parse(&NeighborAdvert::new_unchecked(msg))
@@ -256,24 +266,30 @@ fn advertisement(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
     let Some(mac) = repr.target_ll else {
         return b.drop(i, DropReason::NdpIgnored);
     };
-    if claims_ours(ctx.snap, port, target, mac) {
+    if claims_ours(ctx.snap, link, target, mac) {
         return b.drop(i, DropReason::NdpSpoofed);
     }
-    if learn(ctx, port, target, mac, false) {
-        b.drop(i, DropReason::NdpLearned)
-    } else {
-        b.drop(i, DropReason::NdpIgnored)
+    match link {
+        Link::Port(port) if learn(ctx, port, target, mac, false) => {
+            b.drop(i, DropReason::NdpLearned)
+        }
+        _ => b.drop(i, DropReason::NdpIgnored),
     }
 }
 
-/// True when a message on `port` says `addr` is at `mac` and vgate answers for `addr`
+/// True when a message on `link` says `addr` is at `mac` and vgate answers for `addr`
 /// there otherwise: its own addresses and proxied prefixes are never learned, an
 /// endpoint's address only at the endpoint's own MAC (the VM itself speaking).
-fn claims_ours(snap: &crate::tables::Snapshot, port: u8, addr: u128, mac: EthernetAddress) -> bool {
-    if snap.ip6.is_own(port, addr) {
+fn claims_ours(
+    snap: &crate::tables::Snapshot,
+    link: Link,
+    addr: u128,
+    mac: EthernetAddress,
+) -> bool {
+    if snap.ip6.is_own(link, addr) {
         return true;
     }
-    match snap.ip6.answer(port, addr, 0) {
+    match snap.ip6.answer(link, addr, 0) {
         Some(a) if a.kind == NdpKind::Endpoint => a.mac != mac,
         Some(_) => true,
         None => false,
@@ -323,30 +339,35 @@ pub fn apply_remote(ctx: &mut Ctx, port: u8, ip: u128, mac: EthernetAddress) {
     send_released(ctx, port, mac);
 }
 
-/// A router solicitation on `port` (section 6.2.6): answered with the advertisement of the
-/// network on that port whose prefix holds the sender (or the first with RAs), to the
-/// sender when it has an address, else to all-nodes. The ICMP error rate limit bounds how
-/// many a flood of solicitations gets.
+/// A router solicitation (section 6.2.6): answered, in its own frame, with the
+/// advertisement of the network on its link whose prefix holds the sender (or the first
+/// with RAs), to the sender when it has an address, else to all-nodes. The ICMP error rate
+/// limit bounds how many a flood of solicitations gets; one not answered is counted.
 fn router_solicitation(
     ctx: &mut Ctx,
-    port: u8,
+    b: &mut Batch,
+    i: usize,
+    link: Link,
     src: u128,
     eth_src: EthernetAddress,
     offset: usize,
-    d: Desc,
 ) {
     let ip6 = &ctx.snap.ip6;
-    let Some(net) = ip6.networks.iter().position(|n| {
-        n.port == Some(port) && n.ra.is_some() && n.len <= 128 && {
-            src == 0 || is_link_local_or_in(src, n.subnet, n.len)
-        }
-    }) else {
-        return;
+    let net = ip6.networks.iter().position(|n| {
+        let on_link = match link {
+            Link::Port(port) => n.port == Some(port),
+            Link::Network(net) => n.network == net,
+        };
+        on_link && n.ra.is_some() && (src == 0 || is_link_local_or_in(src, n.subnet, n.len))
+    });
+    let Some(net) = net else {
+        return b.drop(i, DropReason::NdpRouterSolicitation);
     };
     if !ctx.state.icmp_limiter.allow(ctx.now) {
         ctx.stats.icmp_rate_limited.add(1);
-        return;
+        return b.drop(i, DropReason::NdpRouterSolicitation);
     }
+    let d = b.desc[i];
     let source_ll = {
         let msg = &ctx.pool.bytes(&d)[ETH + offset..];
         ndp::RouterSolicit::new_unchecked(msg)
@@ -360,23 +381,29 @@ fn router_solicitation(
     } else {
         (src, source_ll.unwrap_or(eth_src))
     };
-    send_ra(ctx, net, to, to_mac);
+    let mut out = d;
+    if !build_ra(ctx, net, to, to_mac, &mut out) {
+        return b.drop(i, DropReason::NdpRouterSolicitation);
+    }
+    b.desc[i] = out;
+    ctx.stats.ra_sent.add(1);
+    super::ip6::reply_on_link(ctx, b, i);
 }
 
 fn is_link_local_or_in(a: u128, subnet: u128, len: u8) -> bool {
     crate::tables::ip6::is_link_local(a) || (a & mask(len)) == subnet
 }
 
-/// Send network `net`'s (an index into the snapshot's IPv6 networks) router advertisement
-/// to `to` at `to_mac` (section 6.2.3): from the gateway's link-local address and MAC; the
-/// M and O flags; the prefix on-link and autonomous (SLAAC); the tenant MTU; RDNSS (RFC
-/// 8106) when configured.
-pub fn send_ra(ctx: &mut Ctx, net: usize, to: u128, to_mac: EthernetAddress) {
+/// Write network `net`'s (an index into the snapshot's IPv6 networks) router advertisement
+/// to `to` at `to_mac` into frame `d` (section 6.2.3): from the gateway's link-local
+/// address and MAC; the M and O flags; the prefix on-link and autonomous (SLAAC); the
+/// tenant MTU; RDNSS (RFC 8106) when configured. False when the network sends none.
+fn build_ra(ctx: &mut Ctx, net: usize, to: u128, to_mac: EthernetAddress, d: &mut Desc) -> bool {
     let Some(n) = ctx.snap.ip6.networks.get(net) else {
-        return;
+        return false;
     };
-    let (Some(ra), Some(port)) = (&n.ra, n.port) else {
-        return;
+    let Some(ra) = &n.ra else {
+        return false;
     };
     let from = if crate::tables::ip6::is_link_local(n.gateway) {
         n.gateway
@@ -415,16 +442,74 @@ pub fn send_ra(ctx: &mut Ctx, net: usize, to: u128, to_mac: EthernetAddress) {
     };
     let gateway_mac = n.gateway_mac;
     let len = repr.buffer_len();
-    let Some(d) = alloc(ctx, len) else { return };
-    let buf = ctx.pool.bytes_mut(&d);
+    d.len = (ETH + ipv6::HEADER_LEN + len) as u32;
+    let buf = ctx.pool.bytes_mut(d);
     headers(buf, (gateway_mac, to_mac), (from, to), len);
     repr.emit(
         Ipv6Addr::from_bits(from),
         Ipv6Addr::from_bits(to),
         &mut buf[ETH + ipv6::HEADER_LEN..],
     );
-    ctx.tx.push(port, d);
-    ctx.stats.ra_sent.add(1);
+    true
+}
+
+/// Send network `net`'s unsolicited router advertisement to all-nodes: out of its port
+/// (a flat network), or through the tunnel to every chassis with an endpoint of it, as
+/// packets of vgate's for rewrite pushed into `b` (a Geneve network).
+fn send_ra(ctx: &mut Ctx, b: &mut Batch, net: usize) {
+    let all_nodes_mac = class::multicast_mac(class::ALL_NODES);
+    let Some(n) = ctx.snap.ip6.networks.get(net) else {
+        return;
+    };
+    if let Some(port) = n.port {
+        let Some(mut d) = alloc(ctx, 0) else { return };
+        if build_ra(ctx, net, ALL_NODES, all_nodes_mac, &mut d) {
+            ctx.tx.push(port, d);
+            ctx.stats.ra_sent.add(1);
+        } else {
+            ctx.pool.free(d);
+        }
+        return;
+    }
+    let (network, vni, snap) = (n.network, n.vni, ctx.snap);
+    let (Some(tunnel), Some(vni)) = (snap.tunnel, vni) else {
+        return;
+    };
+    let mut chassis: Vec<u32> = snap
+        .ip6
+        .chassis_by_mac
+        .iter()
+        .filter(|((ni, _), _)| *ni == network)
+        .map(|(_, c)| *c)
+        .collect();
+    chassis.sort_unstable();
+    chassis.dedup();
+    for c in chassis {
+        let Some((port, nexthop, _)) = super::geneve_encap::underlay(ctx, c) else {
+            continue;
+        };
+        let Some(mut d) = alloc(ctx, 0) else { return };
+        if !build_ra(ctx, net, ALL_NODES, all_nodes_mac, &mut d)
+            || !super::geneve_encap::encapsulate(ctx, &mut d, &tunnel, vni, c)
+        {
+            ctx.pool.free(d);
+            ctx.stats.count_drop(DropReason::GeneveNoUnderlayRoute, 1);
+            continue;
+        }
+        let meta = super::Meta {
+            rx_port: port,
+            tx_port: port,
+            nexthop,
+            local_origin: true,
+            ..super::Meta::default()
+        };
+        if b.len == super::MAX_BATCH {
+            super::process(ctx, b);
+        }
+        b.push(d, meta, Next::Rewrite);
+        ctx.stats.ra_sent.add(1);
+        ctx.stats.geneve_encap.add(1);
+    }
 }
 
 /// RFC 4861 section 6.2.4: the first advertisements of an interface come at most 16 s
@@ -435,8 +520,9 @@ const MAX_INITIAL_RTR_ADVERTISEMENTS: u8 = 3;
 /// Unsolicited router advertisements (section 6.2.4), run on worker 0's timer: at a random
 /// time between MinRtrAdvInterval (a third of `interval_s`, section 6.2.1's default) and
 /// `interval_s`, the first three within 16 s of each other. A new snapshot starts the
-/// schedule over, so a new or changed network is announced at once.
-pub fn ra_tick(ctx: &mut Ctx) {
+/// schedule over, so a new or changed network is announced at once. Those into tunnels
+/// are pushed into `b`, which the caller processes.
+pub fn ra_tick(ctx: &mut Ctx, b: &mut Batch) {
     let st = &mut ctx.state.ra;
     let nets = ctx.snap.ip6.networks.len();
     if st.generation != ctx.snap.generation || st.next.len() != nets {
@@ -460,12 +546,7 @@ pub fn ra_tick(ctx: &mut Ctx) {
             wait = wait.min(MAX_INITIAL_RTR_ADVERT_INTERVAL_NS);
         }
         ctx.state.ra.next[net] = (ctx.now + wait, sent.saturating_add(1));
-        send_ra(
-            ctx,
-            net,
-            ALL_NODES,
-            class::multicast_mac(Ipv6Addr::from_bits(ALL_NODES)),
-        );
+        send_ra(ctx, b, net);
     }
 }
 
@@ -499,13 +580,12 @@ pub fn send_unsolicited_na(ctx: &mut Ctx, port: u8, target: u128, mac: EthernetA
     let Some(p) = ctx.snap.ip6.ports.get(usize::from(port)) else {
         return;
     };
-    let from = if ctx.snap.ip6.own.get(&target) == Some(&port) || target == p.link_local {
-        target
-    } else {
-        p.link_local
-    };
+    // vgate's own addresses (a port's, a gateway's) are a router's; an endpoint's is not
+    // (RFC 4861 section 7.2.6: the flags are those of a solicited answer).
+    let ours = ctx.snap.ip6.is_local(Link::Port(port), target);
+    let from = if ours { target } else { p.link_local };
     let na = NeighborAdvertRepr {
-        router_flag: true,
+        router_flag: ours,
         solicited_flag: false,
         override_flag: true,
         target: Ipv6Addr::from_bits(target),

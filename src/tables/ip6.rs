@@ -82,6 +82,9 @@ impl Port6 {
 pub enum Hop6 {
     /// Out of `port` to `via` (0: on-link, the destination is the neighbour).
     Forward { port: u8, via: u128 },
+    /// Into Geneve network `network` (an index into the snapshot's networks), toward the
+    /// chassis of the destination's endpoint.
+    Tunnel { network: u16 },
 }
 
 /// A route as configured or derived, for the API and `vgate show routes`.
@@ -119,6 +122,8 @@ pub struct Network6 {
     pub network: u16,
     /// The port of a flat network; None behind Geneve.
     pub port: Option<u8>,
+    /// The VNI of a Geneve network.
+    pub vni: Option<u32>,
     pub subnet: u128,
     pub len: u8,
     /// The gateway address (link-local unless configured otherwise), answered with
@@ -159,6 +164,27 @@ impl NdpAnswer {
     }
 }
 
+/// The link a packet came from: a port, or (decapsulated from Geneve) a tenant network.
+/// Link-local addresses and Neighbor Discovery are per link (RFC 4291 section 2.5.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Port(u8),
+    /// An index into the snapshot's networks.
+    Network(u16),
+}
+
+impl Link {
+    /// The link of a received packet: its tenant network when it came through a tunnel
+    /// (`vni_net`, the network index + 1), else its port.
+    #[inline(always)]
+    pub fn of(rx_port: u8, vni_net: u8) -> Link {
+        match vni_net {
+            0 => Link::Port(rx_port),
+            n => Link::Network(u16::from(n) - 1),
+        }
+    }
+}
+
 /// The IPv6 tables.
 #[derive(Default)]
 pub struct Ip6Tables {
@@ -172,6 +198,12 @@ pub struct Ip6Tables {
     pub proxy: Vec<(u8, u128, u8)>,
     /// Endpoints with an `ip6`: address -> (MAC, network index).
     pub endpoints: HashMap<u128, (EthernetAddress, u16)>,
+    /// The chassis address of each endpoint with an `ip6` on a Geneve network.
+    pub endpoint_chassis: HashMap<u128, u32>,
+    /// The chassis of every endpoint of a Geneve network with `subnet6`, by (network index,
+    /// MAC): where vgate's answers to a VM's NDP and router solicitations go back to (a VM
+    /// solicits from its link-local address, which no table holds).
+    pub chassis_by_mac: HashMap<(u16, [u8; 6]), u32>,
     /// Global addresses of vgate (ports' and networks' global gateways) -> port.
     pub own: HashMap<u128, u8>,
 }
@@ -200,41 +232,71 @@ impl Ip6Tables {
         self.hops.get(v as usize).copied()
     }
 
-    /// True when `dst`, received on `port`, is addressed to vgate itself: a global address
-    /// of any port or network gateway, or a link-local address of `port` (the port's own or
-    /// a gateway of a network on it; link-local addresses are per link, RFC 4291 section
+    /// True when `dst`, received on `link`, is addressed to vgate itself: a global address
+    /// of any port or network gateway, or a link-local address of the link (a port's own,
+    /// or a gateway of a network on it; link-local addresses are per link, RFC 4291 section
     /// 2.5.6).
     #[inline]
-    pub fn is_local(&self, port: u8, dst: u128) -> bool {
-        if is_link_local(dst) {
-            self.ports
-                .get(usize::from(port))
-                .is_some_and(|p| p.link_local == dst)
-                || self
-                    .networks
-                    .iter()
-                    .any(|n| n.port == Some(port) && n.gateway == dst)
-        } else {
-            self.own.contains_key(&dst)
+    pub fn is_local(&self, link: Link, dst: u128) -> bool {
+        if !is_link_local(dst) {
+            return self.own.contains_key(&dst);
+        }
+        match link {
+            Link::Port(port) => {
+                self.ports
+                    .get(usize::from(port))
+                    .is_some_and(|p| p.link_local == dst)
+                    || self
+                        .networks
+                        .iter()
+                        .any(|n| n.port == Some(port) && n.gateway == dst)
+            }
+            Link::Network(net) => self.network6(net).is_some_and(|n| n.gateway == dst),
         }
     }
 
-    /// True when `a` is an address only vgate may send from on `port` (own-source check
+    /// True when `a` is an address only vgate may send from on `link` (own-source check
     /// and anti-spoofing of neighbour advertisements).
-    pub fn is_own(&self, port: u8, a: u128) -> bool {
-        self.is_local(port, a)
+    pub fn is_own(&self, link: Link, a: u128) -> bool {
+        self.is_local(link, a)
     }
 
-    /// What to answer a neighbour solicitation for `target` received on `port` with, if
+    /// The IPv6 side of network `net` (an index into the snapshot's networks).
+    #[inline]
+    pub fn network6(&self, net: u16) -> Option<&Network6> {
+        self.networks.iter().find(|n| n.network == net)
+    }
+
+    /// What to answer a neighbour solicitation for `target` received on `link` with, if
     /// anything. `from` is the soliciting node (an endpoint is never answered for itself).
-    pub fn answer(&self, port: u8, target: u128, from: u128) -> Option<NdpAnswer> {
-        let p = self.ports.get(usize::from(port))?;
+    pub fn answer(&self, link: Link, target: u128, from: u128) -> Option<NdpAnswer> {
         let router = |mac| {
             Some(NdpAnswer {
                 mac,
                 kind: NdpKind::Router,
             })
         };
+        let endpoint = |net: u16| {
+            self.endpoints
+                .get(&target)
+                .filter(|&&(_, n)| n == net && target != from)
+                .map(|&(mac, _)| NdpAnswer {
+                    mac,
+                    kind: NdpKind::Endpoint,
+                })
+        };
+        let port = match link {
+            Link::Network(net) => {
+                let n = self.network6(net)?;
+                return if n.gateway == target {
+                    router(n.gateway_mac)
+                } else {
+                    endpoint(net)
+                };
+            }
+            Link::Port(port) => port,
+        };
+        let p = self.ports.get(usize::from(port))?;
         if target == p.link_local || self.own.get(&target) == Some(&port) {
             return router(p.mac);
         }
@@ -245,17 +307,13 @@ impl Ip6Tables {
         {
             return router(n.gateway_mac);
         }
-        if let Some(&(mac, net)) = self.endpoints.get(&target)
-            && target != from
-            && self
-                .networks
-                .iter()
-                .any(|n| n.network == net && n.port == Some(port))
+        if let Some(a) = self
+            .networks
+            .iter()
+            .filter(|n| n.port == Some(port))
+            .find_map(|n| endpoint(n.network))
         {
-            return Some(NdpAnswer {
-                mac,
-                kind: NdpKind::Endpoint,
-            });
+            return Some(a);
         }
         self.proxy
             .iter()
