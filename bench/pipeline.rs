@@ -8,6 +8,9 @@
 //!
 //! * `forward/*`: UDP from the internal port to random destinations over 10 or 100,000
 //!   routes, all via one upstream router (l2_input, ip4_input, route, rewrite).
+//! * `forward6/*`: the same for IPv6 on a dual-stack configuration: UDP/IPv6 (62-byte
+//!   frames, the smallest) to random destinations over 10 or 100,000 /48 routes in
+//!   2000::/3, via one upstream router on the external port (ip6_input, ip6_forward).
 //! * `local/arp_reply`: ARP requests for the router's address from 64 on-link hosts,
 //!   answered in place (l2_input, arp).
 //! * `local/echo_reply`: ICMP echo requests to the router's address from 64 on-link hosts,
@@ -20,10 +23,10 @@ mod harness;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use harness::{Rng, batch_spread};
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 use vgate::control::apply::build_snapshot;
-use vgate::control::config::{Config, Ipv4Cidr, RouteCfg};
+use vgate::control::config::{Config, Ipv4Cidr, Ipv6Cidr, Route6Cfg, RouteCfg};
 use vgate::io::{Desc, FramePool};
 use vgate::metrics::WorkerStats;
 use vgate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
@@ -44,6 +47,29 @@ iface = "int0"
 mac = "02:00:00:00:00:02"
 addresses = ["10.10.1.1/24"]
 "#;
+
+/// [`BASE`] with IPv6 on both ports: the upstream router's link on the external port, a
+/// tenant /64 on the internal one.
+const DUAL: &str = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24", "2001:db8:ff::2/64"]
+
+[[port]]
+name = "internal"
+iface = "int0"
+mac = "02:00:00:00:00:02"
+addresses = ["10.10.1.1/24", "2001:db8:1::1/64"]
+"#;
+
+/// The upstream router's IPv6 address, on the external port's /64.
+const UPSTREAM6: u128 = 0x2001_0db8_00ff_0000_0000_0000_0000_0001;
+/// The client on the internal port's /64.
+const CLIENT6: u128 = 0x2001_0db8_0001_0000_0000_0000_0000_0002;
+/// A UDP/IPv6 frame with no payload: 14 + 40 + 8 bytes, the smallest there is.
+const UDP6_FRAME: usize = 62;
 
 const EXTERNAL: u8 = 0;
 const INTERNAL: u8 = 1;
@@ -90,6 +116,35 @@ fn snapshot(n: usize) -> (Snapshot, Vec<u32>) {
     )
 }
 
+/// `n` distinct /48 routes spread over 2000::/3 (outside 2001:db8::/32, where the ports'
+/// prefixes are), all via the upstream router; the snapshot and the prefixes.
+fn snapshot6(n: usize) -> (Snapshot, Vec<u128>) {
+    let mut cfg = Config::from_toml_str(DUAL).expect("config");
+    let mut rng = Rng(0x9e3779b97f4a7c15);
+    let mut prefixes = std::collections::BTreeSet::new();
+    while prefixes.len() < n {
+        // 2000::/3 and 45 random bits: a /48.
+        let top = (1u128 << 45 | (rng.next() as u128 & ((1 << 45) - 1))) << 80;
+        if top >> 96 == 0x2001_0db8 {
+            continue;
+        }
+        prefixes.insert(top);
+    }
+    let prefixes: Vec<u128> = prefixes.into_iter().collect();
+    cfg.routes6 = prefixes
+        .iter()
+        .map(|p| Route6Cfg {
+            prefix: Ipv6Cidr::new(Ipv6Addr::from_bits(*p), 48).expect("a /48"),
+            via: Some(Ipv6Addr::from_bits(UPSTREAM6)),
+            ..Default::default()
+        })
+        .collect();
+    (
+        build_snapshot(&cfg, 1, &|_| None, None).expect("snapshot"),
+        prefixes,
+    )
+}
+
 fn frame<const N: usize>(v: Vec<u8>) -> [u8; N] {
     v.try_into()
         .unwrap_or_else(|v: Vec<u8>| panic!("template is {} bytes, not {N}", v.len()))
@@ -102,6 +157,16 @@ fn udp_frame(dst: u32) -> [u8; MIN_FRAME] {
     let payload = [0u8; 18]; // 60-byte frame
     let mut out = Vec::new();
     b.write(&mut out, &payload).unwrap();
+    frame(out)
+}
+
+/// UDP/IPv6 from the client on the internal port to `dst`, hop limit 64.
+fn udp6_frame(dst: u128) -> [u8; UDP6_FRAME] {
+    let b = etherparse::PacketBuilder::ethernet2(CLIENT, INT_MAC)
+        .ipv6(CLIENT6.to_be_bytes(), dst.to_be_bytes(), 64)
+        .udp(4000, 5000);
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
     frame(out)
 }
 
@@ -171,6 +236,24 @@ impl Rig {
         self.state
             .neighbors
             .learn(port, u32::from_be_bytes(ip), mac, 0, true, &mut released);
+    }
+
+    fn learn6(&mut self, port: u8, ip: u128, mac: EthernetAddress) {
+        let mut released = Vec::new();
+        self.state
+            .neighbors6
+            .learn(port, ip, mac, 0, true, &mut released);
+    }
+
+    /// One round of `frames`: every packet must leave by the fast path.
+    fn assert_fast<const N: usize>(&mut self, what: &str, frames: &[[u8; N]; MAX_BATCH]) {
+        let before = self.stats.fast_path.get();
+        assert_eq!(self.round(frames, INTERNAL), MAX_BATCH, "{what}: all sent");
+        assert_eq!(
+            self.stats.fast_path.get() - before,
+            MAX_BATCH as u64,
+            "{what}: every packet takes the fast path"
+        );
     }
 
     /// Restore `frames` into the batch, run it, and return how many left on `tx_port`.
@@ -287,7 +370,40 @@ fn bench_forward(c: &mut Criterion, name: &str, nroutes: usize) {
             })
         })
         .collect();
+    rig.assert_fast(name, &sets[0]);
     rig.bench(c, "forward", name, &sets, INTERNAL);
+}
+
+fn bench_forward6(c: &mut Criterion, name: &str, nroutes: usize) {
+    let (snap, prefixes) = snapshot6(nroutes);
+    assert!(snap.ip6.enabled());
+    let mut rig = Rig::new(snap);
+    rig.learn6(EXTERNAL, UPSTREAM6, UPSTREAM);
+    // 64 batches of 64 frames, destinations spread at random over the routes: a random
+    // interface identifier and subnet inside a random /48.
+    let mut rng = Rng(42);
+    let sets: Vec<[[u8; UDP6_FRAME]; MAX_BATCH]> = (0..64)
+        .map(|_| {
+            std::array::from_fn(|_| {
+                let p = prefixes[(rng.next() as usize) % prefixes.len()];
+                // 64 random bits and 16 more: the 80 bits below the /48.
+                let low = u128::from(rng.next()) << 16 | u128::from(rng.next() as u16);
+                udp6_frame(p | low.max(1))
+            })
+        })
+        .collect();
+    rig.assert_fast(name, &sets[0]);
+    if std::env::var_os("VGATE_BENCH_BATCHES").is_some() {
+        let bytes: usize = rig
+            .snap
+            .ip6
+            .tables
+            .iter()
+            .map(|t| t.lpm.memory_bytes())
+            .sum();
+        println!("forward6/{name}: IPv6 route table {bytes} bytes");
+    }
+    rig.bench(c, "forward6", name, &sets, INTERNAL);
 }
 
 fn bench_arp_reply(c: &mut Criterion) {
@@ -311,6 +427,8 @@ fn bench_echo_reply(c: &mut Criterion) {
 fn benches(c: &mut Criterion) {
     bench_forward(c, "10_routes", 10);
     bench_forward(c, "100k_routes", 100_000);
+    bench_forward6(c, "10_routes", 10);
+    bench_forward6(c, "100k_routes", 100_000);
     bench_arp_reply(c);
     bench_echo_reply(c);
 }

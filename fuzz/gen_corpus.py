@@ -5,7 +5,11 @@ Frames are built with scapy (an implementation independent of vgate's wire code)
 addresses of fuzz/pipeline.toml, so that the pipeline seeds go deep: ARP for every kind of
 address vgate answers, ICMP echo, UDP, TCP, fragments, IPv4 options, Geneve with and without
 options, ICMP errors quoting packets, floating-IP and SNAT traffic both ways, and clock
-advances past the ARP and NAT timers. Run from anywhere: python3 fuzz/gen_corpus.py
+advances past the ARP and NAT timers. For IPv6: forwarding both ways and through both
+link-local next hops, ICMPv6 echo to each kind of vgate address, neighbour solicitations
+and advertisements for every kind of target (vgate's own, proxied, the endpoint, foreign,
+duplicate address detection, spoofed), router solicitations, extension headers and
+fragments, hop limit 1, packets over the tenant MTU, and malformed headers. Run from anywhere: python3 fuzz/gen_corpus.py
 The output is deterministic; the file names say what each seed is.
 """
 
@@ -20,10 +24,12 @@ from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPOption_RR, IPOption_Rout
 from scapy.contrib.geneve import GENEVE, GeneveOptions
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
+    ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6ND_NA,
     ICMPv6ND_NS,
     ICMPv6ND_RA,
+    ICMPv6ND_Redirect,
     ICMPv6ND_RS,
     ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptMTU,
@@ -31,6 +37,7 @@ from scapy.layers.inet6 import (
     ICMPv6NDOptRDNSS,
     ICMPv6NDOptSrcLLAddr,
     ICMPv6PacketTooBig,
+    ICMPv6TimeExceeded,
     IPv6,
     IPv6ExtHdrDestOpt,
     IPv6ExtHdrFragment,
@@ -141,8 +148,308 @@ INTRODUCTIONS = (
 )
 
 
-def pipeline_seeds():
+# IPv6 in fuzz/pipeline.toml. Link-local addresses are fe80:: and the modified EUI-64 of a MAC.
+EXT6, UPSTREAM6 = "2001:db8:ff::2", "2001:db8:ff::1"
+EXT_LL, INT_LL, TR_LL = "fe80::ff:fe00:1", "fe80::ff:fe00:3", "fe80::ff:fe00:4"
+LAB_GW_LL = "fe80::f816:3eff:fe00:201"
+UPSTREAM_LL, PEER_LL, TENANT_ROUTER_LL = "fe80::ff:fe00:201", "fe80::1", "fe80::fe"
+TENANT_ROUTER_MAC = "02:00:00:00:04:01"
+HOST6 = "2001:db8:100:1::14"  # the endpoint, at HOST_MAC
+HOST2_6 = "2001:db8:100:1::1e"  # a SLAAC host, at HOST2_MAC
+PROXIED6 = "2001:db8:100:5::9"  # in the proxy NDP /56, not the tenant /64
+REMOTE6 = "2001:db8:beef::7"  # somewhere beyond the upstream router
+BEHIND_TENANT_ROUTER6 = "2001:db8:77::5"
+
+
+def solicited_node(a):
+    """The solicited-node group of `a` and its MAC (RFC 4291 section 2.7.1, RFC 2464 section 7)."""
+    low = ipaddress.IPv6Address(a).packed[13:]
+    group = ipaddress.IPv6Address(bytes.fromhex("ff02" + "0000" * 4 + "0001ff") + low)
+    return str(group), "33:33:" + ":".join(f"{b:02x}" for b in group.packed[12:])
+
+
+def ns6(src_mac, src, target, dst=None, dst_mac=None, sll=True, hlim=255):
+    """A neighbour solicitation for `target` (to its solicited-node group unless `dst`)."""
+    group, group_mac = solicited_node(target)
+    p = ICMPv6ND_NS(tgt=target)
+    if sll:
+        p = p / ICMPv6NDOptSrcLLAddr(lladdr=src_mac)
+    return raw(Ether(dst=dst_mac or group_mac, src=src_mac) / IPv6(src=src, dst=dst or group, hlim=hlim) / p)
+
+
+def na6(src_mac, src, target, dst="ff02::1", dst_mac="33:33:00:00:00:01", tll=None, R=0, S=0, O=1):
+    p = ICMPv6ND_NA(R=R, S=S, O=O, tgt=target)
+    if tll:
+        p = p / ICMPv6NDOptDstLLAddr(lladdr=tll)
+    return raw(Ether(dst=dst_mac, src=src_mac) / IPv6(src=src, dst=dst, hlim=255) / p)
+
+
+def from_upstream6(l3):
+    return raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / l3)
+
+
+def from_host6(l3, src_mac=HOST2_MAC):
+    return raw(Ether(dst=LAB_GW_MAC, src=src_mac) / l3)
+
+
+# Every IPv6 neighbour introduces itself with a solicitation for vgate (RFC 4861 section
+# 7.2.3 creates its entry): the upstream router, both tenant hosts, the tenant router and
+# the transit peer.
+INTRODUCTIONS6 = (
+    inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, EXT6))
+    + inject(INTERNAL, ns6(HOST_MAC, HOST6, LAB_GW_LL))
+    + inject(INTERNAL, ns6(HOST2_MAC, HOST2_6, LAB_GW_LL))
+    + inject(INTERNAL, ns6(TENANT_ROUTER_MAC, TENANT_ROUTER_LL, LAB_GW_LL))
+    + inject(TRANSIT, ns6(PEER_MAC, PEER_LL, TR_LL))
+    + RUN
+)
+
+
+def ipv6_pipeline_seeds():
     s = {}
+    udp_out = from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / UDP(sport=5000, dport=53) / Raw(b"query6"))
+    udp_in = from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=53, dport=5000) / Raw(b"answer6"))
+    s["ipv6_udp_forward"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(INTERNAL, udp_out)
+        + inject(EXTERNAL, udp_in)
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=BEHIND_TENANT_ROUTER6) / TCP(sport=443, dport=40000, flags="SA")))
+        + inject(TRANSIT, raw(Ether(dst=TR_MAC, src=PEER_MAC) / IPv6(src="2001:db8:300::9", dst=REMOTE6) / UDP(sport=1, dport=2)))
+        + inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST_MAC) / IPv6(src=HOST6, dst=REMOTE6) / TCP(sport=40001, dport=22, flags="S")))
+        + RUN
+        # Again, now every next hop is resolved: the fast path.
+        + inject(INTERNAL, udp_out)
+        + inject(EXTERNAL, udp_in)
+        + inject(INTERNAL, udp_out, fix=True)
+        + RUN
+    )
+    s["ipv6_resolve_and_give_up"] = (
+        setup()
+        + INTRODUCTIONS
+        # Nobody introduced: vgate solicits; the upstream router answers, the tenant hosts
+        # never do (address unreachable once the retries run out).
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / UDP(sport=5000, dport=53)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst="2001:db8:100:1::99") / UDP(sport=53, dport=5000)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst="2001:db8:100:1::98") / UDP(sport=53, dport=5000)))
+        + RUN
+        + inject(EXTERNAL, na6(UPSTREAM_MAC, UPSTREAM6, UPSTREAM6, dst=EXT6, dst_mac=EXT_MAC, tll=UPSTREAM_MAC, R=1, S=1))
+        + RUN
+        + b"".join(advance_ms_pow2(10) for _ in range(5))
+    )
+    echo = lambda src, dst, **kw: ICMPv6EchoRequest(id=0x77, seq=1, data=b"ping6" * 4, **kw)
+    s["ipv6_echo_router"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / echo(REMOTE6, EXT6)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=UPSTREAM_LL, dst=EXT_LL) / echo(UPSTREAM_LL, EXT_LL)))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=LAB_GW_LL) / echo(HOST2_6, LAB_GW_LL)))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=EXT6) / echo(HOST2_6, EXT6)))
+        + inject(TRANSIT, raw(Ether(dst=TR_MAC, src=PEER_MAC) / IPv6(src=PEER_LL, dst=TR_LL) / echo(PEER_LL, TR_LL)))
+        # All zero: identifier, sequence, no data (the reply's checksum is 0xffff or 0).
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / ICMPv6EchoRequest(id=0, seq=0)))
+        # Not answered: to all-nodes, with a bad checksum, behind a Destination Options header.
+        + inject(EXTERNAL, raw(Ether(dst="33:33:00:00:00:01", src=UPSTREAM_MAC) / IPv6(src=UPSTREAM_LL, dst="ff02::1") / echo(UPSTREAM_LL, "ff02::1")))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / ICMPv6EchoRequest(id=1, seq=1, cksum=0x1234)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrDestOpt() / echo(REMOTE6, EXT6)))
+        + RUN
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / ICMPv6EchoRequest(id=2, seq=2, cksum=0)), fix=True)
+        + RUN
+    )
+    s["ipv6_ndp_solicitations"] = (
+        setup()
+        + INTRODUCTIONS
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, EXT6))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM_LL, EXT_LL))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, PROXIED6))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, "2001:db8:200::1"))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, HOST6))
+        # Unicast, to the address itself (a reachability probe).
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, EXT6, dst=EXT6, dst_mac=EXT_MAC))
+        # Duplicate address detection: vgate's own address is defended, a proxied one not.
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, "::", EXT6, sll=False))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, "::", PROXIED6, sll=False))
+        + inject(INTERNAL, ns6(HOST2_MAC, HOST2_6, LAB_GW_LL))
+        + inject(INTERNAL, ns6(HOST2_MAC, HOST2_6, HOST6))
+        + inject(INTERNAL, ns6(HOST_MAC, HOST6, HOST6, sll=True))
+        + inject(INTERNAL, ns6(HOST2_MAC, "::", HOST2_6, sll=False))
+        + inject(INTERNAL, ns6(HOST2_MAC, HOST2_6, INT_LL))
+        + inject(TRANSIT, ns6(PEER_MAC, PEER_LL, TR_LL))
+        # Received on the wrong link: the external port's address on the tenant port.
+        + inject(INTERNAL, ns6(HOST2_MAC, HOST2_6, EXT6))
+        # Malformed: hop limit 64 (RFC 4861 section 7.1.1), a multicast target, no options
+        # from an unspecified source to a unicast address.
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, EXT6, hlim=64))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, "ff02::1", dst="ff02::1:ff00:1", dst_mac="33:33:ff:00:00:01"))
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, "::", EXT6, dst=EXT6, dst_mac=EXT_MAC, sll=False))
+        + RUN
+    )
+    s["ipv6_ndp_advertisements"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        # The upstream router's new MAC, solicited and unsolicited; one without a link-layer
+        # address option; a target nobody asked about.
+        + inject(EXTERNAL, na6(PEER_MAC, UPSTREAM6, UPSTREAM6, dst=EXT6, dst_mac=EXT_MAC, tll=PEER_MAC, R=1, S=1))
+        + inject(EXTERNAL, na6(UPSTREAM_MAC, UPSTREAM6, UPSTREAM6, tll=UPSTREAM_MAC, R=1))
+        + inject(EXTERNAL, na6(UPSTREAM_MAC, UPSTREAM6, UPSTREAM6, dst=EXT6, dst_mac=EXT_MAC, S=1))
+        + inject(EXTERNAL, na6(UPSTREAM_MAC, "2001:db8:ff::33", "2001:db8:ff::33", tll=UPSTREAM_MAC))
+        # Spoofed: vgate's own addresses, a proxied address, the tenant gateway, the endpoint
+        # from another MAC (and from its own, which is the VM speaking).
+        + inject(EXTERNAL, na6(PEER_MAC, "fe80::dead", EXT6, tll=PEER_MAC))
+        + inject(EXTERNAL, na6(PEER_MAC, "fe80::dead", EXT_LL, tll=PEER_MAC))
+        + inject(EXTERNAL, na6(PEER_MAC, "fe80::dead", PROXIED6, tll=PEER_MAC))
+        + inject(INTERNAL, na6(HOST2_MAC, HOST2_6, LAB_GW_LL, tll=HOST2_MAC))
+        + inject(INTERNAL, na6(HOST2_MAC, HOST2_6, HOST6, tll=HOST2_MAC))
+        + inject(INTERNAL, na6(HOST_MAC, HOST6, HOST6, tll=HOST_MAC))
+        # From vgate's own address: dropped before NDP sees it.
+        + inject(EXTERNAL, na6(PEER_MAC, EXT6, EXT6, tll=PEER_MAC))
+        # Solicited to multicast (RFC 4861 section 7.1.2 forbids it).
+        + inject(EXTERNAL, na6(UPSTREAM_MAC, UPSTREAM6, UPSTREAM6, tll=UPSTREAM_MAC, S=1))
+        + RUN
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / echo(REMOTE6, EXT6)))
+        + RUN
+    )
+    ra = ICMPv6ND_RA(chlim=64, routerlifetime=1800) / ICMPv6NDOptSrcLLAddr(lladdr=PEER_MAC) / ICMPv6NDOptPrefixInfo(prefixlen=64, prefix="2001:db8:100:1::")
+    s["ipv6_router_solicitations"] = (
+        setup()
+        + inject(INTERNAL, raw(Ether(dst="33:33:00:00:00:02", src=HOST2_MAC) / IPv6(src="fe80::f816:3eff:fe00:21e", dst="ff02::2", hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr=HOST2_MAC)))
+        + inject(INTERNAL, raw(Ether(dst="33:33:00:00:00:02", src=HOST2_MAC) / IPv6(src="::", dst="ff02::2", hlim=255) / ICMPv6ND_RS()))
+        + inject(INTERNAL, raw(Ether(dst="33:33:00:00:00:02", src=HOST2_MAC) / IPv6(src=HOST2_6, dst="ff02::2", hlim=255) / ICMPv6ND_RS()))
+        # On a port without a network with RAs; an RA and a redirect from another router.
+        + inject(EXTERNAL, raw(Ether(dst="33:33:00:00:00:02", src=UPSTREAM_MAC) / IPv6(src=UPSTREAM_LL, dst="ff02::2", hlim=255) / ICMPv6ND_RS()))
+        + inject(INTERNAL, raw(Ether(dst="33:33:00:00:00:01", src=PEER_MAC) / IPv6(src=PEER_LL, dst="ff02::1", hlim=255) / ra))
+        + inject(INTERNAL, raw(Ether(dst=LAB_GW_MAC, src=PEER_MAC) / IPv6(src=PEER_LL, dst=LAB_GW_LL, hlim=255) / ICMPv6ND_Redirect(tgt=PEER_LL, dst=REMOTE6)))
+        + RUN
+        + advance_ms_pow2(12)  # ~4 s: the periodic advertisements
+        + advance_ms_pow2(12)
+        + RELOAD
+        + advance_ms_pow2(4)
+    )
+    payload = UDP(sport=5000, dport=53) / Raw(b"extensions")
+    frags = fragment6(IPv6(src=REMOTE6, dst=HOST2_6) / IPv6ExtHdrFragment(id=0x6666) / UDP(sport=9, dport=9) / Raw(b"f" * 1000), 600)
+    s["ipv6_extension_headers"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / IPv6ExtHdrHopByHop() / payload))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting(addresses=[REMOTE6]) / payload))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / IPv6ExtHdrFragment(offset=0, m=0, id=1) / payload))
+        + b"".join(inject(EXTERNAL, from_upstream6(f)) for f in frags)
+        # For vgate: hop-by-hop and fragments of an echo request, an atomic fragment, a
+        # hop-by-hop header out of place, a chain of nine headers, one that runs past the
+        # packet.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrHopByHop() / echo(REMOTE6, EXT6)))
+        + b"".join(
+            inject(EXTERNAL, from_upstream6(f))
+            for f in fragment6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrFragment(id=0x7777) / ICMPv6EchoRequest(data=b"e" * 1300), 1000)
+        )
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrFragment(offset=0, m=0, id=2) / echo(REMOTE6, EXT6)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrHopByHop() / echo(REMOTE6, EXT6)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt() / echo(REMOTE6, EXT6)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6, nh=60, plen=8) / Raw(bytes([58, 4, 0, 0, 0, 0, 0, 0]))))
+        # UDP and an unknown protocol to vgate behind a header: port unreachable, parameter
+        # problem pointing at the header's Next Header field.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=7)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / IPv6ExtHdrDestOpt(nh=253) / Raw(b"x" * 8)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6, nh=253) / Raw(b"x" * 8)))
+        + RUN
+    )
+    s["ipv6_hop_limit"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6, hlim=1) / UDP(sport=1, dport=33434)))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6, hlim=0) / UDP(sport=1, dport=33435)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6, hlim=1) / UDP(sport=1, dport=33434)))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6, hlim=2) / UDP(sport=1, dport=33434)))
+        # To vgate itself with hop limit 1: answered.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6, hlim=1) / echo(REMOTE6, EXT6)))
+        # An ICMPv6 error about vgate's own error never gets one back.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6, hlim=1) / ICMPv6TimeExceeded() / IPv6(src=EXT6, dst=REMOTE6) / UDP(sport=1, dport=2)))
+        + RUN
+    )
+    big = Raw(bytes(range(256)) * 6)
+    s["ipv6_too_big"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        # 1,400 bytes of IPv6 fit the tenant MTU, 1,401 and 1,500 do not (packet too big
+        # with MTU 1400); the other way the upstream link has 1500.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=9, dport=9) / Raw(b"m" * (1400 - 48))))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=9, dport=9) / Raw(b"m" * (1401 - 48))))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=9, dport=9) / big))
+        + inject(INTERNAL, from_host6(IPv6(src=HOST2_6, dst=REMOTE6) / UDP(sport=9, dport=9) / Raw(b"n" * 1300)))
+        # An echo request to vgate too big to quote whole in an error.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=EXT6) / ICMPv6EchoRequest(data=b"p" * 1440)))
+        + RUN
+    )
+    bad = lambda l3: raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC, type=0x86DD) / Raw(l3))
+    good = raw(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=1, dport=2) / Raw(b"hdr"))
+    s["ipv6_malformed"] = (
+        setup()
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(EXTERNAL, bad(good[:39]))
+        + inject(EXTERNAL, bad(b""))
+        + inject(EXTERNAL, bad(bytes([0x40]) + good[1:]))
+        + inject(EXTERNAL, bad(good[:4] + struct.pack(">H", 400) + good[6:]))
+        + inject(EXTERNAL, bad(good[:4] + b"\x00\x00\x00" + good[7:]))
+        + inject(EXTERNAL, from_upstream6(IPv6(src="ff02::1", dst=HOST2_6) / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src="::1", dst=HOST2_6) / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src="::", dst=HOST2_6) / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=EXT6, dst=HOST2_6) / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst="::1") / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst="ff05::1:3") / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=UPSTREAM_LL, dst=HOST2_6) / UDP()))
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst="fe80::99") / UDP()))
+        # Link padding after a short packet: trimmed on the way through.
+        + inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=HOST2_6) / UDP(sport=1, dport=2)) + b"\0" * 12)
+        # IPv6 on the underlay, which has no IPv6 address, and in a Geneve tunnel.
+        + inject(UNDERLAY, raw(Ether(dst=UND_MAC, src=C1_MAC) / IPv6(src=REMOTE6, dst=HOST2_6) / UDP()))
+        + inject(UNDERLAY, geneve(tenant(IPv6(src="2001:db8:100:9::5", dst=REMOTE6) / UDP())))
+        + RUN
+    )
+    # Small tables and pool: a flood of solicitations from forged senders and of packets to
+    # unresolved tenant hosts.
+    s["ipv6_small_tables"] = (
+        setup(small_pool=True, small_neighbors=True, batch=4)
+        + inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, EXT6))
+        + b"".join(inject(EXTERNAL, ns6(f"02:00:00:00:09:{i:02x}", f"2001:db8:ff::{100 + i:x}", EXT6)) for i in range(12))
+        + b"".join(inject(EXTERNAL, ns6(UPSTREAM_MAC, UPSTREAM6, f"2001:db8:100:{i:x}::1")) for i in range(12))
+        + b"".join(
+            inject(EXTERNAL, from_upstream6(IPv6(src=REMOTE6, dst=f"2001:db8:100:1::{i:x}", plen=0) / UDP(sport=1, dport=2, chksum=0)), fix=True)
+            for i in range(1, 14)
+        )
+        + RUN
+        + advance_ms_pow2(11)
+        + RUN
+    )
+    # Both families in one batch, then a reload and the neighbour timers.
+    s["ipv6_mixed_with_ipv4_and_reload"] = (
+        setup(batch=8)
+        + INTRODUCTIONS
+        + INTRODUCTIONS6
+        + inject(INTERNAL, udp_out)
+        + inject(INTERNAL, raw(Ether(dst=INT_MAC, src=HOST2_MAC) / IP(src="10.10.1.30", dst=REMOTE) / UDP(sport=5000, dport=53) / Raw(b"query")))
+        + inject(EXTERNAL, udp_in)
+        + inject(EXTERNAL, raw(Ether(dst=EXT_MAC, src=UPSTREAM_MAC) / IP(src=REMOTE, dst="203.0.113.11") / UDP(sport=53, dport=5353)))
+        + RUN
+        + RELOAD
+        + advance_ms_pow2(15)  # ~33 s: past the reachable time, entries go stale
+        + inject(INTERNAL, udp_out)
+        + RUN
+        + advance_ms_pow2(13)
+        + inject(EXTERNAL, udp_in)
+        + RUN
+    )
+    return s
+
+
+def pipeline_seeds():
+    s = ipv6_pipeline_seeds()
     s["arp_kinds"] = (
         setup()
         + inject(EXTERNAL, arp_req(UPSTREAM_MAC, "203.0.113.1", "203.0.113.2"))
@@ -504,7 +811,7 @@ def config_seeds():
     with open(os.path.join(HERE, "pipeline.toml")) as f:
         s["fuzz_pipeline.toml"] = f.read()
     # The configurations of the pipeline scenario tests.
-    for test in ("pipeline_nat", "pipeline_geneve", "pipeline_router"):
+    for test in ("pipeline_nat", "pipeline_geneve", "pipeline_router", "pipeline_ipv6"):
         with open(os.path.join(ROOT, "tests", test + ".rs")) as f:
             for i, body in enumerate(re.findall(r'r#"(.*?)"#', f.read(), re.S)):
                 if "[[port]]" in body:

@@ -7,10 +7,13 @@
 //! Frames shorter than an Ethernet header (runts, zero-length frames) cannot be written to a
 //! veth: the kernel refuses them (`dev_validate_header`), so `l2_input/runt` is covered by
 //! the pipeline tests only.
+//!
+//! The IPv6 tests run the same lab dual stack ([`conf6`]): malformed and bit-flipped IPv6,
+//! spoofed neighbour discovery and a flood of neighbour solicitations.
 
 mod common;
 
-use common::craft::{ATTACKER_MAC, assert_drops, contains, describe, drops, from_others};
+use common::craft::{ATTACKER_MAC, Drops, assert_drops, contains, describe, drops, from_others};
 use common::*;
 use std::time::Duration;
 use vgate::lab::{Lab, Role, RouterMode};
@@ -729,5 +732,634 @@ fn jumbo_frames_get_frag_needed_or_are_fragmented() {
     assert_eq!(frags.len(), 3, "fragments:\n{}", describe(&out_int));
     assert!(frags.iter().all(|f| f.len() <= 1514));
     assert!(contains(frags[0], b"JUMBO-FRAGMENT"));
+    h.assert_alive();
+}
+
+// ---- IPv6 ----
+
+/// vgate's address on the external link, the inet host's, and the client's (the VM's
+/// `ip6`, configured statically on the client).
+const EXT6: &str = "2001:db8:ff::2";
+const INET6: &str = "2001:db8:ff::1";
+const CLIENT6: &str = "2001:db8:100:1::2";
+/// The tenant gateway's link-local address: fe80:: and the modified EUI-64 of [`INT_MAC`].
+const GW_LL: &str = "fe80::f816:3eff:fe00:1";
+/// Proxy NDP answers on the external port for this prefix (the tenant /64 is inside it).
+const PROXIED: &str = "2001:db8:100::/56";
+/// An address in [`PROXIED`] that no host has.
+const PROXIED6: &str = "2001:db8:100:7::9";
+/// The attacker's link-local source address.
+const ATTACKER_LL: &str = "fe80::dead";
+
+/// [`conf`] dual stack, as tests/e2e_ipv6.rs configures vgate: an IPv6 address on the
+/// external port and a default route via the inet host, proxy NDP for the tenant /56 there,
+/// the tenant network's `subnet6` (router advertisements on) and the VM's `ip6`.
+fn conf6(vm_mac: &str) -> String {
+    let mut c = conf(vm_mac);
+    for (from, to) in [
+        (
+            r#"addresses = ["203.0.113.2/24"]"#.to_string(),
+            format!(r#"addresses = ["203.0.113.2/24", "{EXT6}/64"]"#),
+        ),
+        (
+            format!("gateway_mac = \"{INT_MAC}\"\n"),
+            format!("gateway_mac = \"{INT_MAC}\"\nsubnet6 = \"2001:db8:100:1::/64\"\n"),
+        ),
+        (
+            format!("ip = \"10.10.1.2\"\nmac = \"{vm_mac}\"\n"),
+            format!("ip = \"10.10.1.2\"\nmac = \"{vm_mac}\"\nip6 = \"{CLIENT6}\"\n"),
+        ),
+    ] {
+        assert!(c.contains(&from), "conf6: {from}");
+        c = c.replacen(&from, &to, 1);
+    }
+    c + &format!(
+        r#"
+[[route]]
+prefix = "::/0"
+via = "{INET6}"
+
+[[proxy_ndp]]
+port = "external"
+prefix = "{PROXIED}"
+"#
+    )
+}
+
+/// Turn IPv6 on for the peers, which the lab builds without it: static addresses (no
+/// duplicate address detection, no router advertisements taken, so neither sends anything
+/// of its own once up), the inet host routing the tenant /56 to vgate, the client's default
+/// route via the tenant gateway.
+fn enable_ipv6(lab: &Lab) {
+    let (ii, ci) = (lab.inet_iface(), lab.client_iface());
+    for (role, iface, cmds) in [
+        (
+            Role::Inet,
+            &ii,
+            vec![
+                format!("ip -6 addr add {INET6}/64 dev {ii} nodad"),
+                format!("ip -6 route add {PROXIED} via {EXT6}"),
+            ],
+        ),
+        (
+            Role::Client,
+            &ci,
+            vec![
+                format!("ip -6 addr add {CLIENT6}/64 dev {ci} nodad"),
+                format!("ip -6 route add default via {GW_LL} dev {ci}"),
+            ],
+        ),
+    ] {
+        let mut all = vec![
+            format!("sysctl -qw net.ipv6.conf.{iface}.accept_ra=0"),
+            format!("sysctl -qw net.ipv6.conf.{iface}.accept_dad=0"),
+            format!("sysctl -qw net.ipv6.conf.{iface}.disable_ipv6=0"),
+        ];
+        all.extend(cmds);
+        for cmd in all {
+            lab.run(role, &["sh", "-c", &cmd]).expect(&cmd);
+        }
+    }
+}
+
+/// The IPv6 address of vgate's port `mac` on its link: fe80:: and the modified EUI-64.
+fn link_local_of(mac: &str) -> String {
+    let m = vgate::wire::EthernetAddress(mac_bytes(mac));
+    std::net::Ipv6Addr::from_bits(vgate::tables::ip6::link_local(m)).to_string()
+}
+
+/// The dual-stack lab, every neighbour of both families resolved, and quiet: the drop
+/// counters have stopped moving (the peers' multicast listener reports after IPv6 came up
+/// are over), so a test's counts are its own frames'.
+fn setup6() -> Option<Hostile> {
+    if let Some(why) = af_xdp_skip_reason() {
+        common::skip(&why);
+        return None;
+    }
+    let lab = lab_up(RouterMode::Vgate);
+    enable_ipv6(&lab);
+    let client_mac = lab.mac(Role::Client, &lab.client_iface()).unwrap();
+    let inet_mac = lab.mac(Role::Inet, &lab.inet_iface()).unwrap();
+    let ext_mac = lab.mac(Role::Router, "vg-ext").unwrap();
+    let sink = craft::udp_sink(&lab, Role::Inet, 6081);
+    let vg = Vgate::start(&lab, &conf6(&client_mac));
+    let h = Hostile {
+        vg,
+        _sink: sink,
+        lab,
+        ext_mac,
+        inet_mac,
+        client_mac,
+    };
+    h.assert_alive();
+    h.assert_alive6();
+    settle(&h.vg);
+    Some(h)
+}
+
+/// Waits until no drop counter moved for a second (10 s at most).
+fn settle(vg: &Vgate) {
+    let mut last = drops(vg);
+    let mut quiet = 0;
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = drops(vg);
+        quiet = if now == last { quiet + 1 } else { 0 };
+        if quiet == 4 {
+            return;
+        }
+        last = now;
+    }
+    panic!("vgate's drop counters never settled: {last:?}");
+}
+
+impl Hostile {
+    /// vgate still answers ping6 and forwards IPv6 both ways.
+    fn assert_alive6(&self) {
+        assert_eq!(ping(&self.inet(), EXT6, 2), (2, 2), "ping6 vgate");
+        assert_eq!(ping(&self.inet(), CLIENT6, 2), (2, 2), "IPv6 inward");
+        assert_eq!(ping(&self.client(), INET6, 2), (2, 2), "IPv6 outward");
+    }
+}
+
+/// Reasons the peers' kernels cause on their own in the IPv6 tests: their neighbour
+/// advertisements answering vgate's probes (learned) and refreshing entries vgate does not
+/// have (ignored), and ARP's of [`craft::BACKGROUND`].
+const BACKGROUND6: &[(&str, &str)] = &[("ndp", "learned"), ("ndp", "ignored")];
+
+/// [`assert_drops`] with [`BACKGROUND6`] as background too.
+fn assert_drops6(vg: &Vgate, before: &Drops, expected: &[(&str, &str, u64)]) {
+    assert_drops_ignoring(vg, before, expected, BACKGROUND6);
+}
+
+/// [`assert_drops`], with `also` as background besides [`craft::BACKGROUND`].
+fn assert_drops_ignoring(
+    vg: &Vgate,
+    before: &Drops,
+    expected: &[(&str, &str, u64)],
+    also: &[(&str, &str)],
+) {
+    let delta = |now: &Drops, stage: &str, reason: &str| {
+        let k = (stage.to_string(), reason.to_string());
+        now.get(&k).copied().unwrap_or(0) - before.get(&k).copied().unwrap_or(0)
+    };
+    let mut now = drops(vg);
+    wait_until(Duration::from_secs(5), || {
+        now = drops(vg);
+        expected.iter().all(|(s, r, n)| delta(&now, s, r) >= *n)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    now = drops(vg);
+    let moved: Vec<String> = now
+        .iter()
+        .filter(|((s, r), _)| delta(&now, s, r) != 0)
+        .map(|((s, r), _)| format!("{s}/{r} +{}", delta(&now, s, r)))
+        .collect();
+    for (s, r, n) in expected {
+        assert!(
+            now.contains_key(&(s.to_string(), r.to_string())),
+            "no drop reason {s}/{r}"
+        );
+        assert_eq!(
+            delta(&now, s, r),
+            *n,
+            "drops {s}/{r}; all that moved: {moved:?}"
+        );
+    }
+    for ((s, r), v) in &now {
+        let listed = expected.iter().any(|(es, er, _)| es == s && er == r)
+            || craft::BACKGROUND
+                .iter()
+                .chain(also)
+                .any(|(bs, br)| bs == s && br == r);
+        if !listed {
+            let was = before.get(&(s.clone(), r.clone())).copied().unwrap_or(0);
+            assert_eq!(*v, was, "unexpected drops {s}/{r}");
+        }
+    }
+}
+
+/// Python run before the IPv6 frame expressions: craft's prelude has IPv4's layers only.
+const PRELUDE6: &str = r#"
+from scapy.layers.inet6 import (IPv6, ICMPv6ND_NS, ICMPv6ND_NA, ICMPv6NDOptSrcLLAddr,
+    ICMPv6NDOptDstLLAddr, ICMPv6EchoRequest, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt)
+import ipaddress, random
+
+def snm(a):
+    """The solicited-node group of `a` and its MAC (RFC 4291 section 2.7.1, RFC 2464 section 7)."""
+    low = ipaddress.IPv6Address(a).packed[13:]
+    g = ipaddress.IPv6Address(bytes.fromhex("ff02" + "0000" * 4 + "0001ff") + low)
+    return str(g), "33:33:" + ":".join("%02x" % b for b in g.packed[12:])
+
+def ns6(src, tgt, dst=None, dst_mac=None, sll=True):
+    """A neighbour solicitation from the attacker, to the target's group unless `dst`."""
+    g, gm = snm(tgt)
+    p = ICMPv6ND_NS(tgt=tgt)
+    if sll:
+        p = p / ICMPv6NDOptSrcLLAddr(lladdr=ATTACKER)
+    return Ether(src=ATTACKER, dst=dst_mac or gm) / IPv6(src=src, dst=dst or g, hlim=255) / p
+
+def na6(src, tgt, dst="ff02::1", dst_mac="33:33:00:00:00:01", S=0):
+    """A neighbour advertisement from the attacker: `tgt` is at the attacker's MAC."""
+    return (Ether(src=ATTACKER, dst=dst_mac) / IPv6(src=src, dst=dst, hlim=255)
+            / ICMPv6ND_NA(R=0, S=S, O=1, tgt=tgt) / ICMPv6NDOptDstLLAddr(lladdr=ATTACKER))
+
+def flipped(frame, rng, first, last):
+    """`frame` with one to three random bits flipped in bytes first..last."""
+    b = bytearray(bytes(frame))
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(first * 8, last * 8)
+        b[i // 8] ^= 1 << (i % 8)
+    return bytes(b)
+
+def address_in(rng, prefix, avoid=()):
+    """A random address in `prefix` (an ipaddress network), none of `avoid`."""
+    while True:
+        a = prefix[rng.randrange(prefix.num_addresses)]
+        if str(a) not in avoid:
+            return str(a)
+"#;
+
+/// One frame expression for [`craft::send_frames`] that gives the frames of `frames` (IPv6
+/// expressions, [`PRELUDE6`] in scope) as a list.
+fn v6(frames: &[String]) -> String {
+    format!(
+        "(exec(r'''ATTACKER = {ATTACKER_MAC:?}\n{PRELUDE6}''', globals()) or [{}])",
+        frames.join(",\n")
+    )
+}
+
+/// Every IPv6 frame of `frames` is one vgate may send: a whole header, the payload length
+/// the frame's, a hop limit, a unicast source.
+fn assert_well_formed6(frames: &[Vec<u8>]) {
+    for f in frames
+        .iter()
+        .filter(|f| f.len() >= 14 && f[12..14] == [0x86, 0xdd])
+    {
+        let ok = f.len() >= 54
+            && f[14] >> 4 == 6
+            && usize::from(u16::from_be_bytes([f[18], f[19]])) == f.len() - 54
+            && f[21] > 0
+            && f[22] != 0xff;
+        assert!(
+            ok,
+            "vgate sent malformed IPv6:\n{}",
+            describe(std::slice::from_ref(f))
+        );
+    }
+}
+
+#[test]
+fn malformed_and_bit_flipped_ipv6_dropped_with_their_reasons() {
+    let Some(h) = setup6() else { return };
+    let (inet_if, client_if) = (h.lab.inet_iface(), h.lab.client_iface());
+    let e = format!("Ether(src={ATTACKER_MAC:?}, dst={:?})", h.ext_mac);
+    let udp = |ip: &str, marker: &str| {
+        format!("{e}/IPv6({ip})/UDP(sport=4000, dport=7777)/Raw(b{marker:?})")
+    };
+    let to_client = |fields: &str, marker: &str| {
+        udp(&format!("src={INET6:?}, dst={CLIENT6:?}{fields}"), marker)
+    };
+    let to_vgate = |upper: &str| format!("{e}/IPv6(src={INET6:?}, dst={EXT6:?})/{upper}");
+    let errors = |h: &Hostile| {
+        [
+            "vgate_icmp_errors_total{type=\"icmp6_time_exceeded\"}",
+            "vgate_icmp_errors_total{type=\"icmp6_port_unreachable\"}",
+        ]
+        .map(|m| h.vg.metric(m))
+    };
+    let before = drops(&h.vg);
+    let errors0 = errors(&h);
+    let cap_ext = Capture::start(&h.inet(), &inet_if, "ip6");
+    let cap_int = Capture::start(&h.client(), &client_if, "ip6");
+    let frames = [
+        // Truncated: 1, 20 and 39 bytes of the 40-byte header.
+        format!("bytes({})[:15]", to_client("", "HOSTILE-cut-1")),
+        format!("bytes({})[:34]", to_client("", "HOSTILE-cut-20")),
+        format!("bytes({})[:53]", to_client("", "HOSTILE-cut-39")),
+        // Payload length past the frame: by one byte, by hundreds.
+        format!(
+            "(lambda b: b[:18] + (len(b) - 53).to_bytes(2, 'big') + b[20:])(bytes({}))",
+            to_client("", "HOSTILE-plen+1")
+        ),
+        to_client(", plen=400", "HOSTILE-plen-400"),
+        // Not version 6 on the IPv6 EtherType.
+        to_client(", version=4", "HOSTILE-version-4"),
+        to_client(", version=0", "HOSTILE-version-0"),
+        to_client(", version=15", "HOSTILE-version-15"),
+        // Payload length 0 before a Hop-by-Hop header: a jumbogram (RFC 2675).
+        format!(
+            "{e}/IPv6(src={INET6:?}, dst={CLIENT6:?}, plen=0)/IPv6ExtHdrHopByHop()\
+             /UDP()/Raw(b'HOSTILE-jumbogram')"
+        ),
+        // Sources: multicast, loopback, unspecified (outside duplicate address detection),
+        // vgate's own address.
+        udp(&format!("src='ff02::1', dst={CLIENT6:?}"), "HOSTILE-src-mc"),
+        udp(&format!("src='::1', dst={CLIENT6:?}"), "HOSTILE-src-lo"),
+        udp(&format!("src='::', dst={CLIENT6:?}"), "HOSTILE-src-any"),
+        udp(&format!("src={EXT6:?}, dst={CLIENT6:?}"), "HOSTILE-src-own"),
+        // Destinations: loopback, unspecified, a group vgate has not joined.
+        udp(&format!("src={INET6:?}, dst='::1'"), "HOSTILE-dst-lo"),
+        udp(&format!("src={INET6:?}, dst='::'"), "HOSTILE-dst-any"),
+        udp(&format!("src={INET6:?}, dst='ff05::1:3'"), "HOSTILE-dst-mc"),
+        // Link-local addresses beyond their link (RFC 4291 section 2.5.6).
+        udp(
+            &format!("src={ATTACKER_LL:?}, dst={CLIENT6:?}"),
+            "HOSTILE-src-ll",
+        ),
+        udp(&format!("src={INET6:?}, dst='fe80::99'"), "HOSTILE-dst-ll"),
+        // Hop limits 1 and 0 to a forwarded destination: time exceeded (RFC 4443 3.3).
+        to_client(", hlim=1", "HOSTILE-hlim-1"),
+        to_client(", hlim=0", "HOSTILE-hlim-0"),
+        // For vgate: nine extension headers, Hop-by-Hop after another header.
+        to_vgate(&format!(
+            "{}ICMPv6EchoRequest(data=b'HOSTILE-nine-headers')",
+            "IPv6ExtHdrDestOpt()/".repeat(9)
+        )),
+        to_vgate(
+            "IPv6ExtHdrDestOpt()/IPv6ExtHdrHopByHop()/ICMPv6EchoRequest(data=b'HOSTILE-hbh-late')",
+        ),
+        // An echo request with a wrong checksum, UDP to vgate (port unreachable).
+        to_vgate("ICMPv6EchoRequest(cksum=0x1234, data=b'HOSTILE-echo-checksum')"),
+        to_vgate("UDP(sport=4000, dport=7777)/Raw(b'HOSTILE-udp-to-vgate')"),
+        // Handled: forwarded as they are, a Hop-by-Hop header included.
+        format!(
+            "{e}/IPv6(src={INET6:?}, dst={CLIENT6:?})/IPv6ExtHdrHopByHop()\
+             /UDP(sport=4000, dport=7777)/Raw(b'FORWARD-hop-by-hop')"
+        ),
+        to_client("", "FORWARD-plain"),
+    ];
+    let sent = craft::send_frames(&h.inet(), &inet_if, &[v6(&frames)]);
+    assert_eq!(sent.len(), frames.len());
+    assert_drops6(
+        &h.vg,
+        &before,
+        &[
+            ("ip6_input", "too_short", 5),
+            ("ip6_input", "bad_version", 3),
+            ("ip6_input", "jumbogram", 1),
+            ("ip6_input", "martian_source", 3),
+            ("ip6_input", "own_source", 1),
+            ("ip6_input", "martian_destination", 2),
+            ("ip6_input", "multicast", 1),
+            ("ip6_input", "link_local_scope", 2),
+            ("ip6_forward", "hop_limit_expired", 2),
+            ("ip6_input", "bad_extension_headers", 2),
+            ("ip6_input", "local_icmp", 1),
+            ("ip6_input", "local_unsupported", 1),
+        ],
+    );
+    let errors1 = errors(&h);
+    assert_eq!(
+        [errors1[0] - errors0[0], errors1[1] - errors0[1]],
+        [2, 1],
+        "ICMPv6 time exceeded, port unreachable"
+    );
+    let out_ext = h.vgate_frames_ext(cap_ext);
+    let out_int = h.vgate_frames_int(cap_int);
+    assert_well_formed6(&out_ext);
+    assert_well_formed6(&out_int);
+    let leaked: Vec<_> = out_int
+        .iter()
+        .filter(|f| contains(f, b"HOSTILE-"))
+        .cloned()
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "forwarded inside:\n{}",
+        describe(&leaked)
+    );
+    // Out of the external side: the three errors, quoting what they are about, and nothing
+    // else hostile.
+    let icmp6_type = |f: &Vec<u8>| (f.len() > 54 && f[20] == 58).then(|| f[54]);
+    let out: Vec<_> = out_ext
+        .iter()
+        .filter(|f| contains(f, b"HOSTILE-"))
+        .cloned()
+        .collect();
+    let mut types: Vec<_> = out.iter().map(icmp6_type).collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [Some(1), Some(3), Some(3)],
+        "errors out:\n{}",
+        describe(&out)
+    );
+    for marker in [&b"FORWARD-hop-by-hop"[..], b"FORWARD-plain"] {
+        let f = out_int
+            .iter()
+            .find(|f| contains(f, marker))
+            .unwrap_or_else(|| panic!("not forwarded:\n{}", describe(&out_int)));
+        assert_eq!(f[21], 63, "hop limit decremented");
+        assert_eq!(&f[0..6], &mac_bytes(&h.client_mac), "to the client's MAC");
+    }
+
+    // Bit flips anywhere in the IPv6 header of packets to the client: whatever each becomes,
+    // vgate drops it for an IPv6 reason or forwards it, and sends nothing malformed.
+    let before = drops(&h.vg);
+    let cap_ext = Capture::start(&h.inet(), &inet_if, "ip6");
+    let cap_int = Capture::start(&h.client(), &client_if, "ip6");
+    let n = 300;
+    let flips = format!(
+        "*(lambda rng: [flipped({e}/IPv6(src={INET6:?}, dst={CLIENT6:?})\
+         /UDP(sport=4000, dport=7777)/Raw(b'FLIPPED-%d' % k), rng, 14, 54) for k in range({n})])\
+         (random.Random(6))"
+    );
+    let sent = craft::send_frames(&h.inet(), &inet_if, &[v6(&[flips])]);
+    assert_eq!(sent.len(), n);
+    // Flipped destinations in the tenant /64 are solicited until NDP gives up (3 s).
+    std::thread::sleep(Duration::from_secs(4));
+    settle(&h.vg);
+    let now = drops(&h.vg);
+    let mut dropped = 0;
+    for ((stage, reason), v) in &now {
+        let moved = v - before.get(&(stage.clone(), reason.clone())).unwrap_or(&0);
+        let ipv6 = ["ip6_input", "ip6_forward", "icmp6_error", "ndp"].contains(&stage.as_str());
+        assert!(
+            moved == 0 || ipv6 || craft::BACKGROUND.contains(&(stage, reason)),
+            "{moved} flipped packets dropped as {stage}/{reason}"
+        );
+        if ipv6 && !BACKGROUND6.contains(&(stage, reason)) {
+            dropped += moved;
+        }
+    }
+    let out_ext = h.vgate_frames_ext(cap_ext);
+    let out_int = h.vgate_frames_int(cap_int);
+    assert_well_formed6(&out_ext);
+    assert_well_formed6(&out_int);
+    let forwarded = out_int.iter().filter(|f| contains(f, b"FLIPPED-")).count();
+    // tcpdump misses some frames of a burst: a lower bound.
+    eprintln!("bit flips: {dropped} drops, at least {forwarded} forwarded to the client of {n}");
+    assert!(dropped > 0 && forwarded > 0);
+    h.assert_alive6();
+    h.assert_alive();
+}
+
+#[test]
+fn ndp_spoofing_is_not_learned_and_a_solicitation_flood_is_counted() {
+    let Some(h) = setup6() else { return };
+    let (inet_if, client_if) = (h.lab.inet_iface(), h.lab.client_iface());
+    let ext_ll = link_local_of(&h.ext_mac);
+    let ext_mac = &h.ext_mac;
+    let before = drops(&h.vg);
+    let cap_ext = Capture::start(&h.inet(), &inet_if, "ip6");
+    let cap_int = Capture::start(&h.client(), &client_if, "ip6");
+    // Claims that an address vgate owns or answers for is at the attacker's MAC, from the
+    // attacker's own link-local address.
+    let outside = [
+        // vgate's address, unsolicited and as a solicited answer; its link-local address.
+        format!("na6({ATTACKER_LL:?}, {EXT6:?})"),
+        format!("na6({ATTACKER_LL:?}, {EXT6:?}, dst={EXT6:?}, dst_mac={ext_mac:?}, S=1)"),
+        format!("na6({ATTACKER_LL:?}, {ext_ll:?})"),
+        // Proxied addresses: one nobody has, and the client's (inside the proxied /56).
+        format!("na6({ATTACKER_LL:?}, {PROXIED6:?})"),
+        format!("na6({ATTACKER_LL:?}, {CLIENT6:?})"),
+        // A solicitation whose sender claims a proxied address.
+        format!("ns6({PROXIED6:?}, {EXT6:?})"),
+        // From vgate's own address: dropped before NDP looks at it.
+        format!("na6({EXT6:?}, {EXT6:?})"),
+    ];
+    let inside = [
+        // The tenant gateway (also the internal port's link-local address: the port has
+        // the gateway's MAC), the VM's address.
+        format!("na6({ATTACKER_LL:?}, {GW_LL:?})"),
+        format!("na6({ATTACKER_LL:?}, {CLIENT6:?})"),
+        // A solicitation for the gateway whose sender claims the VM's address.
+        format!("ns6({CLIENT6:?}, {GW_LL:?})"),
+    ];
+    craft::send_frames(&h.inet(), &inet_if, &[v6(&outside)]);
+    craft::send_frames(&h.client(), &client_if, &[v6(&inside)]);
+    assert_drops6(
+        &h.vg,
+        &before,
+        &[("ndp", "spoofed", 9), ("ip6_input", "own_source", 1)],
+    );
+
+    // Nothing went to the attacker, and vgate still forwards to the right MACs.
+    h.assert_alive6();
+    let out_ext = h.vgate_frames_ext(cap_ext);
+    let out_int = h.vgate_frames_int(cap_int);
+    let att = mac_bytes(ATTACKER_MAC);
+    for (side, out) in [("external", &out_ext), ("internal", &out_int)] {
+        let to_attacker: Vec<_> = out.iter().filter(|f| f[0..6] == att).cloned().collect();
+        assert!(
+            to_attacker.is_empty(),
+            "vgate sent to the attacker on the {side} side:\n{}",
+            describe(&to_attacker)
+        );
+    }
+    let echo_to_client = out_int
+        .iter()
+        .filter(|f| f.len() > 54 && f[12..14] == [0x86, 0xdd] && f[20] == 58 && f[54] == 128)
+        .collect::<Vec<_>>();
+    assert!(!echo_to_client.is_empty(), "no ping6 reached the client");
+    assert!(
+        echo_to_client
+            .iter()
+            .all(|f| f[0..6] == mac_bytes(&h.client_mac)),
+        "echo requests to the client went elsewhere:\n{}",
+        describe(&echo_to_client.into_iter().cloned().collect::<Vec<_>>())
+    );
+    let neighbors = || {
+        let r = http_get(&h.vg.ns, "http://127.0.0.1:9477/api/v1/neighbors").expect("API");
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v.as_array().expect("neighbour list").clone()
+    };
+    let list = neighbors();
+    for n in &list {
+        assert_ne!(n["mac"], ATTACKER_MAC, "poisoned: {n}");
+    }
+    let mac_of = |list: &[serde_json::Value], ip: &str| {
+        list.iter()
+            .find(|n| n["ip"] == ip)
+            .map(|n| n["mac"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(
+        mac_of(&list, CLIENT6),
+        Some(h.client_mac.clone()),
+        "{list:?}"
+    );
+    assert_eq!(mac_of(&list, INET6), Some(h.inet_mac.clone()), "{list:?}");
+
+    // A flood of solicitations from the attacker, from random on-link senders: for random
+    // targets inside the proxied prefix (answered for, one advertisement each), outside it
+    // (not ours), and duplicate address detection inside it (a proxied address is its
+    // owner's to defend: not ours either).
+    settle(&h.vg);
+    let (n_in, n_out, n_dad) = (2000usize, 2000usize, 200usize);
+    let proxy_na = "vgate_ndp_advertisements_total{kind=\"proxy\"}";
+    let proxy0 = h.vg.metric(proxy_na);
+    let before = drops(&h.vg);
+    let cap_ext = Capture::start(
+        &h.inet(),
+        &inet_if,
+        &format!("ether dst {ATTACKER_MAC} and icmp6 and ip6[40] == 136"),
+    );
+    let avoid = format!("({EXT6:?}, {INET6:?}, {CLIENT6:?})");
+    let flood = format!(
+        "*(lambda rng, on_link, proxied, other: \
+         [ns6(address_in(rng, on_link, {avoid}), address_in(rng, proxied, {avoid})) for _ in range({n_in})] \
+         + [ns6(address_in(rng, on_link, {avoid}), address_in(rng, other)) for _ in range({n_out})] \
+         + [ns6('::', address_in(rng, proxied, {avoid}), sll=False) for _ in range({n_dad})])\
+         (random.Random(56), ipaddress.IPv6Network('2001:db8:ff::/64'), \
+         ipaddress.IPv6Network({PROXIED:?}), ipaddress.IPv6Network('2001:db8:200::/40'))"
+    );
+    let sent = craft::send_frames(&h.inet(), &inet_if, &[v6(&[flood])]);
+    assert_eq!(sent.len(), n_in + n_out + n_dad);
+    assert_drops6(
+        &h.vg,
+        &before,
+        &[("ndp", "not_ours", (n_out + n_dad) as u64)],
+    );
+    assert_eq!(h.vg.metric(proxy_na) - proxy0, n_in as u64);
+    let answers = cap_ext.stop();
+    assert_well_formed6(&answers);
+    let proxied: std::net::Ipv6Addr = PROXIED6.parse().unwrap();
+    for f in &answers {
+        let target = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&f[62..78]).unwrap());
+        assert_eq!(
+            target.segments()[..3],
+            proxied.segments()[..3],
+            "advertised {target}"
+        );
+        assert_eq!(&f[6..12], &mac_bytes(ext_mac), "with the port MAC");
+    }
+    // The counter is exact; tcpdump may miss a few frames of a burst.
+    assert!(
+        answers.len() <= n_in && answers.len() * 10 >= n_in * 9,
+        "{} advertisements seen on the wire",
+        answers.len()
+    );
+
+    // vgate still resolves a next hop it never saw (the flood filled its table with the
+    // attacker's senders), and still forwards to the right MACs.
+    h.lab
+        .run(
+            Role::Inet,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "2001:db8:ff::11/64",
+                "dev",
+                &inet_if,
+                "nodad",
+            ],
+        )
+        .expect("a second inet address");
+    assert_eq!(
+        ping(&h.client(), "2001:db8:ff::11", 3).1,
+        3,
+        "fresh resolution"
+    );
+    let list = neighbors();
+    assert_eq!(
+        mac_of(&list, CLIENT6),
+        Some(h.client_mac.clone()),
+        "{list:?}"
+    );
+    assert_eq!(mac_of(&list, INET6), Some(h.inet_mac.clone()), "{list:?}");
+    h.assert_alive6();
     h.assert_alive();
 }

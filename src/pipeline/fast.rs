@@ -73,6 +73,12 @@ struct Pending {
 /// way to [`Next::Tx`], or on to [`Next::Decap`] / [`Next::Encap`]; leave the others where
 /// they are, untouched.
 pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    // The stages learn from every ARP frame of a batch before they rewrite any packet of
+    // it; the fast path, running first, would use the MAC from before. Such a batch (rare:
+    // ARP is a few frames a second) takes the stages whole.
+    if carries_neighbor_updates(ctx, b, mask, false) {
+        return;
+    }
     // A plain router (no NAT, no tunnel) gets its own loop, without their checks and the
     // registers they hold through every packet.
     if ctx.snap.has_nat()
@@ -624,6 +630,9 @@ fn advance(b: &mut Batch, i: usize, total: usize, dst: u32, ttl: u8) {
 /// table's reachable cache, which `ndp::resolve` answers a hit from; the writes are
 /// ip6_forward's (hop limit, Ethernet header). Anything else stays at l2_input, untouched.
 pub fn run6(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
+    if carries_neighbor_updates(ctx, b, mask, true) {
+        return;
+    }
     let port = b.meta[mask.trailing_zeros() as usize & 63].rx_port;
     let snap = ctx.snap;
     let macs = l2_input::PortMacs::of(snap, usize::from(port));
@@ -667,4 +676,32 @@ pub fn run6(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.fast_path.add(n);
         b.set_next_mask(Next::L2Input, done, Next::Tx);
     }
+}
+
+/// True when a frame of `mask` may change the neighbour table in the stages: ARP, or (with
+/// `ip6`) Neighbor Discovery and IPv6 whose extension headers could hide it.
+#[inline]
+fn carries_neighbor_updates(ctx: &Ctx, b: &Batch, mask: u64, ip6: bool) -> bool {
+    use crate::wire::ethernet::ethertype;
+    use crate::wire::ipv6::next_header;
+    bits(mask).any(|i| {
+        let f = ctx.pool.bytes(&b.desc[i]);
+        let Some(h) = f.first_chunk::<{ ETH + 41 }>() else {
+            return !ip6 && f.get(12..14) == Some(&ethertype::ARP.to_be_bytes()[..]);
+        };
+        match u16::from_be_bytes([h[12], h[13]]) {
+            ethertype::ARP => !ip6,
+            ethertype::IPV6 if ip6 => match h[ETH + 6] {
+                next_header::ICMPV6 => (crate::wire::icmpv6::msg::ROUTER_SOLICIT
+                    ..=crate::wire::icmpv6::msg::REDIRECT)
+                    .contains(&f.get(ETH + 40).copied().unwrap_or(0)),
+                next_header::HOP_BY_HOP
+                | next_header::ROUTING
+                | next_header::FRAGMENT
+                | next_header::DEST_OPTS => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    })
 }

@@ -229,9 +229,10 @@ fn echo(ctx: &mut Ctx, b: &mut Batch, i: usize, offset: usize) {
     icmpv6::Packet::new_unchecked(&mut l3[offset..]).echo_request_to_reply();
     b.meta[i].local_origin = true;
     ctx.stats.icmp_echo_replies.add(1);
-    if is_link_local(src) {
-        // No route leads to a link-local address: back on the link it came from, to the
-        // MAC it came from, from the MAC it was sent to.
+    if is_link_local(src) || is_link_local(dst) {
+        // No route leads to a link-local address, and a link-local source never leaves its
+        // link (RFC 4291 section 2.5.6): back on the link it came from, to the MAC it came
+        // from, from the MAC it was sent to.
         let mut macs = [0u8; 12];
         macs.copy_from_slice(&buf[..12]);
         buf[..6].copy_from_slice(&macs[6..]);
@@ -465,11 +466,16 @@ pub fn run_error(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.count_drop(m.drop, 1);
         ctx.stats.generated.add(1);
         let d = b.desc[i];
-        let (src, allowed) = {
-            let l3 = &ctx.pool.bytes(&d)[ETH..];
-            (u128_at(l3, 8), error_allowed(l3, m.icmp))
+        let link = Link::of(m.rx_port, m.vni_net);
+        let (src, allowed, macs) = {
+            let frame = ctx.pool.bytes(&d);
+            let mut macs = [0u8; 12];
+            macs.copy_from_slice(&frame[..12]);
+            let l3 = &frame[ETH..];
+            (u128_at(l3, 8), error_allowed(l3, m.icmp), macs)
         };
-        if !allowed {
+        // Nor about a packet of vgate's own (an echo reply whose neighbour never answered).
+        if !allowed || ctx.snap.ip6.is_local(link, src) {
             b.drop(i, DropReason::Icmp6NotAllowed);
             continue;
         }
@@ -479,13 +485,21 @@ pub fn run_error(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         }
         let ip6 = &ctx.snap.ip6;
-        // A tenant host hears from its gateway when that has a global address; otherwise
-        // from the receiving port's address toward it, or any of vgate's.
-        let from = ip6
-            .network_on(m.rx_port, src)
-            .map(|n| n.gateway)
-            .filter(|g| !is_link_local(*g) || is_link_local(src))
-            .or_else(|| ip6.source_for(m.rx_port, src));
+        // A tenant host hears from its gateway (its link-local address only toward a
+        // link-local one); otherwise from the receiving port's address toward it, or any
+        // of vgate's.
+        let gateway = match link {
+            Link::Port(port) => ip6.network_on(port, src),
+            Link::Network(net) => ip6.network6(net),
+        }
+        .map(|n| (n.gateway, n.gateway_mac));
+        let from = match gateway {
+            Some((g, mac)) if is_link_local(src) && !is_link_local(g) => {
+                Some(crate::tables::ip6::link_local(mac))
+            }
+            Some((g, _)) if is_link_local(g) == is_link_local(src) => Some(g),
+            _ => ip6.source_for(m.rx_port, src),
+        };
         let Some(from) = from else {
             b.drop(i, DropReason::Icmp6NoSourceAddress);
             continue;
@@ -524,6 +538,13 @@ pub fn run_error(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
         ctx.stats.icmp_errors[m.icmp as usize].add(1);
         b.desc[i] = nd;
         b.meta[i].local_origin = true;
+        if is_link_local(src) {
+            // To a link-local address: back on its link, to the MAC the packet came from.
+            buf[..6].copy_from_slice(&macs[6..]);
+            buf[6..12].copy_from_slice(&macs[..6]);
+            reply_on_link(ctx, b, i);
+            continue;
+        }
         b.set_next(i, Next::Ip6Forward);
     }
 }

@@ -6,6 +6,7 @@
 //! nothing here touches NAT.
 
 use super::lpm6::Lpm6;
+use super::neighbor::IntMap;
 use crate::wire::EthernetAddress;
 use std::collections::HashMap;
 
@@ -204,8 +205,11 @@ pub struct Ip6Tables {
     /// MAC): where vgate's answers to a VM's NDP and router solicitations go back to (a VM
     /// solicits from its link-local address, which no table holds).
     pub chassis_by_mac: HashMap<(u16, [u8; 6]), u32>,
-    /// Global addresses of vgate (ports' and networks' global gateways) -> port.
-    pub own: HashMap<u128, u8>,
+    /// Global addresses of vgate (ports' and networks' global gateways) -> port. Looked up
+    /// twice per packet (own source, for vgate): hashed with a multiply, not SipHash,
+    /// which cost 168 instructions a lookup (bench/RESULTS.md, "IPv6 forwarding beside
+    /// IPv4").
+    pub own: IntMap<u128, u8>,
 }
 
 impl Ip6Tables {
