@@ -853,21 +853,44 @@ pub fn tick(ctx: &mut Ctx, b: &mut Batch) {
     tick6(ctx, b);
     let failed = std::mem::take(&mut ctx.state.tick.failed);
     ctx.stats.held.set(ctx.state.held_frames());
+    unreachable(
+        ctx,
+        b,
+        &failed,
+        DropReason::RewriteNeighborUnresolved,
+        IcmpKind::HostUnreachable,
+    );
+    ctx.state.tick.failed = failed;
+}
+
+/// Packets whose next hop never answered, (port, frame): lost for `reason`, each turned
+/// into an ICMP error of `kind` through batches of their own.
+fn unreachable(
+    ctx: &mut Ctx,
+    b: &mut Batch,
+    failed: &[(u8, Desc)],
+    reason: DropReason,
+    kind: IcmpKind,
+) {
+    let next = if kind.is_v6() {
+        Next::Icmp6Error
+    } else {
+        Next::IcmpError
+    };
     for chunk in failed.chunks(MAX_BATCH) {
         b.clear();
         for (port, d) in chunk {
             let meta = Meta {
                 rx_port: *port,
                 tx_port: *port,
-                drop: DropReason::RewriteNeighborUnresolved,
-                icmp: IcmpKind::HostUnreachable,
+                drop: reason,
+                icmp: kind,
                 ..Meta::default()
             };
-            b.push(*d, meta, Next::IcmpError);
+            b.push(*d, meta, next);
         }
         process(ctx, b);
     }
-    ctx.state.tick.failed = failed;
 }
 
 /// IPv6's part of [`tick`]: NDP retries, next hops given up on (their packets become ICMPv6
@@ -892,19 +915,12 @@ fn tick6(ctx: &mut Ctx, b: &mut Batch) {
         }
     }
     let failed = std::mem::take(&mut ctx.state.tick6.failed);
-    for chunk in failed.chunks(MAX_BATCH) {
-        b.clear();
-        for (port, d) in chunk {
-            let meta = Meta {
-                rx_port: *port,
-                tx_port: *port,
-                drop: DropReason::Ip6NeighborUnresolved,
-                icmp: IcmpKind::Icmp6AddressUnreachable,
-                ..Meta::default()
-            };
-            b.push(*d, meta, Next::Icmp6Error);
-        }
-        process(ctx, b);
-    }
+    unreachable(
+        ctx,
+        b,
+        &failed,
+        DropReason::Ip6NeighborUnresolved,
+        IcmpKind::Icmp6AddressUnreachable,
+    );
     ctx.state.tick6.failed = failed;
 }

@@ -247,27 +247,10 @@ impl Validator<'_> {
         for (i, r) in c.routes6.iter().enumerate() {
             let index = self.route6_at[i];
             let at = |field: &str| format!("route[{index}].{field}");
-            self.route_table(at("table"), &r.table);
             self.canonical6(at("prefix"), &r.prefix);
             let key = (r.table.as_str(), r.prefix.canonical());
-            if let Some(k) = first_seen(&mut seen, key, index) {
-                self.err(
-                    at("prefix"),
-                    format!(
-                        "duplicate route {} in table \"{}\" (also route[{k}])",
-                        r.prefix.canonical(),
-                        r.table
-                    ),
-                );
-            }
-            // None: no port given; Some(None): an unknown port (reported here).
-            let port = r.port.as_deref().map(|name| {
-                let index = c.port_index(name);
-                if index.is_none() {
-                    self.err(at("port"), format!("unknown port \"{name}\""));
-                }
-                index
-            });
+            let first = first_seen(&mut seen, key, index);
+            let port = self.route_common(index, &r.table, &r.prefix.canonical(), first, &r.port);
             match (r.via, port) {
                 (None, None) => self.err(
                     at("port"),

@@ -414,33 +414,44 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// What IPv4 and IPv6 routes share: the table, the duplicate (`first`, the index of an
+    /// earlier route with the same table and prefix), and the port. None: no port given;
+    /// Some(None): an unknown port (reported here).
+    pub(super) fn route_common(
+        &mut self,
+        index: usize,
+        table: &str,
+        prefix: &dyn std::fmt::Display,
+        first: Option<usize>,
+        port: &Option<String>,
+    ) -> Option<Option<usize>> {
+        let at = |field: &str| format!("route[{index}].{field}");
+        self.route_table(at("table"), table);
+        if let Some(k) = first {
+            self.err(
+                at("prefix"),
+                format!("duplicate route {prefix} in table \"{table}\" (also route[{k}])"),
+            );
+        }
+        port.as_deref().map(|name| {
+            let index = self.c.port_index(name);
+            if index.is_none() {
+                self.err(at("port"), format!("unknown port \"{name}\""));
+            }
+            index
+        })
+    }
+
     fn routes(&mut self) {
         let c = self.c;
         let mut seen = HashMap::new();
         for (i, r) in c.routes.iter().enumerate() {
             let index = self.route4_at[i];
             let at = |field: &str| format!("route[{index}].{field}");
-            self.route_table(at("table"), &r.table);
             self.canonical(at("prefix"), &r.prefix);
             let key = (r.table.as_str(), r.prefix.canonical());
-            if let Some(k) = first_seen(&mut seen, key, index) {
-                self.err(
-                    at("prefix"),
-                    format!(
-                        "duplicate route {} in table \"{}\" (also route[{k}])",
-                        r.prefix.canonical(),
-                        r.table
-                    ),
-                );
-            }
-            // None: no port given; Some(None): an unknown port (reported here).
-            let port = r.port.as_deref().map(|name| {
-                let index = c.port_index(name);
-                if index.is_none() {
-                    self.err(at("port"), format!("unknown port \"{name}\""));
-                }
-                index
-            });
+            let first = first_seen(&mut seen, key, index);
+            let port = self.route_common(index, &r.table, &r.prefix.canonical(), first, &r.port);
             match (r.via, port) {
                 (None, None) => self.err(
                     at("port"),
