@@ -56,7 +56,7 @@ drop_reasons! {
     L2NotForUs => ("l2_input", "not_for_us", "Destination MAC is neither the port's MAC, a MAC vgate answers ARP with, nor broadcast."),
     L2Multicast => ("l2_input", "multicast", "Multicast destination MAC (vgate does not route multicast)."),
     L2UnknownEthertype => ("l2_input", "unknown_ethertype", "EtherType other than IPv4 and ARP (VLAN tags included)."),
-    L2Ipv6 => ("l2_input", "ipv6", "IPv6 frame on a configuration without IPv6 (no IPv6 address, route or subnet6)."),
+    L2Ipv6 => ("l2_input", "ipv6", "IPv6 frame on a configuration without IPv6 (no IPv6 address, route, proxy_ndp or subnet6)."),
     ArpMalformed => ("arp", "malformed", "ARP packet that is truncated or not Ethernet/IPv4 (RFC 826)."),
     ArpNotOurs => ("arp", "not_ours", "ARP request for an address vgate neither owns nor answers for (never answered)."),
     ArpLearned => ("arp", "learned", "ARP reply or announcement consumed after updating the neighbour table (not an error)."),

@@ -626,3 +626,27 @@ addresses = ["203.0.113.2/24"]
     assert!(h.tx("external").is_empty());
     assert_eq!(h.drops(DropReason::L2Ipv6), 1);
 }
+
+#[test]
+fn proxy_ndp_alone_turns_ipv6_on() {
+    let conf = r#"
+[[port]]
+name = "external"
+iface = "ext0"
+mac = "02:00:00:00:00:01"
+addresses = ["203.0.113.2/24"]
+
+[[proxy_ndp]]
+port = "external"
+prefix = "2001:db8:100::/56"
+"#;
+    let mut h = Harness::new(conf);
+    let t = "2001:db8:100:7::9";
+    h.inject("external", &ns(UPSTREAM_MAC, UPSTREAM, &solicited(t), t));
+    h.run();
+    let out = h.tx("external");
+    assert_eq!(out.len(), 1, "answered");
+    assert_eq!(icmp_type(&out[0]), (136, 0));
+    assert_eq!(&l3(&out[0])[66..72], &mac(EXT_MAC));
+    assert_eq!(h.drops(DropReason::L2Ipv6), 0);
+}

@@ -19,6 +19,7 @@ pub(super) fn build_ip6(
 ) -> Result<Ip6Tables, String> {
     let any = cfg.ports.iter().any(|p| !p.addresses6.is_empty())
         || !cfg.routes6.is_empty()
+        || !cfg.proxy_ndp.is_empty()
         || cfg.networks.iter().any(|n| n.subnet6.is_some());
     let mut t = Ip6Tables {
         ports: cfg
