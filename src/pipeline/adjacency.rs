@@ -14,7 +14,8 @@ use crate::wire::ethernet::{self, EthernetAddress, ethertype};
 pub(super) enum Resolved {
     /// The next hop's MAC: send the packet now.
     Mac(EthernetAddress),
-    /// The packet waits in the next hop's hold queue (an ARP request was sent if needed).
+    /// The packet waits in the next hop's hold queue (an ARP request or a neighbour
+    /// solicitation was sent if needed).
     Held,
     /// The packet cannot wait: drop it for this reason.
     Refused(DropReason),

@@ -18,28 +18,22 @@ use crate::tables::Snapshot;
 use crate::tables::ip6::{Hop6, Link, is_link_local, is_multicast};
 use crate::wire::ethernet::{HEADER_LEN as ETH, ethertype};
 use crate::wire::icmpv6;
-use crate::wire::ipv6::{self, next_header};
+use crate::wire::ipv6::{self, class, next_header};
 
 /// Hop limit of packets vgate originates (RFC 4861 section 6.3.2's default, Linux's).
 pub const DEFAULT_HOP_LIMIT: u8 = 64;
 
-/// ff02::1, ff02::2 and the solicited-node prefix ff02::1:ff00:0/104 (RFC 4291 section
-/// 2.7.1): the multicast groups a router joins on every link.
-const ALL_NODES: u128 = 0xff02_0000_0000_0000_0000_0000_0000_0001;
-const ALL_ROUTERS: u128 = 0xff02_0000_0000_0000_0000_0000_0000_0002;
-const SOLICITED_NODE: u128 = 0xff02_0000_0000_0000_0000_0001_ff00_0000;
-
-/// True for the groups vgate listens to.
+/// True for the groups vgate listens to: all-nodes, all-routers and the solicited-node
+/// groups (RFC 4291 section 2.7.1).
 #[inline]
 fn joined(dst: u128) -> bool {
-    dst == ALL_NODES || dst == ALL_ROUTERS || dst >> 24 == SOLICITED_NODE >> 24
+    let a = std::net::Ipv6Addr::from_bits(dst);
+    a == class::ALL_NODES || a == class::ALL_ROUTERS || class::is_solicited_node(a)
 }
 
 #[inline(always)]
 fn u128_at(b: &[u8], at: usize) -> u128 {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[at..at + 16]);
-    u128::from_be_bytes(a)
+    ipv6::read_u128(&b[at..])
 }
 
 /// What ip6_input decided for one packet.
@@ -103,7 +97,10 @@ pub(super) fn classify(
     }
     // The unspecified source is duplicate address detection's, to a solicited-node group
     // (RFC 4861 section 7.1.1); ndp checks the rest.
-    if is_multicast(src) || src == 1 || (src == 0 && dst >> 24 != SOLICITED_NODE >> 24) {
+    if is_multicast(src)
+        || src == 1
+        || (src == 0 && !class::is_solicited_node(std::net::Ipv6Addr::from_bits(dst)))
+    {
         return Err(DropReason::Ip6MartianSource);
     }
     if src != 0 && ip6.is_own(link, src) {
@@ -329,12 +326,12 @@ fn forward(ctx: &mut Ctx, b: &mut Batch, i: usize) {
     }
     b.meta[i].tx_port = port;
     match ndp::resolve(ctx, port, nexthop, d) {
-        ndp::Resolved::Mac(mac) => {
+        super::adjacency::Resolved::Mac(mac) => {
             write_ethernet(ctx, port, d, mac);
             b.set_next(i, Next::Tx);
         }
-        ndp::Resolved::Held => b.set_next(i, Next::Consumed),
-        ndp::Resolved::Refused(r) => b.drop(i, r),
+        super::adjacency::Resolved::Held => b.set_next(i, Next::Consumed),
+        super::adjacency::Resolved::Refused(r) => b.drop(i, r),
     }
 }
 

@@ -4,6 +4,7 @@
 //! answers for); router advertisements on tenant networks, solicited and periodic (section
 //! 6.2), so that hosts configure themselves by SLAAC (RFC 4862) and learn the tenant MTU.
 
+use super::adjacency::Resolved;
 use super::{Batch, Ctx, Next};
 use crate::io::Desc;
 use crate::metrics::{ArpKind, DropReason};
@@ -22,17 +23,7 @@ use std::net::Ipv6Addr;
 pub const MAX_RDNSS: usize = 8;
 
 /// ff02::1 (RFC 4291 section 2.7.1).
-const ALL_NODES: u128 = 0xff02_0000_0000_0000_0000_0000_0000_0001;
-
-/// What [`resolve`] did with a packet for a next hop.
-pub(super) enum Resolved {
-    /// The next hop's MAC: send the packet now.
-    Mac(EthernetAddress),
-    /// The packet waits in the next hop's hold queue (a solicitation was sent if needed).
-    Held,
-    /// The packet cannot wait: drop it for this reason.
-    Refused(DropReason),
-}
+const ALL_NODES: u128 = class::ALL_NODES.to_bits();
 
 /// Resolve `nexthop` on `port` for packet `d` (hop limit and MTU already handled): its
 /// MAC when known (re-confirming it when stale), or hold the packet while a solicitation

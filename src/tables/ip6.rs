@@ -8,18 +8,20 @@
 use super::lpm6::Lpm6;
 use super::neighbor::IntMap;
 use crate::wire::EthernetAddress;
+use crate::wire::ipv6::class;
 use std::collections::HashMap;
+use std::net::Ipv6Addr;
 
 /// `fe80::/10` (RFC 4291 section 2.5.6).
 #[inline(always)]
 pub const fn is_link_local(a: u128) -> bool {
-    a >> 118 == 0x3fa
+    class::is_link_local(Ipv6Addr::from_bits(a))
 }
 
 /// `ff00::/8`.
 #[inline(always)]
 pub const fn is_multicast(a: u128) -> bool {
-    a >> 120 == 0xff
+    class::is_multicast(Ipv6Addr::from_bits(a))
 }
 
 /// The link-local address of a MAC: `fe80::` and the modified EUI-64 interface identifier

@@ -282,8 +282,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
+/// The big-endian 128-bit number at the start of `b` (an address).
 #[inline(always)]
-fn read_u128(b: &[u8]) -> u128 {
+pub fn read_u128(b: &[u8]) -> u128 {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
     u128::from_be_bytes(a)

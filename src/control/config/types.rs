@@ -216,25 +216,9 @@ impl FromStr for IpCidr {
 /// `ff:fe` inserted in the middle and the universal/local bit (0x02 of the first octet)
 /// inverted. `fa:16:3e:00:00:01` gives `fe80::f816:3eff:fe00:1`.
 pub fn link_local_from_mac(mac: MacAddr) -> Ipv6Addr {
-    let [a, b, c, d, e, f] = mac.0;
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        a ^ 0x02,
-        b,
-        c,
-        0xff,
-        0xfe,
-        d,
-        e,
-        f,
-    ])
+    Ipv6Addr::from_bits(crate::tables::ip6::link_local(
+        crate::wire::EthernetAddress(mac.0),
+    ))
 }
 
 /// An Ethernet MAC address.
