@@ -42,7 +42,7 @@ cleanup() {
 trap cleanup EXIT
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
-clang -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c bench/percore/sink.c -o "$DIR/sink.o"
+clang -O2 -target bpf -I/usr/include/x86_64-linux-gnu -c src/lab/bench/sink.c -o "$DIR/sink.o"
 
 for ns in "$SRC" "$R" "$SINK"; do
     ip netns add "$ns"

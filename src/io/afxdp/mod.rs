@@ -587,6 +587,7 @@ impl XskPort {
                 copy_reason: None,
                 native_errno,
                 busy_poll: BusyPollState::Off,
+                tx_budget: None,
             },
             fill_out: 0,
             tx_out: 0,
@@ -657,7 +658,7 @@ impl XskPort {
             Some(CopyReason::Unsupported)
         };
         if !zero_copy {
-            port.raise_tx_budget(cfg.tx_size);
+            port.attachment.tx_budget = Some(port.raise_tx_budget(cfg.tx_size));
         }
         if let Some(b) = cfg.busy_poll {
             port.attachment.busy_poll = port.prefer_busy_poll(b);
@@ -784,8 +785,8 @@ impl XskPort {
     }
 
     /// Let one copy-mode `sendto` drain the whole TX ring instead of the kernel's default 32
-    /// frames, where the kernel has the option.
-    fn raise_tx_budget(&self, tx_size: u32) {
+    /// frames, where the kernel has the option: the budget, or why not.
+    fn raise_tx_budget(&self, tx_size: u32) -> Result<u32, String> {
         let budget: u32 = tx_size;
         // SAFETY: valid option buffer.
         let rc = unsafe {
@@ -797,12 +798,13 @@ impl XskPort {
                 std::mem::size_of::<u32>() as libc::socklen_t,
             )
         };
-        if rc != 0 {
-            log::debug!(
-                "{}: TX budget stays at the kernel default: {}",
-                self.attachment,
+        if rc == 0 {
+            Ok(budget)
+        } else {
+            Err(format!(
+                "XDP_MAX_TX_SKB_BUDGET: {}",
                 std::io::Error::last_os_error()
-            );
+            ))
         }
     }
 

@@ -61,6 +61,9 @@ pub struct Attachment {
     pub native_errno: Option<i32>,
     /// Preferred busy polling: not asked for, on, or refused (why).
     pub busy_poll: BusyPollState,
+    /// Copy mode: frames one `sendto` may transmit (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17),
+    /// or why the kernel's default of 32 stays. `None` in zero-copy mode.
+    pub tx_budget: Option<Result<u32, String>>,
 }
 
 /// Whether a socket busy-polls its queue ([`super::BusyPoll`]).
@@ -154,6 +157,11 @@ impl fmt::Display for Attachment {
             (false, Some(r)) => write!(f, ", copy mode ({r})")?,
             (false, None) => f.write_str(", copy mode")?,
         }
+        match &self.tx_budget {
+            None => {}
+            Some(Ok(n)) => write!(f, ", {n} frames per transmit kick")?,
+            Some(Err(why)) => write!(f, ", 32 frames per transmit kick (kernel default: {why})")?,
+        }
         match &self.busy_poll {
             BusyPollState::Off => Ok(()),
             BusyPollState::On(b) => write!(
@@ -198,11 +206,24 @@ mod tests {
             copy_reason: Some(CopyReason::Unsupported),
             native_errno: None,
             busy_poll: BusyPollState::Off,
+            tx_budget: None,
         };
         assert_eq!(
             a.to_string(),
             "iface ext0 queue 0, xdp native, copy mode (zero-copy unsupported by driver)"
         );
+        a.tx_budget = Some(Ok(2048));
+        assert_eq!(
+            a.to_string(),
+            "iface ext0 queue 0, xdp native, copy mode (zero-copy unsupported by driver), \
+             2048 frames per transmit kick"
+        );
+        a.tx_budget = Some(Err("XDP_MAX_TX_SKB_BUDGET: Protocol not available".into()));
+        assert!(a.to_string().ends_with(
+            ", 32 frames per transmit kick (kernel default: XDP_MAX_TX_SKB_BUDGET: Protocol not \
+             available)"
+        ));
+        a.tx_budget = None;
         a.xdp = AttachedMode::Generic;
         a.native_errno = Some(libc::EOPNOTSUPP);
         a.copy_reason = Some(CopyReason::GenericXdp);

@@ -33,12 +33,41 @@ pub(super) fn parse_prefix(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// `--source`: who sends the load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// The fair per-core method: trafgen on CPU 0, the router alone on the last CPU, an
+    /// XDP sink (bench/RESULTS.md).
+    Trafgen,
+    /// `vgate pktgen` sends and receives on the generator topology.
+    Pktgen,
+}
+
+pub(super) fn parse_runs(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!("invalid run count {s:?}: expected 1 to 100")),
+    }
+}
+
 /// `vgate lab bench` options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct BenchArgs {
     /// Which scenario to run.
     #[arg(long, value_enum, default_value = "all")]
     pub scenario: ScenarioChoice,
+    /// Who sends the load: trafgen (the fair per-core method) or vgate's own generator.
+    #[arg(long, value_enum, default_value = "trafgen")]
+    pub source: Source,
+    /// Record the router core with `perf record -e cpu-clock -g` during each 50 % load
+    /// trial of the trafgen source, into DIR/<scenario>-<router>-<run>.data.
+    #[arg(long, value_name = "DIR")]
+    pub perf: Option<std::path::PathBuf>,
+    /// Runs per router and scenario, each on a fresh lab (trafgen source; --smoke: 1); the
+    /// report gives the median and the spread.
+    /// [default: 5]
+    #[arg(long, value_parser = parse_runs)]
+    pub runs: Option<u32>,
     /// vgate workers, queues per veth and generator processes (one per queue).
     #[arg(long, default_value = "1", value_parser = parse_workers)]
     pub workers: u16,
@@ -87,7 +116,19 @@ impl BenchArgs {
         })
     }
 
+    /// Runs per router and scenario of the trafgen source.
+    pub(super) fn runs(&self) -> u32 {
+        if self.smoke {
+            1
+        } else {
+            self.runs.unwrap_or(5)
+        }
+    }
+
     pub(super) fn check(&self) -> Result<(), String> {
+        if self.source == Source::Pktgen && (self.runs.is_some() || self.perf.is_some()) {
+            return Err("--runs and --perf are the trafgen source's (the fair method)".into());
+        }
         if !(64..=1518).contains(&self.size) {
             return Err(format!("--size {} outside 64..=1518", self.size));
         }

@@ -52,11 +52,13 @@
 
 mod args;
 mod cpu;
+pub mod fair;
+pub mod probe;
 mod render;
 mod report;
 mod side;
 
-pub use args::BenchArgs;
+pub use args::{BenchArgs, Source};
 pub use cpu::{CpuSample, parse_pid_stat, parse_proc_stat};
 pub use render::{ratios, render};
 pub use report::{
@@ -373,6 +375,9 @@ pub fn cli(args: &BenchArgs) -> i32 {
     if std::env::var_os("RUST_LOG").is_none() {
         log::set_max_level(log::LevelFilter::Warn);
     }
+    if args.source == Source::Trafgen {
+        return fair_cli(args);
+    }
     let report = match run(args, &|line| eprintln!("{line}")) {
         Ok(r) => r,
         Err(e) => {
@@ -403,6 +408,38 @@ pub fn cli(args: &BenchArgs) -> i32 {
     0
 }
 
+/// `vgate lab bench --source trafgen`; returns the exit code.
+fn fair_cli(args: &BenchArgs) -> i32 {
+    let report = match fair::run(args, &|line| eprintln!("{line}")) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vgate lab bench: {e}");
+            return 1;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("vgate lab bench: {e}");
+                return 1;
+            }
+        }
+    } else {
+        print!("{}", fair::render(&report));
+    }
+    if args.smoke {
+        let bad = fair::smoke_failures(&report);
+        if !bad.is_empty() {
+            for b in &bad {
+                eprintln!("vgate lab bench: traffic did not pass: {b}");
+            }
+            return 1;
+        }
+    }
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::args::*;
@@ -414,9 +451,16 @@ mod tests {
     fn every_scenario_config_is_valid() {
         for s in Scenario::ALL {
             for w in [1, 2] {
-                let c = vgate_config(s, w, "02:00:5e:00:53:01", "02:00:5e:00:53:02");
-                if let Err(e) = Config::from_toml_str(&c) {
-                    panic!("{}: {e}\n{c}", s.name());
+                // Pinned: the fair method's one worker.
+                for pin in [None, Some(1)]
+                    .into_iter()
+                    .filter(|p| w == 1 || p.is_none())
+                {
+                    let c = vgate_config(s, w, "02:00:5e:00:53:01", "02:00:5e:00:53:02", pin);
+                    match Config::from_toml_str(&c) {
+                        Ok(cfg) => assert_eq!(cfg.dataplane.cpus, pin.map(|c| vec![c]), "{c}"),
+                        Err(e) => panic!("{}: {e}\n{c}", s.name()),
+                    }
                 }
             }
         }
@@ -683,6 +727,14 @@ mod tests {
             (Some(50_000), Duration::from_secs(1))
         );
         assert!(parse(&["--rate", "50k"]).is_err(), "--rate is for --smoke");
+        assert_eq!((a.source, a.runs()), (Source::Trafgen, 1), "smoke: one run");
+        let b = parse(&["--runs", "7", "--perf", "/tmp/p"]).unwrap();
+        assert_eq!(b.runs(), 7);
+        assert!(b.check().is_ok());
+        assert_eq!(parse(&[]).unwrap().runs(), 5);
+        assert!(parse(&["--runs", "0"]).is_err());
+        let p = parse(&["--source", "pktgen", "--runs", "3"]).unwrap();
+        assert!(p.check().unwrap_err().contains("--runs"));
         assert!(parse(&["--workers", "0"]).is_err());
         assert!(parse(&["--scenario", "nat"]).is_err());
         let mut a = parse(&["--size", "63"]).unwrap();

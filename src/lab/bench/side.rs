@@ -131,7 +131,7 @@ impl Side {
             .lab
             .mac(Role::Router, INT_IFACE)
             .map_err(|e| e.to_string())?;
-        let conf = vgate_config(self.scenario, self.queues, &client_mac, &internal_mac);
+        let conf = vgate_config(self.scenario, self.queues, &client_mac, &internal_mac, None);
         let path = PathBuf::from(format!("/run/vgate-bench-{prefix}.toml"));
         let log = PathBuf::from(format!("/run/vgate-bench-{prefix}.log"));
         std::fs::write(&path, conf).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -222,56 +222,10 @@ impl Side {
                 }
             }
         }
-        let client = format!("{CLIENT_ADDR}/32");
-        let fip = format!("{FIP}/32");
-        match self.scenario {
-            Scenario::Forward | Scenario::FipGeneve => {}
-            // Neutron's L3 agent for a floating IP: DNAT in PREROUTING, SNAT of the fixed
-            // address in POSTROUTING.
-            Scenario::Fip => {
-                r(&[
-                    "iptables",
-                    "-t",
-                    "nat",
-                    "-A",
-                    "PREROUTING",
-                    "-d",
-                    &fip,
-                    "-j",
-                    "DNAT",
-                    "--to-destination",
-                    CLIENT_ADDR,
-                ])?;
-                r(&[
-                    "iptables",
-                    "-t",
-                    "nat",
-                    "-A",
-                    "POSTROUTING",
-                    "-s",
-                    &client,
-                    "-j",
-                    "SNAT",
-                    "--to-source",
-                    FIP,
-                ])?;
-            }
-            // Neutron's SNAT namespace: the tenant subnet leaves from the gateway address.
-            Scenario::Snat => r(&[
-                "iptables",
-                "-t",
-                "nat",
-                "-A",
-                "POSTROUTING",
-                "-s",
-                crate::lab::INT_NET,
-                "-o",
-                EXT_IFACE,
-                "-j",
-                "SNAT",
-                "--to-source",
-                crate::lab::ROUTER_EXT_ADDR,
-            ])?,
+        for rule in kernel_nat_rules(self.scenario) {
+            let mut argv = vec!["iptables"];
+            argv.extend(rule.iter().map(String::as_str));
+            r(&argv)?;
         }
         Ok(())
     }
@@ -568,16 +522,74 @@ impl Drop for Side {
     }
 }
 
+/// The kernel router's netfilter rules for a scenario, as `iptables` arguments (module docs):
+/// for `fip`, Neutron's L3 agent for a floating IP (DNAT in PREROUTING, SNAT of the fixed
+/// address in POSTROUTING); for `snat`, Neutron's SNAT namespace (the tenant subnet leaves
+/// from the gateway address).
+pub(super) fn kernel_nat_rules(scenario: Scenario) -> Vec<Vec<String>> {
+    let rule = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let client = format!("{CLIENT_ADDR}/32");
+    let fip = format!("{FIP}/32");
+    match scenario {
+        Scenario::Forward | Scenario::FipGeneve => Vec::new(),
+        Scenario::Fip => vec![
+            rule(&[
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-d",
+                &fip,
+                "-j",
+                "DNAT",
+                "--to-destination",
+                CLIENT_ADDR,
+            ]),
+            rule(&[
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-s",
+                &client,
+                "-j",
+                "SNAT",
+                "--to-source",
+                FIP,
+            ]),
+        ],
+        Scenario::Snat => vec![rule(&[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            crate::lab::INT_NET,
+            "-o",
+            EXT_IFACE,
+            "-j",
+            "SNAT",
+            "--to-source",
+            crate::lab::ROUTER_EXT_ADDR,
+        ])],
+    }
+}
+
 /// vgate's configuration for a scenario (module docs); `client_mac` is the generator's MAC
 /// on the internal side, the VM's in the flat-network scenarios, and `internal_mac` the
 /// MAC of vg-int, which is also the flat network's gateway MAC: vgate takes frames for a
-/// flat network's gateway by that MAC, and the generator addresses the port's MAC.
+/// flat network's gateway by that MAC, and the generator addresses the port's MAC. With
+/// `pin`, the one worker is pinned to that CPU and busy-polls (the fair method).
 pub fn vgate_config(
     scenario: Scenario,
     workers: u16,
     client_mac: &str,
     internal_mac: &str,
+    pin: Option<usize>,
 ) -> String {
+    let placement = pin.map_or(String::new(), |cpu| {
+        format!("cpus = [{cpu}]\npoll = \"busy\"\n")
+    });
     let internal_addr = match scenario {
         Scenario::Forward => format!("addresses = [\"{}/24\"]", crate::lab::ROUTER_INT_ADDR),
         Scenario::FipGeneve => format!("addresses = [\"{UNDERLAY_LOCAL}/24\"]"),
@@ -589,7 +601,7 @@ pub fn vgate_config(
 [dataplane]
 workers = {workers}
 xdp_mode = "native"
-
+{placement}
 [control]
 listen = "{API}"
 
