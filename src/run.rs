@@ -15,7 +15,7 @@ use crate::io::afxdp::{
     self, BusyPoll, HostProgram, HostRef, Umem, UmemConfig, XskConfig, XskPort,
 };
 use crate::io::{FramePool, Port};
-use crate::worker::{NeighborBus, Worker, pin_to};
+use crate::worker::{NeighborBus, Worker, keep_off, pin_to};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,6 +119,9 @@ pub fn run(path: &Path) -> i32 {
     if let Err(e) = afxdp::raise_memlock() {
         log::warn!("could not raise RLIMIT_MEMLOCK: {e}");
     }
+    // Before any thread starts: the control, API, VRRP and BGP threads inherit this, so a
+    // pinned busy-polling worker never takes turns with them on its CPU.
+    let control_cpus = cfg.dataplane.cpus.as_deref().and_then(keep_off);
 
     // Ports with a host address get vgate's own XDP program before their sockets.
     let mut hosts: Vec<Option<HostRef>> = Vec::with_capacity(cfg.ports.len());
@@ -212,6 +215,13 @@ pub fn run(path: &Path) -> i32 {
     }
     for line in &napi_said {
         println!("  napi: {line}");
+    }
+    if let Some(cpus) = &control_cpus {
+        let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
+        println!(
+            "  control threads on cpu {} (the workers' cpus are theirs alone)",
+            list.join(",")
+        );
     }
 
     let control = Control::new(

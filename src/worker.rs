@@ -135,7 +135,7 @@ impl NeighborBus {
 const IDLE_NS_BEFORE_SLEEP: u64 = 50_000;
 
 /// Empty polls between two clock reads: an empty poll reads no clock (a `clock_gettime` was
-/// 9 % of a polling core, bench/RESULTS.md), so the time a poll sees may be this many empty
+/// 9 % of a polling core, bench/HISTORY.md), so the time a poll sees may be this many empty
 /// polls old (a few microseconds). A poll after one that received packets, or after a sleep,
 /// always reads it.
 const CLOCK_EVERY_IDLE_POLLS: u32 = 32;
@@ -611,7 +611,81 @@ fn send_advert(ctx: &mut Ctx, a: &AdvertOut) {
     ctx.stats.vrrp_adverts_sent.add(1);
 }
 
+/// Keeps the calling thread, and the threads it starts from now on, off `worker_cpus`
+/// (DPDK's split of data-plane and control cores): the CPUs it may use now, less those.
+/// Returns the CPUs kept, or `None` when nothing changed (no other CPU is allowed, or the
+/// workers' CPUs were not among the allowed ones).
+pub fn keep_off(worker_cpus: &[usize]) -> Option<Vec<usize>> {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: a zeroed cpu_set_t is an empty set; the sched_* calls act on this thread with
+    // a set of the size given.
+    unsafe {
+        let mut now: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut now) != 0 {
+            return None;
+        }
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &now))
+            .collect();
+        let rest: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !worker_cpus.contains(c))
+            .collect();
+        if rest.is_empty() || rest.len() == allowed.len() {
+            return None;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in &rest {
+            libc::CPU_SET(c, &mut set);
+        }
+        (libc::sched_setaffinity(0, size, &set) == 0).then_some(rest)
+    }
+}
+
 /// Pin the calling thread to `cpu`. Returns false when the platform refused.
 pub fn pin_to(cpu: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: cpu })
+}
+
+#[cfg(test)]
+mod keep_off_tests {
+    use super::keep_off;
+
+    fn allowed() -> Vec<usize> {
+        // SAFETY: as in keep_off.
+        unsafe {
+            let mut now: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut now),
+                0
+            );
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &now))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn control_threads_leave_the_workers_cpus() {
+        // In a thread of its own: the affinity it changes is that thread's.
+        std::thread::spawn(|| {
+            let all = allowed();
+            assert_eq!(keep_off(&all), None, "no CPU would be left");
+            assert_eq!(keep_off(&[100_000]), None, "not an allowed CPU");
+            assert_eq!(allowed(), all, "nothing changed");
+            if all.len() < 2 {
+                return;
+            }
+            let last = *all.last().unwrap();
+            let rest: Vec<usize> = all[..all.len() - 1].to_vec();
+            assert_eq!(keep_off(&[last]), Some(rest.clone()));
+            assert_eq!(allowed(), rest, "the thread left the worker's CPU");
+            // A thread it starts inherits that.
+            let inherited = std::thread::spawn(allowed).join().unwrap();
+            assert_eq!(inherited, rest);
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -213,7 +213,7 @@ pub struct Dataplane {
     pub fast_path: bool,
     /// Preferred busy polling on every socket: the kernel's receive work for a worker's
     /// queues is asked to run on the worker's own core, when its RX rings are empty. Off by
-    /// default: on veth it moved no work and cost busy time (bench/RESULTS.md, "One router
+    /// default: on veth it moved no work and cost busy time (bench/HISTORY.md, "One router
     /// core").
     pub busy_poll: bool,
     /// NAPI deferral on every port's interface (`napi_defer_hard_irqs`, `gro_flush_timeout`

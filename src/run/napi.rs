@@ -2,7 +2,7 @@
 //! 5.10, `Documentation/networking/napi.rst`): once a NAPI poll found packets, the next one
 //! runs off a timer instead of at once, so the kernel hands vgate's sockets its receive work
 //! in larger batches. On the veth lab it halved the router core's time per packet and took a
-//! third off the source's (bench/RESULTS.md, "NAPI deferral"); the price is up to the
+//! third off the source's (bench/HISTORY.md, "NAPI deferral"); the price is up to the
 //! timeout in latency while traffic flows. The settings belong to the interface, not to
 //! vgate: what was there is put back when vgate stops.
 

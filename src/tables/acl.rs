@@ -18,7 +18,7 @@
 //! up in memory on overlapping wildcards, which ACLs are full of), and it is built in one
 //! pass when the snapshot is built. Memory is 5 x (2n + 1) x n/64 words: 256 KiB per
 //! direction for 1,000 rules, 2 KiB for 10. A linear scan costs n rule matches per packet;
-//! `bench/policy.rs` measures both at 10 and 1,000 rules (bench/RESULTS.md).
+//! `bench/policy.rs` measures both at 10 and 1,000 rules (bench/HISTORY.md).
 
 use crate::control::config::{AclAction, AclCfg, Direction, Protocol};
 use crate::tables::mask;

@@ -209,7 +209,7 @@ pub struct Ip6Tables {
     pub chassis_by_mac: HashMap<(u16, [u8; 6]), u32>,
     /// Global addresses of vgate (ports' and networks' global gateways) -> port. Looked up
     /// twice per packet (own source, for vgate): hashed with a multiply, not SipHash,
-    /// which cost 168 instructions a lookup (bench/RESULTS.md, "IPv6 forwarding beside
+    /// which cost 168 instructions a lookup (bench/HISTORY.md, "IPv6 forwarding beside
     /// IPv4").
     pub own: IntMap<u128, u8>,
 }

@@ -37,7 +37,7 @@
 //! depth that matters is /16 to /64, cheaply, with /65 to /128 correct but rarer.
 //!
 //! Candidates, built here from the same routes (bench/lpm6.rs's mixes) and timed in the same
-//! process on the bench machine (bench/RESULTS.md), best of seven 1,024-lookup rounds of
+//! process on the bench machine (bench/HISTORY.md), best of seven 1,024-lookup rounds of
 //! `lookup`, per lookup, and the memory (prototypes of the others were measured, not kept):
 //!
 //! | structure | 1,000 BGP-like | 100,000 BGP-like | gateway (below) |
@@ -85,7 +85,7 @@
 //!
 //! The routes sorted by (prefix, length) put each block's prefixes together, covering ones
 //! first, so each node is filled from a slice of them in one pass: 0.05 ms for 1,000
-//! routes, 12 to 14 ms for 100,000 (bench/RESULTS.md). Changes rebuild the table, as for
+//! routes, 12 to 14 ms for 100,000 (bench/HISTORY.md). Changes rebuild the table, as for
 //! IPv4; there is no incremental update.
 //!
 //! # Batches

@@ -38,7 +38,7 @@ impl Rate {
     /// The default byte burst is 250 ms at the rate (at least 64 KiB). A policer drops
     /// whatever exceeds its bucket at once, and TCP answers a run of losses with a
     /// retransmission timeout: with 20 ms of burst, iperf3 through a 50 Mbit/s limit on the
-    /// veth lab got 6 Mbit/s; with 250 ms, 49 Mbit/s (bench/RESULTS.md). Vendors advise
+    /// veth lab got 6 Mbit/s; with 250 ms, 49 Mbit/s (bench/HISTORY.md). Vendors advise
     /// more for long round trips (Cisco: 1.5 s of the rate); `burst_kb` sets it.
     pub fn new(mbps: Option<u64>, kpps: Option<u64>, burst_kb: Option<u64>) -> Option<Rate> {
         if mbps.is_none() && kpps.is_none() {

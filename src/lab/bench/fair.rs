@@ -711,15 +711,30 @@ impl Bench {
         }
     }
 
-    /// `perf record` of the router core into `path`, until stopped with [`stop_perf`].
+    /// `perf record` of the router core into `path`, until stopped with [`stop_perf`]. perf
+    /// itself runs on the source's CPU: on the router's it would take turns with a
+    /// busy-polling worker and stretch the latency tail by milliseconds.
     fn start_perf(&self, path: &Path) -> Result<Child, String> {
         let cpu = self.router_cpu.to_string();
-        let mut c = std::process::Command::new("perf");
-        c.args(["record", "-q", "-e", "cpu-clock", "-g", "-C", &cpu, "-o"])
-            .arg(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let source_cpu = SOURCE_CPU.to_string();
+        let mut c = std::process::Command::new("taskset");
+        c.args([
+            "-c",
+            &source_cpu,
+            "perf",
+            "record",
+            "-q",
+            "-e",
+            "cpu-clock",
+            "-g",
+            "-C",
+        ])
+        .arg(&cpu)
+        .arg("-o")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         c.spawn().map_err(|e| format!("cannot start perf: {e}"))
     }
 
