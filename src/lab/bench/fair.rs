@@ -859,19 +859,8 @@ impl Bench {
 
 impl Drop for Bench {
     fn drop(&mut self) {
-        if let Some(mut child) = self.vgate.take() {
-            // SIGTERM: vgate detaches its XDP programs and exits.
-            // SAFETY: kill(2) with a pid we spawned.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.vgate.take() {
+            super::side::stop_vgate(child);
         }
         for f in &self.files {
             let _ = std::fs::remove_file(f);
@@ -1131,14 +1120,7 @@ fn run_in(
         duration_s: args.duration().as_secs_f64(),
         source_cpu: 0,
         router_cpu,
-        machine: Machine {
-            cpus: cpus(),
-            kernel: read("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            loadavg_start,
-            loadavg_end: loadavg(),
-        },
+        machine: Machine::now(loadavg_start),
         vgate_ports,
         scenarios,
     })

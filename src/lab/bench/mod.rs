@@ -219,14 +219,7 @@ pub fn run(args: &BenchArgs, log: &dyn Fn(&str)) -> Result<BenchReport, String> 
         loss_tolerance_pct: args.loss_tolerance,
         trial_duration_s: args.trial_duration.as_secs_f64(),
         duration_s: args.duration().as_secs_f64(),
-        machine: Machine {
-            cpus: cpus(),
-            kernel: read("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            loadavg_start,
-            loadavg_end: loadavg(),
-        },
+        machine: Machine::now(loadavg_start),
         scenarios,
     })
 }
@@ -378,7 +371,24 @@ pub fn cli(args: &BenchArgs) -> i32 {
     if args.source == Source::Trafgen {
         return fair_cli(args);
     }
-    let report = match run(args, &|line| eprintln!("{line}")) {
+    let report = run(args, &|line| eprintln!("{line}"));
+    finish(args, report, render, smoke_failures)
+}
+
+/// `vgate lab bench --source trafgen`; returns the exit code.
+fn fair_cli(args: &BenchArgs) -> i32 {
+    let report = fair::run(args, &|line| eprintln!("{line}"));
+    finish(args, report, fair::render, fair::smoke_failures)
+}
+
+/// Prints a bench's report (JSON or text) and, for `--smoke`, its verdict; the exit code.
+fn finish<R: Serialize>(
+    args: &BenchArgs,
+    report: Result<R, String>,
+    render: fn(&R) -> String,
+    failures: fn(&R) -> Vec<String>,
+) -> i32 {
+    let report = match report {
         Ok(r) => r,
         Err(e) => {
             eprintln!("vgate lab bench: {e}");
@@ -397,39 +407,7 @@ pub fn cli(args: &BenchArgs) -> i32 {
         print!("{}", render(&report));
     }
     if args.smoke {
-        let bad = smoke_failures(&report);
-        if !bad.is_empty() {
-            for b in &bad {
-                eprintln!("vgate lab bench: traffic did not pass: {b}");
-            }
-            return 1;
-        }
-    }
-    0
-}
-
-/// `vgate lab bench --source trafgen`; returns the exit code.
-fn fair_cli(args: &BenchArgs) -> i32 {
-    let report = match fair::run(args, &|line| eprintln!("{line}")) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("vgate lab bench: {e}");
-            return 1;
-        }
-    };
-    if args.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("vgate lab bench: {e}");
-                return 1;
-            }
-        }
-    } else {
-        print!("{}", fair::render(&report));
-    }
-    if args.smoke {
-        let bad = fair::smoke_failures(&report);
+        let bad = failures(&report);
         if !bad.is_empty() {
             for b in &bad {
                 eprintln!("vgate lab bench: traffic did not pass: {b}");

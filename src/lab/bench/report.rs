@@ -221,3 +221,17 @@ pub struct Machine {
     pub loadavg_start: f64,
     pub loadavg_end: f64,
 }
+
+impl Machine {
+    /// This machine, with the load average at the start of the bench and now.
+    pub(super) fn now(loadavg_start: f64) -> Machine {
+        Machine {
+            cpus: cpus(),
+            kernel: read("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            loadavg_start,
+            loadavg_end: loadavg(),
+        }
+    }
+}

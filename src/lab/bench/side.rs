@@ -501,25 +501,29 @@ impl Side {
 
 impl Drop for Side {
     fn drop(&mut self) {
-        if let Some(mut child) = self.vgate.take() {
-            // SIGTERM: vgate detaches its XDP programs and exits; the lab's teardown
-            // would kill it otherwise.
-            // SAFETY: kill(2) with a pid we spawned.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if matches!(child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.vgate.take() {
+            stop_vgate(child);
         }
         for f in &self.files {
             let _ = std::fs::remove_file(f);
         }
     }
+}
+
+/// SIGTERM to a bench's vgate (it detaches its XDP programs and exits), SIGKILL after 3 s;
+/// the lab's teardown would kill it otherwise.
+pub(super) fn stop_vgate(mut child: Child) {
+    // SAFETY: kill(2) with a pid we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The kernel router's netfilter rules for a scenario, as `iptables` arguments (module docs):
