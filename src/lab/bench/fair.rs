@@ -45,7 +45,7 @@
 
 use super::cpu::{clock_ticks, cpus, loadavg, read};
 use super::render::{mpps, opt, ratio};
-use super::side::{kernel_nat_rules, vgate_config};
+use super::side::{kernel_nat_rules, trafgen_packet, vgate_config};
 use super::{
     API, BenchArgs, CHASSIS_ADDR, FIP, Machine, SEARCH_RATE_MIN, SEARCH_RESOLUTION, SMOKE_MAX_LOSS,
     SMOKE_RATE, Scenario, WARMUP, WARMUP_RATE,
@@ -566,18 +566,7 @@ impl Bench {
     }
 
     fn trafgen(&self, args: &BenchArgs, rate: u64, count: Option<u64>) -> Result<Child, String> {
-        let last_port = 1024 + args.flows.min(65535 - 1024) - 1;
-        // Ethernet + IPv4 + UDP headers take 42 bytes; the rest of the frame (without FCS)
-        // is payload.
-        let payload = args.size.saturating_sub(4 + 42).max(18);
-        let packet = format!(
-            "{{ eth(da={}, sa={}, type=0x0800), ipv4(sa={}, da={}, ttl=64), \
-             udp(sp=dinc(1024, {last_port}), dp=9), fill(0x00, {payload}) }}",
-            self.ingress_mac,
-            self.source_mac,
-            self.scenario.src_ip(),
-            self.scenario.dst_ip(),
-        );
+        let packet = trafgen_packet(args, self.scenario, &self.ingress_mac, &self.source_mac);
         let rate_s = format!("{rate}pps");
         let count_s = count.map(|c| c.to_string());
         // -P 1: one process, bound to CPU 0; --no-sock-mem and -Q leave the host's socket

@@ -381,17 +381,7 @@ impl Side {
     ) -> Result<TrafgenCheck, String> {
         let src_mac = self.gen_mac(&self.tx_iface)?;
         let count = ((rate as f64) * duration.as_secs_f64()).round().max(1.0) as u64;
-        let last_port = 1024 + args.flows.min(65535 - 1024) - 1;
-        // Ethernet + IPv4 + UDP headers take 42 bytes; the rest of the frame (without FCS)
-        // is payload.
-        let payload = args.size.saturating_sub(4 + 42).max(18);
-        let packet = format!(
-            "{{ eth(da={}, sa={src_mac}, type=0x0800), ipv4(sa={}, da={}, ttl=64), \
-             udp(sp=dinc(1024, {last_port}), dp=9), fill(0x00, {payload}) }}",
-            self.ingress_mac,
-            self.scenario.src_ip(),
-            self.scenario.dst_ip(),
-        );
+        let packet = trafgen_packet(args, self.scenario, &self.ingress_mac, &src_mac);
         let tx0 = self.iface_counter(&self.tx_iface, "tx_packets")?;
         let rx0 = self.iface_counter(&self.rx_iface, "rx_packets")?;
         let start = Instant::now();
@@ -508,6 +498,26 @@ impl Drop for Side {
             let _ = std::fs::remove_file(f);
         }
     }
+}
+
+/// trafgen's description of the scenario's probe: UDP from `--flows` source ports, `--size`
+/// bytes with FCS, from `src_mac` to the router's `dst_mac`.
+pub(super) fn trafgen_packet(
+    args: &BenchArgs,
+    scenario: Scenario,
+    dst_mac: &str,
+    src_mac: &str,
+) -> String {
+    let last_port = 1024 + args.flows.min(65535 - 1024) - 1;
+    // Ethernet + IPv4 + UDP headers take 42 bytes; the rest of the frame (without FCS) is
+    // payload.
+    let payload = args.size.saturating_sub(4 + 42).max(18);
+    format!(
+        "{{ eth(da={dst_mac}, sa={src_mac}, type=0x0800), ipv4(sa={}, da={}, ttl=64), \
+         udp(sp=dinc(1024, {last_port}), dp=9), fill(0x00, {payload}) }}",
+        scenario.src_ip(),
+        scenario.dst_ip(),
+    )
 }
 
 /// SIGTERM to a bench's vgate (it detaches its XDP programs and exits), SIGKILL after 3 s;
