@@ -11,11 +11,10 @@ use crate::io::{Desc, FramePool, Port};
 use crate::metrics::{DropReason, MAX_PORTS, WorkerStats};
 use crate::pipeline::vrrp::AdvertIn;
 use crate::pipeline::{self, Batch, Ctx, MAX_BATCH, TxQueues, WorkerState};
-use crate::tables::Snapshot;
 use crate::tables::ha::HaState;
 use crate::tables::neighbor::{NeighborConfig, NeighborView};
+use crate::tables::{SharedTables, Snapshot};
 use crate::wire::EthernetAddress;
-use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -153,8 +152,12 @@ pub struct Worker<P: Port> {
     pub pool: FramePool,
     pub state: WorkerState,
     pub stats: Arc<WorkerStats>,
-    pub tables: Arc<ArcSwap<Snapshot>>,
+    pub tables: Arc<SharedTables>,
     pub bus: Arc<NeighborBus>,
+    /// The snapshot this worker forwards with, and [`SharedTables::changes`] when it was
+    /// taken: a poll reloads it only when the count moved.
+    snap: Arc<Snapshot>,
+    snap_changes: u64,
     batch: Box<Batch>,
     tx: TxQueues,
     rx_buf: [Desc; MAX_BATCH],
@@ -174,7 +177,7 @@ impl<P: Port> Worker<P> {
         id: usize,
         ports: Vec<P>,
         pool: FramePool,
-        tables: Arc<ArcSwap<Snapshot>>,
+        tables: Arc<SharedTables>,
         bus: Arc<NeighborBus>,
         batch_size: usize,
         ncfg: NeighborConfig,
@@ -184,12 +187,17 @@ impl<P: Port> Worker<P> {
         let mut state = WorkerState::new(ncfg);
         state.worker = id;
         state.workers = bus.to_worker.len().max(1);
+        // One behind the count, so the first poll syncs the worker's state.
+        let snap_changes = tables.changes().wrapping_sub(1);
+        let snap = tables.load_full();
         Worker {
             id,
             ports,
             pool,
             state,
             stats: Arc::new(WorkerStats::default()),
+            snap,
+            snap_changes,
             tables,
             bus,
             batch: Box::default(),
@@ -207,14 +215,19 @@ impl<P: Port> Worker<P> {
     /// One iteration of the poll loop at time `now` (monotonic ns). Returns the packets
     /// received.
     pub fn poll_once(&mut self, now: u64) -> usize {
-        let snap = self.tables.load();
-        self.state.sync(&snap, &self.stats);
-        self.state.load_ha(&snap, &self.bus.ha);
+        let changes = self.tables.changes();
+        if changes != self.snap_changes {
+            self.snap = self.tables.load_full();
+            self.snap_changes = changes;
+            self.state.sync(&self.snap, &self.stats);
+        }
+        let snap = &*self.snap;
+        self.state.load_ha(snap, &self.bus.ha);
         self.state.vrrp_room = VRRP_QUEUE
             .saturating_sub(self.bus.vrrp_rx.len())
             .min(pipeline::vrrp::ADVERTS_PER_POLL);
         let mut ctx = Ctx {
-            snap: &snap,
+            snap,
             pool: &mut self.pool,
             state: &mut self.state,
             stats: &self.stats,
@@ -224,29 +237,29 @@ impl<P: Port> Worker<P> {
 
         // Neighbours other workers learned.
         if let Some(inbox) = self.bus.to_worker.get(self.id) {
-            while let Some((port, ip, mac)) = inbox.pop() {
+            while let Some((port, ip, mac)) = pop(inbox) {
                 apply_remote_neighbor(&mut ctx, port, ip, mac);
             }
         }
         if let Some(inbox) = self.bus.to_worker6.get(self.id) {
-            while let Some((port, ip, mac)) = inbox.pop() {
+            while let Some((port, ip, mac)) = pop(inbox) {
                 pipeline::ndp::apply_remote(&mut ctx, port, ip, mac);
             }
         }
         if let Some(inbox) = self.bus.virtual_to_worker.get(self.id) {
-            while let Some((ip, chassis)) = inbox.pop() {
+            while let Some((ip, chassis)) = pop(inbox) {
                 ctx.state.virtual_chassis.insert(ip, chassis);
             }
         }
 
         if self.id == 0 {
-            while let Some(a) = self.bus.vrrp_tx.pop() {
+            while let Some(a) = pop(&self.bus.vrrp_tx) {
                 send_advert(&mut ctx, &a);
             }
-            while let Some(a) = self.bus.garp.pop() {
+            while let Some(a) = pop(&self.bus.garp) {
                 send_announcement(&mut ctx, a);
             }
-            while let Some(a) = self.bus.na.pop() {
+            while let Some(a) = pop(&self.bus.na) {
                 send_announcement6(&mut ctx, a);
             }
         }
@@ -297,7 +310,7 @@ impl<P: Port> Worker<P> {
         if let Some(inbox) = self.bus.handoff.get(self.id) {
             self.batch.clear();
             while self.batch.len < MAX_BATCH {
-                let Some(h) = inbox.pop() else { break };
+                let Some(h) = pop(inbox) else { break };
                 ctx.stats.handoff_in.add(1);
                 match ctx.pool.alloc_with(&h.data[..usize::from(h.len)]) {
                     Some(d) => {
@@ -510,6 +523,14 @@ impl<P: Port> Worker<P> {
             port.drain(&mut self.pool);
         }
     }
+}
+
+/// The next entry of a queue another thread fills. An empty `ArrayQueue::pop` ends in a
+/// full fence; checking `is_empty` first (two plain loads on x86) keeps that off the
+/// empty poll, which checks several such queues every time.
+#[inline]
+fn pop<T>(q: &ArrayQueue<T>) -> Option<T> {
+    if q.is_empty() { None } else { q.pop() }
 }
 
 /// A neighbour another worker learned: record it here too (it answered on a queue we do

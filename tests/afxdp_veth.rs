@@ -278,6 +278,70 @@ fn port_cfg(ifname: &str, queue: u32) -> XskConfig {
     }
 }
 
+/// A pool smaller than the fill ring runs dry: the port receives what its frames hold, the
+/// next packet finds the fill ring empty (the kernel counts it), and once frames come back
+/// to the pool the next `maintain` puts them on the fill ring, so receiving resumes. (An
+/// empty poll otherwise reads no fill ring index: only a dry pool makes `maintain` refill.)
+#[test]
+fn a_dry_pool_refills_when_frames_come_back() {
+    require_root_and_af_xdp!();
+    const FEW: u32 = 16;
+    let router = Netns::new("r5");
+    let peer = Netns::new("p5");
+    let (r, p) = (
+        format!("x{}r5", std::process::id()),
+        format!("x{}p5", std::process::id()),
+    );
+    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
+    let peer_sock = packet_socket(&peer, &p);
+    in_netns(&router.name, || {
+        raise_memlock().expect("raise RLIMIT_MEMLOCK");
+        let (_umem, mut pool) = Umem::new(UmemConfig {
+            nframes: FEW,
+            fill_size: FILL,
+            comp_size: FILL,
+        })
+        .expect("create UMEM");
+        let mut port = XskPort::open(&_umem, &mut pool, &port_cfg(&r, 0)).expect("open");
+        assert_eq!(pool.free_count(), 0, "every frame on the fill ring");
+        for i in 0..FEW {
+            send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, i as u8, 100));
+        }
+        let held = receive(&mut port, &mut pool, FEW as usize);
+        assert_eq!(held.len(), FEW as usize, "one packet per frame");
+
+        let empty_before = port.stats().expect("stats").rx_fill_ring_empty_descs;
+        send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 0xee, 100));
+        assert!(
+            receive(&mut port, &mut pool, 1).is_empty(),
+            "nothing received without frames"
+        );
+        assert_eq!(
+            port.stats().expect("stats").rx_fill_ring_empty_descs,
+            empty_before + 1,
+            "the kernel counted the packet it had no frame for"
+        );
+
+        for d in held {
+            pool.free(d);
+        }
+        port.maintain(&mut pool);
+        assert_eq!(pool.free_count(), 0, "maintain refilled from the pool");
+        assert_eq!(port.frames_in_kernel(), FEW);
+        for i in 0..4u8 {
+            send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 0xf0 + i, 100));
+        }
+        let got = receive(&mut port, &mut pool, 4);
+        assert_eq!(got.len(), 4, "receiving resumed");
+        for (i, d) in got.iter().enumerate() {
+            assert_eq!(pool.bytes(d)[25], 0xf0 + i as u8);
+            pool.free(*d);
+        }
+        port.close(&mut pool);
+        assert_eq!(pool.free_count(), FEW as usize, "close returns every frame");
+    });
+}
+
 /// Poll `port` until `count` frames of ours arrived (others are freed); returns them.
 fn receive(port: &mut XskPort, pool: &mut FramePool, count: usize) -> Vec<Desc> {
     let deadline = Instant::now() + WAIT;

@@ -8,6 +8,7 @@
 #   RATE=1500000 bench/percore/run.sh                        # trafgen's pace (pps)
 #   PERF=/tmp/r1.data bench/percore/run.sh fip 5             # perf record -e cpu-clock -C 1
 #   NAPI_DEFER=0 GRO_FLUSH_US=0 bench/percore/run.sh          # vgate's NAPI deferral off
+#   RATE=0 bench/percore/run.sh forward 5                    # no traffic: the empty poll's cost
 #
 #   ns {p}-src  s0 10.10.1.2 ---- vg-int | vgate on CPU 1 | vg-ext ---- k0 203.0.113.1  ns {p}-sink
 #   (trafgen on CPU 0: 60-byte UDP, 64 flows)                    (XDP: drop all but ARP, count)
@@ -126,6 +127,23 @@ cat >"$DIR/udp.cfg" <<EOF
   fill(0x00, 18)
 }
 EOF
+idle_polls() { nsx "$R" curl -s http://127.0.0.1:9477/metrics | awk '$1 == "vgate_worker_polls_total{worker=\"0\",result=\"idle\"}" { print $2 }'; }
+if [[ $RATE == 0 ]]; then
+    # The worker alone on CPU 1 with nothing to receive: every iteration is an empty poll,
+    # so the core's time divided by the polls is what one costs.
+    i0=$(idle_polls) a=$(date +%s.%N)
+    if [[ -n ${PERF:-} ]]; then
+        perf record -q -e cpu-clock -C 1 -g -o "$PERF" -- sleep "$SECONDS_" 2>/dev/null
+    else
+        sleep "$SECONDS_"
+    fi
+    i1=$(idle_polls) z=$(date +%s.%N)
+    awk -v i0="$i0" -v i1="$i1" -v a="$a" -v z="$z" 'BEGIN {
+        r = (i1 - i0) / (z - a)
+        printf "empty polls: %.2f M/s on one core, %.1f ns each\n", r / 1e6, 1e9 / r
+    }'
+    exit 0
+fi
 nsx "$SRC" trafgen -o s0 -i "$DIR/udp.cfg" -P 1 -b "${RATE}pps" -C >"$DIR/trafgen.log" 2>&1 &
 GEN_PID=$!
 sleep 2

@@ -40,7 +40,6 @@
 //! with hop limit 255). At the end the clock runs on until every ARP and NDP resolution has
 //! finished: nothing may stay held, no frame may leak.
 
-use arc_swap::ArcSwap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use vgate::control::apply::build_snapshot;
@@ -146,7 +145,7 @@ fn worker<const FAST: bool>(setup: u8) -> Worker<MemPort> {
         0,
         (0..nports).map(|_| MemPort::new()).collect(),
         pool,
-        Arc::new(ArcSwap::new(snap)),
+        Arc::new(vgate::tables::SharedTables::from_arc(snap)),
         bus::<FAST>(),
         usize::from(setup >> 2) + 1,
         ncfg,

@@ -16,10 +16,9 @@ pub mod vrrp;
 pub mod watchdog;
 
 use crate::metrics::{ControlValues, WorkerStats};
-use crate::tables::Snapshot;
+use crate::tables::{SharedTables, Snapshot};
 use crate::wire::EthernetAddress;
 use crate::worker::NeighborBus;
-use arc_swap::ArcSwap;
 use config::Config;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,7 +49,7 @@ pub struct ControlState {
 #[derive(Clone)]
 pub struct Control {
     pub state: Arc<Mutex<ControlState>>,
-    pub tables: Arc<ArcSwap<Snapshot>>,
+    pub tables: Arc<SharedTables>,
     pub workers: Arc<Vec<Arc<WorkerStats>>>,
     pub bus: Arc<NeighborBus>,
     /// `/metrics`: one collector ([`Scrape`]) that reads everything at scrape time.
@@ -63,7 +62,7 @@ pub struct Control {
 /// declares no descriptors (an unchecked collector).
 struct Scrape {
     state: Arc<Mutex<ControlState>>,
-    tables: Arc<ArcSwap<Snapshot>>,
+    tables: Arc<SharedTables>,
     workers: Arc<Vec<Arc<WorkerStats>>>,
 }
 
@@ -149,7 +148,7 @@ impl Control {
                 ha: Vec::new(),
                 bgp: bgp::BgpView::default(),
             })),
-            tables: Arc::new(ArcSwap::from_pointee(snapshot)),
+            tables: Arc::new(SharedTables::new(snapshot)),
             workers: Arc::new(workers),
             bus,
             registry: prometheus::Registry::new(),

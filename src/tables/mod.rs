@@ -170,6 +170,53 @@ impl PortArp {
     }
 }
 
+/// The published [`Snapshot`] with a change counter. A worker checks the counter on every
+/// poll (one atomic load) and loads the snapshot only when it moved, so an empty poll pays
+/// no `ArcSwap` load and no per-snapshot bookkeeping.
+pub struct SharedTables {
+    current: arc_swap::ArcSwap<Snapshot>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl SharedTables {
+    pub fn new(snap: Snapshot) -> SharedTables {
+        SharedTables::from_arc(std::sync::Arc::new(snap))
+    }
+
+    /// Over a snapshot others may hold too.
+    pub fn from_arc(snap: std::sync::Arc<Snapshot>) -> SharedTables {
+        SharedTables {
+            current: arc_swap::ArcSwap::new(snap),
+            changes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The current snapshot (control thread, API, tests).
+    pub fn load(&self) -> arc_swap::Guard<std::sync::Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    /// The current snapshot, owned (a worker keeps it until the next change).
+    pub fn load_full(&self) -> std::sync::Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Publish `snap`; workers pick it up at their next poll.
+    pub fn store(&self, snap: std::sync::Arc<Snapshot>) {
+        self.current.store(snap);
+        // Release after the store: a worker that sees the new count loads this snapshot
+        // (or a newer one).
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How many snapshots were published since the first.
+    #[inline]
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// Everything a worker reads, built by the control thread.
 pub struct Snapshot {
     pub generation: u64,

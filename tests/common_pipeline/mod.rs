@@ -1,15 +1,14 @@
 //! A worker on the in-memory backend with a manual clock: frames in, frames and counters out.
 #![allow(dead_code, clippy::too_many_arguments)]
 
-use arc_swap::ArcSwap;
 use std::sync::Arc;
 use vgate::control::apply::build_snapshot;
 use vgate::control::config::Config;
 use vgate::io::FramePool;
 use vgate::io::mem::MemPort;
 use vgate::metrics::{DropReason, WorkerStats};
-use vgate::tables::Snapshot;
 use vgate::tables::neighbor::NeighborConfig;
+use vgate::tables::{SharedTables, Snapshot};
 use vgate::wire::EthernetAddress;
 use vgate::worker::{NeighborBus, Worker};
 
@@ -39,7 +38,7 @@ impl Harness {
     pub fn with_neighbors(toml: &str, ncfg: NeighborConfig) -> Harness {
         let snap = snapshot(toml, 1);
         let nports = snap.ports.len();
-        let tables = Arc::new(ArcSwap::from_pointee(snap));
+        let tables = Arc::new(SharedTables::new(snap));
         let ports = (0..nports).map(|_| MemPort::new()).collect();
         let w = Worker::new(
             0,
@@ -57,7 +56,7 @@ impl Harness {
     pub fn workers(toml: &str, n: usize) -> Vec<Harness> {
         let snap = snapshot(toml, 1);
         let nports = snap.ports.len();
-        let tables = Arc::new(ArcSwap::from_pointee(snap));
+        let tables = Arc::new(SharedTables::new(snap));
         let bus = Arc::new(NeighborBus::new(n));
         (0..n)
             .map(|id| Harness {

@@ -408,6 +408,10 @@ pub struct XskPort {
     fill_out: u32,
     /// Frames given to the TX ring and not yet reaped from the completion ring.
     tx_out: u32,
+    /// The last refill stopped because the pool ran out, not because the fill ring was
+    /// full: [`Port::maintain`] tries again. Otherwise only a receive (which took frames
+    /// off the fill ring) refills, so an empty poll reads no kernel ring index.
+    fill_short: bool,
     /// `sendto`/`recvfrom` wake-ups that failed with an unexpected errno.
     wakeup_errors: u64,
     /// Every `sendto` and `recvfrom` wake-up made.
@@ -591,6 +595,7 @@ impl XskPort {
             },
             fill_out: 0,
             tx_out: 0,
+            fill_short: false,
             wakeup_errors: 0,
             wakeups: Wakeups::default(),
             busy_poll: false,
@@ -813,6 +818,7 @@ impl XskPort {
     fn refill(&mut self, pool: &mut FramePool) {
         let want = pool.free_count().min(self.rings.fill.size() as usize) as u32;
         if want == 0 {
+            self.fill_short = true;
             return;
         }
         let fill = &mut self.rings.fill;
@@ -830,11 +836,17 @@ impl XskPort {
             fill.submit();
             self.fill_out = self.fill_out.wrapping_add(done);
         }
+        // Fewer than the ring had room for means the pool ran dry.
+        self.fill_short = pool.free_count() == 0;
     }
 
     /// Move completed transmissions back to the pool.
     #[inline]
     fn reap(&mut self, pool: &mut FramePool) {
+        if self.tx_out == 0 {
+            // Nothing outstanding: the completion ring is not read.
+            return;
+        }
         let comp = &mut self.rings.comp;
         let (idx, n) = comp.peek(comp.size());
         if n == 0 {
@@ -1072,7 +1084,9 @@ impl Port for XskPort {
             return;
         }
         self.reap(pool);
-        self.refill(pool);
+        if self.fill_short {
+            self.refill(pool);
+        }
         if self.rings.fill.needs_wakeup() {
             self.wake_rx();
         }
