@@ -43,6 +43,30 @@ pub enum Source {
     Pktgen,
 }
 
+/// `[dataplane]` keys the bench sets itself (the method's pinning and worker count).
+const BENCH_DATAPLANE_KEYS: [&str; 4] = ["workers", "cpus", "poll", "xdp_mode"];
+
+/// `--dataplane KEY=VALUE`: a `[dataplane]` line for vgate's configuration. The value is
+/// TOML as it stands in the file; vgate itself validates the whole configuration.
+pub(super) fn parse_dataplane(s: &str) -> Result<String, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KEY=VALUE, e.g. frame_size=2048"))?;
+    let (key, value) = (key.trim(), value.trim());
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(format!("{key:?} is not a [dataplane] key"));
+    }
+    if BENCH_DATAPLANE_KEYS.contains(&key) {
+        return Err(format!(
+            "dataplane.{key} is the bench's own (the method pins one busy-polling worker)"
+        ));
+    }
+    if value.is_empty() || value.contains('\n') {
+        return Err(format!("{key}: expected one TOML value"));
+    }
+    Ok(format!("{key} = {value}"))
+}
+
 pub(super) fn parse_runs(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -68,6 +92,11 @@ pub struct BenchArgs {
     /// [default: 5]
     #[arg(long, value_parser = parse_runs)]
     pub runs: Option<u32>,
+    /// Set a `[dataplane]` key in vgate's configuration, as TOML (repeatable):
+    /// `--dataplane frame_size=2048 --dataplane hugepages=true`. For A/B runs of vgate's
+    /// I/O options with the same method; the report lists them.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_dataplane)]
+    pub dataplane: Vec<String>,
     /// vgate workers, queues per veth and generator processes (one per queue).
     #[arg(long, default_value = "1", value_parser = parse_workers)]
     pub workers: u16,

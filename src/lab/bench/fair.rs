@@ -45,7 +45,7 @@
 
 use super::cpu::{clock_ticks, cpus, loadavg, read};
 use super::render::{mpps, opt, ratio};
-use super::side::{kernel_nat_rules, trafgen_packet, vgate_config};
+use super::side::{kernel_nat_rules, launch_vgate, trafgen_packet, vgate_config};
 use super::{
     API, BenchArgs, CHASSIS_ADDR, FIP, Machine, SEARCH_RATE_MIN, SEARCH_RESOLUTION, SMOKE_MAX_LOSS,
     SMOKE_RATE, Scenario, WARMUP, WARMUP_RATE,
@@ -262,6 +262,8 @@ pub struct FairReport {
     pub machine: Machine,
     /// What vgate's ports said at start-up (mode, transmit budget, NAPI settings).
     pub vgate_ports: Vec<String>,
+    /// `[dataplane]` lines `--dataplane` added to vgate's configuration.
+    pub vgate_dataplane: Vec<String>,
     pub scenarios: Vec<FairScenario>,
 }
 
@@ -348,6 +350,7 @@ impl Bench {
         scenario: Scenario,
         router_cpu: usize,
         sink_obj: &Path,
+        dataplane: &[String],
     ) -> Result<Bench, String> {
         let spec = LabSpec {
             prefix: prefix.to_string(),
@@ -428,13 +431,13 @@ impl Bench {
             lab,
         };
         match mode {
-            RouterMode::Vgate => b.start_vgate(prefix)?,
+            RouterMode::Vgate => b.start_vgate(prefix, dataplane)?,
             RouterMode::Kernel => b.configure_kernel()?,
         }
         Ok(b)
     }
 
-    fn start_vgate(&mut self, prefix: &str) -> Result<(), String> {
+    fn start_vgate(&mut self, prefix: &str, dataplane: &[String]) -> Result<(), String> {
         let client_mac = self
             .lab
             .mac(Role::Client, &self.lab.client_iface())
@@ -449,22 +452,11 @@ impl Bench {
             &client_mac,
             &internal_mac,
             Some(self.router_cpu),
+            dataplane,
         );
-        let path = PathBuf::from(format!("/run/vgate-bench-{prefix}.toml"));
-        let log = PathBuf::from(format!("/run/vgate-bench-{prefix}.log"));
-        std::fs::write(&path, conf).map_err(|e| format!("{}: {e}", path.display()))?;
-        self.files.push(path.clone());
-        self.files.push(log.clone());
-        self.vgate = Some(crate::lab::start_vgate(&self.lab, &path, &log)?);
-        self.vgate_log = Some(log.clone());
-        let listen = API.parse().expect("constant socket address");
-        if !crate::lab::wait_ready(&self.lab, listen, Duration::from_secs(15)) {
-            return Err(format!(
-                "vgate did not come up in {}; its log:\n{}",
-                self.lab.ns(Role::Router),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
+        let (child, log) = launch_vgate(&self.lab, prefix, &conf, &mut self.files)?;
+        self.vgate = Some(child);
+        self.vgate_log = Some(log);
         Ok(())
     }
 
@@ -1049,6 +1041,7 @@ fn run_in(
                     scenario,
                     router_cpu,
                     &sink,
+                    &args.dataplane,
                 )?;
                 if vgate_ports.is_empty() {
                     vgate_ports = bench.vgate_ports();
@@ -1111,6 +1104,7 @@ fn run_in(
         router_cpu,
         machine: Machine::now(loadavg_start),
         vgate_ports,
+        vgate_dataplane: args.dataplane.clone(),
         scenarios,
     })
 }
@@ -1206,6 +1200,9 @@ pub fn render(r: &FairReport) -> String {
         r.machine.loadavg_start,
         r.machine.loadavg_end
     );
+    for d in &r.vgate_dataplane {
+        let _ = writeln!(s, "vgate [dataplane] {d}");
+    }
     for p in &r.vgate_ports {
         let _ = writeln!(s, "vgate {p}");
     }

@@ -247,6 +247,7 @@ fn run_scenario(
         RouterMode::Vgate,
         scenario,
         args.workers,
+        &args.dataplane,
     )?;
     let (kernel, kernel_skipped) = {
         let k = Side::up(
@@ -254,6 +255,7 @@ fn run_scenario(
             RouterMode::Kernel,
             scenario,
             args.workers,
+            &[],
         )?;
         match scenario {
             Scenario::FipGeneve => {
@@ -434,7 +436,14 @@ mod tests {
                     .into_iter()
                     .filter(|p| w == 1 || p.is_none())
                 {
-                    let c = vgate_config(s, w, "02:00:5e:00:53:01", "02:00:5e:00:53:02", pin);
+                    let c = vgate_config(
+                        s,
+                        w,
+                        "02:00:5e:00:53:01",
+                        "02:00:5e:00:53:02",
+                        pin,
+                        &["napi_defer_hard_irqs = 0".into()],
+                    );
                     match Config::from_toml_str(&c) {
                         Ok(cfg) => assert_eq!(cfg.dataplane.cpus, pin.map(|c| vec![c]), "{c}"),
                         Err(e) => panic!("{}: {e}\n{c}", s.name()),
@@ -706,7 +715,16 @@ mod tests {
         );
         assert!(parse(&["--rate", "50k"]).is_err(), "--rate is for --smoke");
         assert_eq!((a.source, a.runs()), (Source::Trafgen, 1), "smoke: one run");
-        let b = parse(&["--runs", "7", "--perf", "/tmp/p"]).unwrap();
+        let b = parse(&[
+            "--runs",
+            "7",
+            "--perf",
+            "/tmp/p",
+            "--dataplane",
+            "busy_poll=true",
+        ])
+        .unwrap();
+        assert_eq!(b.dataplane, ["busy_poll = true"]);
         assert_eq!(b.runs(), 7);
         assert!(b.check().is_ok());
         assert_eq!(parse(&[]).unwrap().runs(), 5);
@@ -732,5 +750,29 @@ mod tests {
         assert!(parse_prefix("abcdefghijklm").is_err(), "13 characters");
         assert!(parse_prefix("a/b").is_err());
         assert_eq!(parse_prefix("vgbench"), Ok("vgbench".to_string()));
+        assert_eq!(
+            parse_dataplane("frame_size=2048"),
+            Ok("frame_size = 2048".to_string())
+        );
+        assert_eq!(
+            parse_dataplane(" hugepages = true"),
+            Ok("hugepages = true".to_string())
+        );
+        assert!(
+            parse_dataplane("frame_size")
+                .unwrap_err()
+                .contains("KEY=VALUE")
+        );
+        assert!(
+            parse_dataplane("cpus=[0]")
+                .unwrap_err()
+                .contains("bench's own")
+        );
+        assert!(
+            parse_dataplane("Frame=1")
+                .unwrap_err()
+                .contains("not a [dataplane] key")
+        );
+        assert!(parse_dataplane("x=").is_err());
     }
 }

@@ -56,6 +56,7 @@ impl Side {
         mode: RouterMode,
         scenario: Scenario,
         queues: u16,
+        dataplane: &[String],
     ) -> Result<Side, String> {
         let spec = LabSpec {
             prefix: prefix.to_string(),
@@ -113,7 +114,7 @@ impl Side {
             lab,
         };
         match mode {
-            RouterMode::Vgate => side.start_vgate(prefix)?,
+            RouterMode::Vgate => side.start_vgate(prefix, dataplane)?,
             RouterMode::Kernel => side.configure_kernel()?,
         }
         Ok(side)
@@ -125,27 +126,22 @@ impl Side {
             .map_err(|e| format!("lab {}: {e}", self.lab.spec().prefix))
     }
 
-    pub(super) fn start_vgate(&mut self, prefix: &str) -> Result<(), String> {
+    pub(super) fn start_vgate(&mut self, prefix: &str, dataplane: &[String]) -> Result<(), String> {
         let client_mac = self.gen_mac(&self.lab.client_iface())?;
         let internal_mac = self
             .lab
             .mac(Role::Router, INT_IFACE)
             .map_err(|e| e.to_string())?;
-        let conf = vgate_config(self.scenario, self.queues, &client_mac, &internal_mac, None);
-        let path = PathBuf::from(format!("/run/vgate-bench-{prefix}.toml"));
-        let log = PathBuf::from(format!("/run/vgate-bench-{prefix}.log"));
-        std::fs::write(&path, conf).map_err(|e| format!("{}: {e}", path.display()))?;
-        self.files.push(path.clone());
-        self.files.push(log.clone());
-        self.vgate = Some(crate::lab::start_vgate(&self.lab, &path, &log)?);
-        let listen = API.parse().expect("constant socket address");
-        if !crate::lab::wait_ready(&self.lab, listen, Duration::from_secs(15)) {
-            return Err(format!(
-                "vgate did not come up in {}; its log:\n{}",
-                self.lab.ns(Role::Router),
-                std::fs::read_to_string(&log).unwrap_or_default()
-            ));
-        }
+        let conf = vgate_config(
+            self.scenario,
+            self.queues,
+            &client_mac,
+            &internal_mac,
+            None,
+            dataplane,
+        );
+        let (child, _) = launch_vgate(&self.lab, prefix, &conf, &mut self.files)?;
+        self.vgate = Some(child);
         // ARP requests to vgate's addresses, once a second, from the generator's addresses
         // (module docs: vgate learns its next hops from them).
         let (inet_if, client_if) = (self.lab.inet_iface(), self.lab.client_iface());
@@ -520,6 +516,34 @@ pub(super) fn trafgen_packet(
     )
 }
 
+/// Write `conf` for the bench's vgate, start vgate in the lab's router namespace and wait
+/// until its API answers. The configuration and log go into `files` (removed with the
+/// bench); if vgate does not come up it is stopped and the error carries its log. Returns
+/// vgate and its log.
+pub(super) fn launch_vgate(
+    lab: &Lab,
+    prefix: &str,
+    conf: &str,
+    files: &mut Vec<PathBuf>,
+) -> Result<(Child, PathBuf), String> {
+    let path = PathBuf::from(format!("/run/vgate-bench-{prefix}.toml"));
+    let log = PathBuf::from(format!("/run/vgate-bench-{prefix}.log"));
+    std::fs::write(&path, conf).map_err(|e| format!("{}: {e}", path.display()))?;
+    files.push(path.clone());
+    files.push(log.clone());
+    let child = crate::lab::start_vgate(lab, &path, &log)?;
+    let listen = API.parse().expect("constant socket address");
+    if !crate::lab::wait_ready(lab, listen, Duration::from_secs(15)) {
+        stop_vgate(child);
+        return Err(format!(
+            "vgate did not come up in {}; its log:\n{}",
+            lab.ns(Role::Router),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ));
+    }
+    Ok((child, log))
+}
+
 /// SIGTERM to a bench's vgate (it detaches its XDP programs and exits), SIGKILL after 3 s;
 /// the lab's teardown would kill it otherwise.
 pub(super) fn stop_vgate(mut child: Child) {
@@ -600,10 +624,15 @@ pub fn vgate_config(
     client_mac: &str,
     internal_mac: &str,
     pin: Option<usize>,
+    dataplane: &[String],
 ) -> String {
-    let placement = pin.map_or(String::new(), |cpu| {
+    let mut placement = pin.map_or(String::new(), |cpu| {
         format!("cpus = [{cpu}]\npoll = \"busy\"\n")
     });
+    for line in dataplane {
+        placement += line;
+        placement.push('\n');
+    }
     let internal_addr = match scenario {
         Scenario::Forward => format!("addresses = [\"{}/24\"]", crate::lab::ROUTER_INT_ADDR),
         Scenario::FipGeneve => format!("addresses = [\"{UNDERLAY_LOCAL}/24\"]"),
