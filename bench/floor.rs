@@ -313,7 +313,7 @@ impl Floor {
                     l3[9],
                     ports,
                 );
-                if !out.push_front(OUTER) {
+                if !self.pool.push_front(&mut out, OUTER) {
                     self.dropped += 1;
                     continue;
                 }

@@ -59,6 +59,8 @@ fn open_worker_io(cfg: &Config, queue: u32, hosts: &[Option<HostRef>]) -> Result
     let held = cfg.limits.held_packets as u32;
     let (umem, mut pool) = Umem::new(UmemConfig {
         nframes: nports * FRAMES_PER_PORT + IN_FLIGHT_FRAMES + held,
+        frame_size: cfg.dataplane.frame_size as u32,
+        hugepages: cfg.dataplane.hugepages,
         ..UmemConfig::default()
     })
     .map_err(|e| format!("worker {queue}: cannot create the UMEM: {e}"))?;
@@ -185,6 +187,20 @@ pub fn run(path: &Path) -> i32 {
         nworkers,
         cfg.dataplane.batch_size
     );
+    if let Some(io) = ios.first() {
+        let u = io.umem.config();
+        println!(
+            "  umem: {} frames of {} bytes per worker, {} MiB in {}",
+            u.nframes,
+            u.frame_size,
+            io.umem.mapped_bytes() >> 20,
+            if u.hugepages {
+                format!("hugepages of {} kB", afxdp::hugepage_size() >> 10)
+            } else {
+                "normal pages".to_string()
+            }
+        );
+    }
     for (i, p) in cfg.ports.iter().enumerate() {
         let info = &snap.ports[i];
         let att = ios[0].ports[i].attachment().to_string();

@@ -266,6 +266,7 @@ fn new_umem() -> (Umem, FramePool) {
         nframes: NFRAMES,
         fill_size: FILL,
         comp_size: FILL,
+        ..UmemConfig::default()
     })
     .expect("create UMEM")
 }
@@ -300,6 +301,7 @@ fn a_dry_pool_refills_when_frames_come_back() {
             nframes: FEW,
             fill_size: FILL,
             comp_size: FILL,
+            ..UmemConfig::default()
         })
         .expect("create UMEM");
         let mut port = XskPort::open(&_umem, &mut pool, &port_cfg(&r, 0)).expect("open");
@@ -339,6 +341,114 @@ fn a_dry_pool_refills_when_frames_come_back() {
         }
         port.close(&mut pool);
         assert_eq!(pool.free_count(), FEW as usize, "close returns every frame");
+    });
+}
+
+/// 2 KiB frames (`dataplane.frame_size = 2048`) on a real socket: the kernel registers the
+/// smaller chunks, packets arrive at RX_HEADROOM into frames at odd 2 KiB offsets too, byte
+/// for byte, and full-size frames go out. Then the same over hugepages: with too few
+/// reserved the UMEM is refused with the sysctl to set; with enough it works the same.
+#[test]
+fn two_kib_frames_and_hugepages() {
+    require_root_and_af_xdp!();
+    let router = Netns::new("r6");
+    let peer = Netns::new("p6");
+    let (r, p) = (
+        format!("x{}r6", std::process::id()),
+        format!("x{}p6", std::process::id()),
+    );
+    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
+    let peer_sock = packet_socket(&peer, &p);
+    let small = |hugepages: bool| UmemConfig {
+        nframes: NFRAMES,
+        frame_size: 2048,
+        hugepages,
+        fill_size: FILL,
+        comp_size: FILL,
+    };
+    let exchange = |umem: &Umem, pool: &mut FramePool| {
+        let mut port = XskPort::open(umem, pool, &port_cfg(&r, 0)).expect("open");
+        let sent: Vec<Vec<u8>> = (0..8u8).map(|i| frame(MAC_R1, MAC_P1, i, 1514)).collect();
+        for f in &sent {
+            send_frame(&peer_sock, f);
+        }
+        let got = receive(&mut port, pool, sent.len());
+        assert_eq!(got.len(), sent.len());
+        assert!(got.iter().any(|d| d.addr & 2048 != 0), "odd 2 KiB frames used");
+        for (d, f) in got.iter().zip(&sent) {
+            assert_eq!(pool.headroom(d), RX_HEADROOM);
+            assert_eq!(pool.bytes(d), &f[..]);
+        }
+        let back: Vec<Desc> = got.iter().take(2).copied().collect();
+        for d in &got[2..] {
+            pool.free(*d);
+        }
+        let res = port.tx_burst(pool, &back);
+        assert_eq!((res.sent, res.dropped), (2, 0));
+        let mut captured = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while captured.len() < 2 && Instant::now() < deadline {
+            port.maintain(pool);
+            captured.extend(recv_frames_nowait(&peer_sock));
+        }
+        assert_eq!(captured, sent[..2].to_vec(), "1514-byte frames out of 2 KiB frames");
+        let st = port.stats().expect("XDP_STATISTICS");
+        assert_eq!((st.rx_dropped, st.tx_invalid_descs), (0, 0));
+        port.close(pool);
+        assert_eq!(pool.free_count(), NFRAMES as usize);
+    };
+    in_netns(&router.name, || {
+        raise_memlock().expect("raise RLIMIT_MEMLOCK");
+        let (umem, mut pool) = Umem::new(small(false)).expect("UMEM of 2 KiB frames");
+        assert_eq!(pool.frame_size(), 2048);
+        assert_eq!(umem.mapped_bytes(), NFRAMES as usize * 2048);
+        exchange(&umem, &mut pool);
+    });
+
+    let page = vgate::io::afxdp::hugepage_size();
+    let meminfo = |key: &str| -> usize {
+        std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse().ok())
+            .unwrap()
+    };
+    // More frames than the free hugepages hold: refused, naming the sysctl.
+    let free = meminfo("HugePages_Free:");
+    let too_many = UmemConfig {
+        nframes: ((free + 1) * page / 2048) as u32,
+        ..small(true)
+    };
+    match Umem::new(too_many) {
+        Err(e @ XskError::Hugepages { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("vm.nr_hugepages"), "{msg}");
+            assert!(msg.contains("dataplane.hugepages = false"), "{msg}");
+        }
+        Err(e) => panic!("expected the hugepages error, got {e}"),
+        Ok(_) => panic!("{free} free hugepages held more than they can"),
+    }
+
+    // Reserve what 4096 frames of 2 KiB need, and put the reservation back after.
+    let need = (NFRAMES as usize * 2048).div_ceil(page);
+    let sysctl = "/proc/sys/vm/nr_hugepages";
+    let before: usize = std::fs::read_to_string(sysctl).unwrap().trim().parse().unwrap();
+    std::fs::write(sysctl, (before + need).to_string()).unwrap();
+    struct Restore(&'static str, usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.0, self.1.to_string());
+        }
+    }
+    let _restore = Restore(sysctl, before);
+    if meminfo("HugePages_Free:") < need {
+        common::skip("the kernel could not reserve the hugepages (fragmented memory)");
+        return;
+    }
+    in_netns(&router.name, || {
+        let (umem, mut pool) = Umem::new(small(true)).expect("UMEM in hugepages");
+        assert_eq!(umem.mapped_bytes() % page, 0, "whole hugepages");
+        exchange(&umem, &mut pool);
     });
 }
 
@@ -443,7 +553,7 @@ fn receive_and_transmit_on_one_veth() {
         let got = receive(&mut port, &mut pool, sent.len());
         assert_eq!(got.len(), sent.len(), "frames received by the XSK");
         for (d, f) in got.iter().zip(&sent) {
-            assert_eq!(d.headroom(), RX_HEADROOM, "packet offset in its frame");
+            assert_eq!(pool.headroom(d), RX_HEADROOM, "packet offset in its frame");
             assert_eq!(pool.bytes(d), &f[..]);
             pool.free(*d);
         }
@@ -541,7 +651,7 @@ fn forward(
         b.copy_within(6..12, 0);
         b[6..12].copy_from_slice(&dst);
         if let Some(h) = prepend {
-            assert!(d.push_front(h.len()));
+            assert!(pool.push_front(&mut d, h.len()));
             pool.bytes_mut(&d)[..h.len()].copy_from_slice(h);
         }
         out.push(d);

@@ -416,6 +416,69 @@ fn no_endpoint_is_dropped() {
     assert_eq!(h.frames_in_use(), 0);
 }
 
+/// With 2 KiB frames (`dataplane.frame_size = 2048`), every second frame starts in the
+/// middle of a 4 KiB page: encapsulation still prepends into its own frame's headroom, the
+/// ICMP error for a datagram too big for the tunnel is built in place in front of it, and
+/// every frame comes back.
+#[test]
+fn two_kib_frames_encapsulate_and_build_errors_in_their_own_headroom() {
+    let mut h = ready_with(&format!("[dataplane]\nframe_size = 2048\n{CONF}"));
+    assert_eq!(h.w.pool.frame_size(), 2048);
+    for seq in 0..4u16 {
+        let mut fit = icmp_echo(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            60,
+            9,
+            seq,
+            1450 - 28,
+        );
+        set_df(&mut fit, true);
+        h.inject("external", &fit);
+    }
+    h.run();
+    let out = h.tx("underlay");
+    assert_eq!(out.len(), 4, "four encapsulated packets");
+    for (seq, f) in out.iter().enumerate() {
+        assert_eq!(f.len(), 1500 + 14);
+        let (dst, _, vni, inner) = decode(f, C1_MAC);
+        assert_eq!((dst, vni), (ip("192.0.2.11"), VNI));
+        assert_eq!(&inner[..6], &mac(VM_MAC));
+        assert_eq!(
+            u16::from_be_bytes([inner[14 + 20 + 6], inner[14 + 20 + 7]]),
+            seq as u16,
+            "ICMP sequence: each packet its own bytes"
+        );
+        assert_inner_checksums(&inner);
+    }
+    for seq in 0..2u16 {
+        let mut big = icmp_echo(
+            UPSTREAM_MAC,
+            EXT_MAC,
+            "198.51.100.7",
+            "203.0.113.10",
+            60,
+            9,
+            10 + seq,
+            1451 - 28,
+        );
+        set_df(&mut big, true);
+        h.inject("external", &big);
+    }
+    h.run();
+    assert!(h.tx("underlay").is_empty());
+    let out = h.tx("external");
+    assert_eq!(out.len(), 2, "two ICMP fragmentation needed");
+    for f in &out {
+        assert_eq!((f[14 + 20], f[14 + 21]), (3, 4));
+        assert_eq!(u16::from_be_bytes([f[14 + 20 + 6], f[14 + 20 + 7]]), 1450);
+    }
+    assert_eq!(h.drops(DropReason::MtuFragNeeded), 2);
+    assert_eq!(h.frames_in_use(), 0);
+}
+
 #[test]
 fn tenant_mtu_is_underlay_mtu_minus_50() {
     let mut h = ready();

@@ -51,9 +51,16 @@ pub const MAX_WORKERS: usize = 64;
 pub const MAX_BATCH_SIZE: usize = 64;
 /// RFC 791 section 3.1: every internet module must forward a 68-byte datagram unfragmented.
 pub const MIN_MTU: u16 = 68;
-/// AF_XDP frames are 4 KiB; the receive headroom and the Ethernet header share them with the
-/// IP packet, so an MTU of 3800 is the most that always fits.
-pub const MAX_MTU: u16 = 3800;
+/// AF_XDP frames are 4 KiB by default; the receive headroom and the Ethernet header share
+/// them with the IP packet, so an MTU of 3800 is the most that always fits.
+pub const MAX_MTU: u16 = max_mtu(crate::io::FRAME_SIZE);
+
+/// The largest port MTU frames of `frame_size` bytes hold: the frame less the receive
+/// headroom (256), the Ethernet header and 26 bytes to spare. 3800 for 4 KiB frames, 1752
+/// for 2 KiB.
+pub const fn max_mtu(frame_size: usize) -> u16 {
+    (frame_size - crate::io::RX_HEADROOM - 40) as u16
+}
 /// RFC 8926 section 3.4: the Virtual Network Identifier is 24 bits.
 pub const MAX_VNI: u32 = 0xff_ffff;
 
@@ -220,6 +227,11 @@ pub struct Dataplane {
     /// in µs); both 0 leave the interfaces as they are. What was set is put back at stop.
     pub napi_defer_hard_irqs: u32,
     pub gro_flush_timeout_us: u32,
+    /// Bytes per UMEM frame: 4096 (default) or 2048 (half the memory; MTU at most 1752).
+    pub frame_size: usize,
+    /// Back each worker's UMEM with hugepages; vgate refuses to start when the kernel has
+    /// not enough reserved.
+    pub hugepages: bool,
 }
 
 impl Default for Dataplane {
@@ -235,6 +247,8 @@ impl Default for Dataplane {
             busy_poll: false,
             napi_defer_hard_irqs: 2,
             gro_flush_timeout_us: 50,
+            frame_size: crate::io::FRAME_SIZE,
+            hugepages: false,
         }
     }
 }

@@ -87,7 +87,7 @@ mod tests {
         assert_eq!(p.rx_burst(&mut pool, &mut out), 2);
         assert_eq!(pool.free_count(), 6);
         assert_eq!(pool.bytes(&out[0]), &[1, 2, 3]);
-        assert_eq!(out[0].headroom(), crate::io::RX_HEADROOM);
+        assert_eq!(pool.headroom(&out[0]), crate::io::RX_HEADROOM);
         let r = p.tx_burst(&mut pool, &out[..2]);
         assert_eq!((r.sent, r.dropped), (2, 0));
         assert_eq!(p.take_tx(), vec![vec![1, 2, 3], vec![4, 5]]);

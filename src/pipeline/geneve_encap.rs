@@ -249,7 +249,7 @@ pub(super) fn fast_target(
     if !way.to(ctx, tunnel, &t) {
         return None;
     }
-    (total <= way.inner_mtu && b.desc[i].headroom() >= ENCAP_OVERHEAD_IPV4).then_some(t)
+    (total <= way.inner_mtu && ctx.pool.headroom(&b.desc[i]) >= ENCAP_OVERHEAD_IPV4).then_some(t)
 }
 
 /// Encapsulate packet `i` toward its endpoint's chassis.
@@ -360,7 +360,7 @@ pub(super) fn encap_whole(
     t: Target,
 ) -> bool {
     let mut d = b.desc[i];
-    if d.headroom() < ENCAP_OVERHEAD_IPV4 {
+    if ctx.pool.headroom(&d) < ENCAP_OVERHEAD_IPV4 {
         return false;
     }
     let m = b.meta[i];
@@ -382,7 +382,7 @@ pub(super) fn encap_whole(
         proto,
         ports,
     );
-    d.push_front(ENCAP_OVERHEAD_IPV4);
+    ctx.pool.push_front(&mut d, ENCAP_OVERHEAD_IPV4);
     write_outer(ctx, &d, way, tunnel, sport);
     b.desc[i] = d;
     b.meta[i] = super::Meta {
@@ -469,7 +469,7 @@ pub fn encapsulate(
 ) -> bool {
     let inner_len = d.len as usize;
     let sport = geneve::flow_entropy_port(ctx.pool.bytes(d));
-    if !d.push_front(ENCAP_OVERHEAD_IPV4) {
+    if !ctx.pool.push_front(d, ENCAP_OVERHEAD_IPV4) {
         return false;
     }
     let buf = ctx.pool.bytes_mut(d);

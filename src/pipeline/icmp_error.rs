@@ -46,7 +46,7 @@ pub fn run(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         };
         let mut nd = d;
-        if !nd.push_front(ERR_HEADERS) {
+        if !ctx.pool.push_front(&mut nd, ERR_HEADERS) {
             b.drop(i, DropReason::RewriteNoFrames);
             continue;
         }

@@ -502,7 +502,7 @@ pub fn run_error(ctx: &mut Ctx, b: &mut Batch, mask: u64) {
             continue;
         };
         let mut nd = d;
-        if !nd.push_front(ERR_HEADERS) {
+        if !ctx.pool.push_front(&mut nd, ERR_HEADERS) {
             b.drop(i, DropReason::RewriteNoFrames);
             continue;
         }

@@ -80,6 +80,7 @@ impl Endpoint {
             nframes,
             fill_size: fill,
             comp_size: comp,
+            ..UmemConfig::default()
         })?;
         let mut cfg = XskConfig::new(opts.ifname.clone(), opts.queue);
         cfg.rx_size = rx_size;

@@ -30,6 +30,12 @@ pub fn snapshot(toml: &str, generation: u64) -> Snapshot {
     .expect("snapshot")
 }
 
+/// A worker's frames as `vgate run` sizes them: `dataplane.frame_size` of the configuration.
+fn pool(toml: &str) -> FramePool {
+    let cfg = Config::from_toml_str(toml).unwrap_or_else(|e| panic!("config: {e}"));
+    FramePool::new_heap_sized(4096, cfg.dataplane.frame_size)
+}
+
 impl Harness {
     pub fn new(toml: &str) -> Harness {
         Self::with_neighbors(toml, NeighborConfig::default())
@@ -43,7 +49,7 @@ impl Harness {
         let w = Worker::new(
             0,
             ports,
-            FramePool::new_heap(4096),
+            pool(toml),
             tables,
             Arc::new(NeighborBus::new(1)),
             64,
@@ -63,7 +69,7 @@ impl Harness {
                 w: Worker::new(
                     id,
                     (0..nports).map(|_| MemPort::new()).collect(),
-                    FramePool::new_heap(4096),
+                    pool(toml),
                     tables.clone(),
                     bus.clone(),
                     64,

@@ -907,9 +907,44 @@ fn port_mtu_range() {
     c.ports[0].mtu = 67;
     expect_one(&c, "port[0].mtu", "67 is outside 68..=3800");
     c.ports[0].mtu = 9000;
-    expect_one(&c, "port[0].mtu", "AF_XDP frames are 4 KiB");
+    expect_one(&c, "port[0].mtu", "AF_XDP frames are 4096 bytes");
     c.ports[0].mtu = 68;
     assert_eq!(c.validate(), Ok(()));
+    // 2 KiB frames hold an MTU of 1752, not 1753.
+    c.dataplane.frame_size = 2048;
+    c.ports[0].mtu = 1753;
+    expect_one(
+        &c,
+        "port[0].mtu",
+        "1753 is outside 68..=1752: AF_XDP frames are 2048 bytes",
+    );
+    c.ports[0].mtu = 1752;
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn dataplane_frame_size_and_hugepages() {
+    let c = Config::from_toml_str(&format!(
+        "[dataplane]\nframe_size = 2048\nhugepages = true\n{ONE_PORT}"
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.dataplane.frame_size, c.dataplane.hugepages),
+        (2048, true)
+    );
+    let d = Config::from_toml_str(ONE_PORT).unwrap();
+    assert_eq!(
+        (d.dataplane.frame_size, d.dataplane.hugepages),
+        (4096, false)
+    );
+    let errors = parse_errors(&format!("[dataplane]\nframe_size = 3000\n{ONE_PORT}"));
+    assert_eq!(
+        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+        [
+            "dataplane.frame_size: 3000 is not 2048 or 4096 (AF_XDP frames are a power of two \
+          from 2048 bytes to a page)"
+        ]
+    );
 }
 
 #[test]
@@ -1585,7 +1620,7 @@ ports = "2000-1000"
         [
             "dataplane.workers: 0 is outside 1..=64",
             "control.token: required when listen (0.0.0.0:9477) is not a loopback address: the API can change the dataplane",
-            "port[0].mtu: 9000 is outside 68..=3800: AF_XDP frames are 4 KiB and each also holds the receive headroom and the Ethernet header",
+            "port[0].mtu: 9000 is outside 68..=3800: AF_XDP frames are 4096 bytes (dataplane.frame_size) and each also holds the receive headroom and the Ethernet header",
             "port[1].name: duplicate port name \"external\" (also port[0])",
             "route[0].via: 198.51.100.1 is not on-link on any port",
             "route[1].prefix: 10.30.0.1/16 has host bits set: did you mean 10.30.0.0/16?",

@@ -13,9 +13,10 @@ use std::ops::RangeInclusive;
 use crate::metrics::MAX_FIPS;
 
 use super::{
-    Config, ConfigError, Ipv4Cidr, MAIN_TABLE, MAX_BATCH_SIZE, MAX_MTU, MAX_VNI, MAX_WORKERS,
-    MIN_MTU, MacAddr,
+    Config, ConfigError, Ipv4Cidr, MAIN_TABLE, MAX_BATCH_SIZE, MAX_VNI, MAX_WORKERS, MIN_MTU,
+    MacAddr, max_mtu,
 };
+use crate::io::{FRAME_SIZE, SMALL_FRAME_SIZE};
 
 const MAX_GARP_COUNT: u32 = 10;
 const GARP_INTERVAL_MS: RangeInclusive<u64> = 10..=60_000;
@@ -147,6 +148,16 @@ impl<'a> Validator<'a> {
                 format!(
                     "{} is outside 0..=1000000 (it is microseconds of latency)",
                     d.gro_flush_timeout_us
+                ),
+            );
+        }
+        if d.frame_size != FRAME_SIZE && d.frame_size != SMALL_FRAME_SIZE {
+            self.err(
+                "dataplane.frame_size",
+                format!(
+                    "{} is not {SMALL_FRAME_SIZE} or {FRAME_SIZE} (AF_XDP frames are a power \
+                     of two from 2048 bytes to a page)",
+                    d.frame_size
                 ),
             );
         }
@@ -306,13 +317,15 @@ impl<'a> Validator<'a> {
             for (j, a) in p.addresses.iter().enumerate() {
                 self.port_address(i, j, a, &mut addresses);
             }
-            if !(MIN_MTU..=MAX_MTU).contains(&p.mtu) {
+            let max = max_mtu(c.dataplane.frame_size.max(SMALL_FRAME_SIZE));
+            if !(MIN_MTU..=max).contains(&p.mtu) {
                 self.err(
                     at("mtu"),
                     format!(
-                        "{} is outside {MIN_MTU}..={MAX_MTU}: AF_XDP frames are 4 KiB and each \
-                         also holds the receive headroom and the Ethernet header",
-                        p.mtu
+                        "{} is outside {MIN_MTU}..={max}: AF_XDP frames are {} bytes \
+                         (dataplane.frame_size) and each also holds the receive headroom \
+                         and the Ethernet header",
+                        p.mtu, c.dataplane.frame_size
                     ),
                 );
             }

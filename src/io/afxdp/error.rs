@@ -28,6 +28,13 @@ pub enum XskError {
     NoSuchInterface { ifname: String },
     /// Mapping or registering the UMEM failed.
     Umem { op: &'static str, errno: i32 },
+    /// `hugepages` was asked for and the kernel had not enough of them reserved (or none of
+    /// that size): `bytes` rounded up to `page`-sized pages.
+    Hugepages {
+        bytes: usize,
+        page: usize,
+        errno: i32,
+    },
     /// Creating or binding the socket, or attaching its XDP program, failed.
     Socket {
         ifname: String,
@@ -71,6 +78,7 @@ impl XskError {
     pub fn errno(&self) -> Option<i32> {
         match self {
             XskError::Umem { errno, .. }
+            | XskError::Hugepages { errno, .. }
             | XskError::Socket { errno, .. }
             | XskError::Xdp { errno, .. } => Some(*errno),
             XskError::NoSuchInterface { .. } => Some(libc::ENODEV),
@@ -115,6 +123,18 @@ impl fmt::Display for XskError {
                     }
                     _ => Ok(()),
                 }
+            }
+            XskError::Hugepages { bytes, page, errno } => {
+                let pages = bytes.div_ceil(*page);
+                write!(
+                    f,
+                    "UMEM: mapping {} MiB of hugepages failed: {}; reserve at least {pages} \
+                     more pages of {} kB for each worker (sysctl vm.nr_hugepages), or set \
+                     dataplane.hugepages = false",
+                    bytes >> 20,
+                    strerror(*errno),
+                    page >> 10
+                )
             }
             XskError::Socket {
                 ifname,

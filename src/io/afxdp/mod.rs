@@ -52,7 +52,7 @@ pub use host::HostProgram;
 pub use mode::{AttachedMode, Attachment, BusyPollState, CopyReason, XdpMode, ZeroCopy};
 pub use xdp::{MemlockLimit, detach_xdp, raise_memlock, xdp_attached};
 
-use crate::io::{Desc, FRAME_SIZE, FramePool, Port, TxResult, Wakeups};
+use crate::io::{Desc, FRAME_SIZE, FramePool, Port, SMALL_FRAME_SIZE, TxResult, Wakeups};
 use libxdp_sys as sys;
 use ring::{RawRings, Rings};
 use std::ptr::{self, NonNull};
@@ -71,12 +71,18 @@ const DRAIN_WAIT: Duration = Duration::from_millis(100);
 /// socket on it closed (the native-to-generic fallback, reopening a port) can briefly fail.
 const BUSY_WAIT: Duration = Duration::from_millis(500);
 
-/// UMEM geometry. Frames are [`FRAME_SIZE`] bytes with no UMEM headroom, so received packets
-/// start at `frame + XDP_PACKET_HEADROOM` (= [`crate::io::RX_HEADROOM`]).
+/// UMEM geometry. Frames have no UMEM headroom, so received packets start at
+/// `frame + XDP_PACKET_HEADROOM` (= [`crate::io::RX_HEADROOM`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UmemConfig {
     /// Frames in the region.
     pub nframes: u32,
+    /// Bytes per frame: [`FRAME_SIZE`] or [`SMALL_FRAME_SIZE`] (aligned chunks).
+    pub frame_size: u32,
+    /// Back the region with the kernel's default-sized hugepages (`MAP_HUGETLB`): fewer TLB
+    /// misses when the ring and packet accesses spread over many frames. Fails when not
+    /// enough are reserved.
+    pub hugepages: bool,
     /// Fill ring entries per socket (power of two).
     pub fill_size: u32,
     /// Completion ring entries per socket (power of two).
@@ -87,10 +93,24 @@ impl Default for UmemConfig {
     fn default() -> Self {
         UmemConfig {
             nframes: 16384,
+            frame_size: FRAME_SIZE as u32,
+            hugepages: false,
             fill_size: sys::XSK_RING_PROD__DEFAULT_NUM_DESCS,
             comp_size: sys::XSK_RING_CONS__DEFAULT_NUM_DESCS,
         }
     }
+}
+
+/// The kernel's default hugepage size (`Hugepagesize` in /proc/meminfo), 2 MiB if unknown.
+pub fn hugepage_size() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("Hugepagesize:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(2 << 20, |kb| kb << 10)
 }
 
 /// One socket: interface, queue, ring sizes and modes.
@@ -206,7 +226,10 @@ struct Registration {
 
 struct UmemInner {
     area: NonNull<u8>,
+    /// Bytes of frames (`nframes * frame_size`), what is registered.
     size: usize,
+    /// Bytes mapped: `size`, rounded up to whole hugepages when they back the area.
+    mapped: usize,
     config: UmemConfig,
     reg: Mutex<Registration>,
 }
@@ -238,7 +261,7 @@ impl UmemInner {
         let cfg = sys::xsk_umem_config {
             fill_size: self.config.fill_size,
             comp_size: self.config.comp_size,
-            frame_size: FRAME_SIZE as u32,
+            frame_size: self.config.frame_size,
             frame_headroom: 0,
             flags: 0,
         };
@@ -284,7 +307,7 @@ impl Drop for UmemInner {
             unsafe { sys::xsk_umem__delete(reg.umem) };
         }
         // SAFETY: the mapping made in Umem::new, unmapped once.
-        unsafe { libc::munmap(self.area.as_ptr().cast(), self.size) };
+        unsafe { libc::munmap(self.area.as_ptr().cast(), self.mapped) };
     }
 }
 
@@ -294,9 +317,9 @@ pub struct Umem {
 }
 
 impl Umem {
-    /// Map `nframes * FRAME_SIZE` bytes, register them, and return the UMEM with the pool
-    /// over exactly that memory (all frames free). The pool is handed out once so no two
-    /// pools can own the same frames; it keeps the mapping alive itself.
+    /// Map `nframes * frame_size` bytes (in hugepages if asked), register them, and return
+    /// the UMEM with the pool over exactly that memory (all frames free). The pool is handed
+    /// out once so no two pools can own the same frames; it keeps the mapping alive itself.
     pub fn new(config: UmemConfig) -> Result<(Umem, FramePool), XskError> {
         let invalid = |reason: String| XskError::InvalidConfig {
             context: "UMEM".into(),
@@ -304,6 +327,12 @@ impl Umem {
         };
         if config.nframes == 0 {
             return Err(invalid("nframes must be at least 1".into()));
+        }
+        let frame_size = config.frame_size as usize;
+        if frame_size != FRAME_SIZE && frame_size != SMALL_FRAME_SIZE {
+            return Err(invalid(format!(
+                "frame_size {frame_size}: {SMALL_FRAME_SIZE} or {FRAME_SIZE}"
+            )));
         }
         for (name, n) in [
             ("fill_size", config.fill_size),
@@ -314,24 +343,39 @@ impl Umem {
             }
         }
         let size = (config.nframes as usize)
-            .checked_mul(FRAME_SIZE)
+            .checked_mul(frame_size)
             .ok_or_else(|| invalid("nframes too large".into()))?;
+        let (mapped, huge) = if config.hugepages {
+            let page = hugepage_size();
+            (size.div_ceil(page) * page, libc::MAP_HUGETLB)
+        } else {
+            (size, 0)
+        };
         xdp::route_library_logs();
         // SAFETY: anonymous private mapping; checked below.
         let area = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                size,
+                mapped,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | huge,
                 -1,
                 0,
             )
         };
         if area == libc::MAP_FAILED {
-            return Err(XskError::Umem {
-                op: "mmap of frame memory",
-                errno: std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            return Err(if config.hugepages {
+                XskError::Hugepages {
+                    bytes: size,
+                    page: hugepage_size(),
+                    errno,
+                }
+            } else {
+                XskError::Umem {
+                    op: "mmap of frame memory",
+                    errno,
+                }
             });
         }
         let area = NonNull::new(area.cast::<u8>()).expect("mmap never returns null on success");
@@ -339,6 +383,7 @@ impl Umem {
         let inner = UmemInner {
             area,
             size,
+            mapped,
             config,
             reg: Mutex::new(Registration {
                 umem: ptr::null_mut(),
@@ -359,17 +404,28 @@ impl Umem {
             inner.ensure_registered(&mut reg)?;
         }
         let inner = Arc::new(inner);
-        // SAFETY: page-aligned (so FRAME_SIZE-aligned) mapping of nframes frames, unmapped
-        // only when the last of the Umem, its ports and this pool (which holds `inner`) is
-        // gone; this is the one pool over it.
-        let pool =
-            unsafe { FramePool::from_raw(area.as_ptr(), config.nframes as usize, inner.clone()) };
+        // SAFETY: page-aligned (so frame-aligned) mapping of nframes frames, unmapped only
+        // when the last of the Umem, its ports and this pool (which holds `inner`) is gone;
+        // this is the one pool over it.
+        let pool = unsafe {
+            FramePool::from_raw(
+                area.as_ptr(),
+                config.nframes as usize,
+                frame_size,
+                inner.clone(),
+            )
+        };
         Ok((Umem { inner }, pool))
     }
 
     /// The geometry it was created with.
     pub fn config(&self) -> UmemConfig {
         self.inner.config
+    }
+
+    /// Bytes mapped for it (whole hugepages when they back it).
+    pub fn mapped_bytes(&self) -> usize {
+        self.inner.mapped
     }
 
     /// Sockets currently open on it.
@@ -1044,10 +1100,11 @@ impl Port for XskPort {
         let tx = &mut self.rings.tx;
         let mut used = 0u32;
         for d in pkts {
-            let off = d.addr & (FRAME_SIZE as u64 - 1);
             // The kernel skips a descriptor crossing its frame (or outside the UMEM) without
             // ever completing it, which would leak the frame: refuse it here.
-            let valid = d.len != 0 && off + d.len as u64 <= FRAME_SIZE as u64 && d.addr < size;
+            let valid = d.len != 0
+                && pool.headroom(d) + d.len as usize <= pool.frame_size()
+                && d.addr < size;
             if used < n && valid {
                 tx.write(
                     idx.wrapping_add(used),
