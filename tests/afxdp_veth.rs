@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use vgate::io::afxdp::{
-    AttachedMode, CopyReason, Umem, UmemConfig, XdpMode, XskConfig, XskError, XskPort, ZeroCopy,
-    detach_xdp, raise_memlock, xdp_attached,
+    AttachedMode, BusyPoll, BusyPollState, CopyReason, Umem, UmemConfig, XdpMode, XskConfig,
+    XskError, XskPort, ZeroCopy, detach_xdp, raise_memlock, xdp_attached,
 };
 use vgate::io::{Desc, FramePool, Port, RX_HEADROOM};
 
@@ -374,7 +374,10 @@ fn two_kib_frames_and_hugepages() {
         }
         let got = receive(&mut port, pool, sent.len());
         assert_eq!(got.len(), sent.len());
-        assert!(got.iter().any(|d| d.addr & 2048 != 0), "odd 2 KiB frames used");
+        assert!(
+            got.iter().any(|d| d.addr & 2048 != 0),
+            "odd 2 KiB frames used"
+        );
         for (d, f) in got.iter().zip(&sent) {
             assert_eq!(pool.headroom(d), RX_HEADROOM);
             assert_eq!(pool.bytes(d), &f[..]);
@@ -391,7 +394,11 @@ fn two_kib_frames_and_hugepages() {
             port.maintain(pool);
             captured.extend(recv_frames_nowait(&peer_sock));
         }
-        assert_eq!(captured, sent[..2].to_vec(), "1514-byte frames out of 2 KiB frames");
+        assert_eq!(
+            captured,
+            sent[..2].to_vec(),
+            "1514-byte frames out of 2 KiB frames"
+        );
         let st = port.stats().expect("XDP_STATISTICS");
         assert_eq!((st.rx_dropped, st.tx_invalid_descs), (0, 0));
         port.close(pool);
@@ -432,7 +439,11 @@ fn two_kib_frames_and_hugepages() {
     // Reserve what 4096 frames of 2 KiB need, and put the reservation back after.
     let need = (NFRAMES as usize * 2048).div_ceil(page);
     let sysctl = "/proc/sys/vm/nr_hugepages";
-    let before: usize = std::fs::read_to_string(sysctl).unwrap().trim().parse().unwrap();
+    let before: usize = std::fs::read_to_string(sysctl)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::fs::write(sysctl, (before + need).to_string()).unwrap();
     struct Restore(&'static str, usize);
     impl Drop for Restore {
@@ -449,6 +460,74 @@ fn two_kib_frames_and_hugepages() {
         let (umem, mut pool) = Umem::new(small(true)).expect("UMEM in hugepages");
         assert_eq!(umem.mapped_bytes() % page, 0, "whole hugepages");
         exchange(&umem, &mut pool);
+    });
+}
+
+/// Preferred busy polling needs the NAPI id the kernel marks a socket with when packets
+/// arrive: with one, the port keeps busy polling an empty ring with `recvfrom`; without one
+/// (veth's XDP queues on Linux 6.18) busy polling cannot reach the queue, so after the
+/// first packet the port stops making those system calls and says why.
+#[test]
+fn busy_polling_follows_the_queues_napi_id() {
+    require_root_and_af_xdp!();
+    let router = Netns::new("r7");
+    let peer = Netns::new("p7");
+    let (r, p) = (
+        format!("x{}r7", std::process::id()),
+        format!("x{}p7", std::process::id()),
+    );
+    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
+    let peer_sock = packet_socket(&peer, &p);
+    in_netns(&router.name, || {
+        let (umem, mut pool) = new_umem();
+        let cfg = XskConfig {
+            busy_poll: Some(BusyPoll {
+                usecs: 20,
+                budget: 64,
+            }),
+            ..port_cfg(&r, 0)
+        };
+        let mut port = XskPort::open(&umem, &mut pool, &cfg).expect("open");
+        if let BusyPollState::Refused(why) = &port.attachment().busy_poll {
+            common::skip(&format!("busy polling refused at open: {why}"));
+            return;
+        }
+        send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 1, 100));
+        for d in receive(&mut port, &mut pool, 1) {
+            pool.free(d);
+        }
+        let fd = port.poll_fd().expect("socket fd");
+        let mut id: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: an int buffer of the length given, on the port's socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                56,
+                (&mut id as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "SO_INCOMING_NAPI_ID");
+        let before = port.wakeups().rx_wakeups;
+        let mut none = [Desc::default(); 8];
+        for _ in 0..10 {
+            assert_eq!(port.rx_burst(&mut pool, &mut none), 0);
+        }
+        let made = port.wakeups().rx_wakeups - before;
+        eprintln!("NAPI id {id}: {}", port.attachment());
+        if id == 0 {
+            match &port.attachment().busy_poll {
+                BusyPollState::Refused(why) => assert!(why.contains("no NAPI id"), "{why}"),
+                other => panic!("busy polling left {other:?} without a NAPI id"),
+            }
+            assert_eq!(made, 0, "no recvfrom that cannot busy-poll");
+        } else {
+            assert!(matches!(port.attachment().busy_poll, BusyPollState::On(_)));
+            assert_eq!(made, 10, "one busy-polling recvfrom per empty poll");
+        }
+        port.close(&mut pool);
     });
 }
 

@@ -220,8 +220,8 @@ pub struct Dataplane {
     pub fast_path: bool,
     /// Preferred busy polling on every socket: the kernel's receive work for a worker's
     /// queues is asked to run on the worker's own core, when its RX rings are empty. Off by
-    /// default: on veth it moved no work and cost busy time (bench/HISTORY.md, "One router
-    /// core").
+    /// default: on veth the kernel gives XDP queues no NAPI id, so it cannot reach them
+    /// (bench/HISTORY.md, "The I/O path under the fair method").
     pub busy_poll: bool,
     /// NAPI deferral on every port's interface (`napi_defer_hard_irqs`, `gro_flush_timeout`
     /// in µs); both 0 leave the interfaces as they are. What was set is put back at stop.

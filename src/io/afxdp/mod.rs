@@ -44,6 +44,10 @@ mod ring;
 /// `SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` (`include/uapi/asm-generic/socket.h`,
 /// Linux 5.11).
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+/// `SO_INCOMING_NAPI_ID` (`include/uapi/asm-generic/socket.h`): the NAPI instance the
+/// socket's packets came through, which busy polling polls; 0 when the driver gave its
+/// receive queue none.
+const SO_INCOMING_NAPI_ID: libc::c_int = 56;
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
 mod xdp;
 
@@ -474,6 +478,9 @@ pub struct XskPort {
     wakeups: Wakeups,
     /// Preferred busy polling took: an empty RX ring is busy-polled with `recvfrom`.
     busy_poll: bool,
+    /// Busy polling is on and the first received packet has not yet shown whether the
+    /// kernel can busy-poll this queue at all (see [`XskPort::check_napi_id`]).
+    napi_unchecked: bool,
     drained: bool,
     /// The interface's own program: released (and, by the last port, detached) after the
     /// socket is deleted.
@@ -655,6 +662,7 @@ impl XskPort {
             wakeup_errors: 0,
             wakeups: Wakeups::default(),
             busy_poll: false,
+            napi_unchecked: false,
             drained: false,
             host: None,
         };
@@ -724,6 +732,7 @@ impl XskPort {
         if let Some(b) = cfg.busy_poll {
             port.attachment.busy_poll = port.prefer_busy_poll(b);
             port.busy_poll = matches!(port.attachment.busy_poll, BusyPollState::On(_));
+            port.napi_unchecked = port.busy_poll;
         }
         port.refill(pool);
         Ok(port)
@@ -761,6 +770,41 @@ impl XskPort {
             Ok(()) => BusyPollState::On(b),
             // The kernel's default budget (8) still busy-polls.
             Err(e) => BusyPollState::Refused(format!("SO_BUSY_POLL_BUDGET: {e}")),
+        }
+    }
+
+    /// Once packets arrived, the kernel has marked the socket with the NAPI instance they
+    /// came through; busy polling (`sk_busy_loop`) polls that instance and does nothing
+    /// without one. Some drivers register their XDP receive queues with no NAPI id (veth
+    /// in copy mode: measured on Linux 6.18, bench/HISTORY.md): then every `recvfrom` would
+    /// be a wasted system call and the receive work stays in the softirq of whoever sent,
+    /// so the port stops busy polling and says why, once.
+    #[cold]
+    fn check_napi_id(&mut self) {
+        self.napi_unchecked = false;
+        let mut id: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid int buffer of the length given, on our socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                SO_INCOMING_NAPI_ID,
+                (&mut id as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 && id == 0 {
+            self.busy_poll = false;
+            let why = "the kernel gave its receive queue no NAPI id, so busy polling cannot \
+                       reach it";
+            log::warn!(
+                "{} queue {}: preferred busy polling stopped: {why}; the receive work stays \
+                 in the softirq of the sender's CPU",
+                self.attachment.ifname,
+                self.attachment.queue_id
+            );
+            self.attachment.busy_poll = BusyPollState::Refused(why.into());
         }
     }
 
@@ -1071,6 +1115,9 @@ impl Port for XskPort {
         rx.release();
         self.fill_out = self.fill_out.wrapping_sub(n);
         self.refill(pool);
+        if self.napi_unchecked {
+            self.check_napi_id();
+        }
         n as usize
     }
 
