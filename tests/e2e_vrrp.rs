@@ -27,13 +27,13 @@
 
 mod common;
 
-use common::{arping, metric_value, skip, unique_prefix, wait_until};
+use common::{
+    api_get, arping, in_ns, metric_value, run_ok as run, skip, unique_prefix, wait_until,
+};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -149,24 +149,6 @@ track_ports = ["external"]
 
 // ---------------------------------------------------------------------------------------
 // Topology
-
-/// Runs `cmd`, panicking with its output when it fails.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `ip netns exec ns args...`
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns]).args(args);
-    cmd.stdin(Stdio::null());
-    cmd
-}
 
 /// The five namespaces and the scratch directory of one test; dropped last, it deletes them.
 struct Lab {
@@ -305,39 +287,6 @@ impl Drop for Lab {
 
 // ---------------------------------------------------------------------------------------
 // vgate nodes
-
-/// `GET path` from 127.0.0.1:9477 inside namespace `ns`: (status, body). The request runs on
-/// a thread of its own that enters the namespace (setns applies to the calling thread only),
-/// so polling costs no process start.
-fn api_get(ns: &str, path: &str) -> Option<(u16, String)> {
-    let (ns, path) = (ns.to_string(), path.to_string());
-    std::thread::spawn(move || -> Option<(u16, String)> {
-        let f = File::open(format!("/run/netns/{ns}")).ok()?;
-        // SAFETY: setns(2) with a namespace fd this thread holds open; it moves only this
-        // thread, which ends after this one request.
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return None;
-        }
-        let addr = "127.0.0.1:9477".parse().expect("address");
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-        s.set_write_timeout(Some(Duration::from_secs(3))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_string()))
-    })
-    .join()
-    .ok()
-    .flatten()
-}
 
 /// One vgate process in a node's namespace; restartable. Dropping it kills vgate (and
 /// prints its log when the test is failing).
@@ -618,7 +567,11 @@ impl Tap {
     }
 
     fn frames(&self) -> Vec<Frame> {
-        read_pcap(&std::fs::read(&self.file).unwrap_or_default())
+        common::parse_pcap_timed(&std::fs::read(&self.file).unwrap_or_default())
+            .expect("tcpdump's pcap")
+            .into_iter()
+            .map(|(ts, data)| Frame { ts, data })
+            .collect()
     }
 
     /// Stops tcpdump (it flushes on SIGTERM) and returns every frame.
@@ -642,47 +595,6 @@ impl Drop for Tap {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The frames of a libpcap file (either byte order, micro- or nanosecond timestamps); a
-/// record tcpdump is still writing is left out.
-fn read_pcap(data: &[u8]) -> Vec<Frame> {
-    if data.len() < 24 {
-        return Vec::new();
-    }
-    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
-    let (le, nanos) = match magic {
-        0xa1b2_c3d4 => (true, false),
-        0xa1b2_3c4d => (true, true),
-        0xd4c3_b2a1 => (false, false),
-        0x4d3c_b2a1 => (false, true),
-        _ => panic!("not a pcap file (magic {magic:#010x})"),
-    };
-    let u32_at = |off: usize| {
-        let b: [u8; 4] = data[off..off + 4].try_into().unwrap();
-        if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        }
-    };
-    let frac = if nanos { 1e-9 } else { 1e-6 };
-    let mut frames = Vec::new();
-    let mut off = 24;
-    while off + 16 <= data.len() {
-        let ts = f64::from(u32_at(off)) + f64::from(u32_at(off + 4)) * frac;
-        let incl = u32_at(off + 8) as usize;
-        let start = off + 16;
-        let Some(frame) = data.get(start..start + incl) else {
-            break;
-        };
-        frames.push(Frame {
-            ts,
-            data: frame.to_vec(),
-        });
-        off = start + incl;
-    }
-    frames
 }
 
 fn mac_str(b: &[u8]) -> String {

@@ -339,14 +339,24 @@ impl Drop for Capture {
 /// timestamps; Ethernet link type only). A truncated last record is ignored: tcpdump may be
 /// writing it.
 pub fn parse_pcap(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    Ok(parse_pcap_timed(data)?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect())
+}
+
+/// [`parse_pcap`] with each frame's capture time (seconds since the epoch).
+pub fn parse_pcap_timed(data: &[u8]) -> Result<Vec<(f64, Vec<u8>)>, String> {
     // tcpdump writes the 24-byte file header only once it has opened the device.
     if data.len() < 24 {
         return Ok(Vec::new());
     }
     let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
-    let le = match magic {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
+    let (le, frac) = match magic {
+        0xa1b2_c3d4 => (true, 1e-6),
+        0xa1b2_3c4d => (true, 1e-9),
+        0xd4c3_b2a1 => (false, 1e-6),
+        0x4d3c_b2a1 => (false, 1e-9),
         _ => return Err(format!("not a pcap file (magic {magic:#010x})")),
     };
     let u32_at = |off: usize| {
@@ -364,15 +374,69 @@ pub fn parse_pcap(data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut frames = Vec::new();
     let mut off = 24;
     while off + 16 <= data.len() {
+        let ts = f64::from(u32_at(off)) + f64::from(u32_at(off + 4)) * frac;
         let incl = u32_at(off + 8) as usize;
         let start = off + 16;
         let Some(frame) = data.get(start..start + incl) else {
             break;
         };
-        frames.push(frame.to_vec());
+        frames.push((ts, frame.to_vec()));
         off = start + incl;
     }
     Ok(frames)
+}
+
+/// Runs `cmd` (stdin closed), panicking with its output when it fails; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ip netns exec ns args...`
+pub fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).args(args);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// GET `path` from vgate's API at 127.0.0.1:9477 in namespace `ns`: (status, body). From
+/// a thread of its own that enters the namespace (setns applies to the calling thread only),
+/// so polling costs no process start.
+pub fn api_get(ns: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+    let (ns, path) = (ns.to_string(), path.to_string());
+    std::thread::spawn(move || -> Option<(u16, String)> {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).ok()?;
+        // SAFETY: setns(2) with a namespace fd this thread holds open; it moves only this
+        // thread, which ends after this one request.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            return None;
+        }
+        let addr = "127.0.0.1:9477".parse().expect("address");
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        s.set_write_timeout(Some(Duration::from_secs(3))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_string()))
+    })
+    .join()
+    .ok()
+    .flatten()
 }
 
 /// `02:00:5e:00:53:0a` form of a MAC address, as [`arping`] and [`Lab::mac`] return it.
