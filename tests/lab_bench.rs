@@ -116,14 +116,23 @@ fn fair_smoke_every_scenario_through_vgate_and_the_kernel() {
         DownGuard(format!("{prefix}v")),
         DownGuard(format!("{prefix}k")),
     ];
-    let doc = smoke(&prefix, &[]);
+    // 2 KiB frames: every scenario, Geneve's in-place encapsulation included, through
+    // vgate on real sockets with the smaller frames (`dataplane.frame_size`).
+    let doc = smoke(&prefix, &["--dataplane", "frame_size=2048"]);
     assert_eq!(doc["method"], "fair");
+    assert_eq!(doc["vgate_dataplane"][0], "frame_size = 2048");
     assert_eq!(
         (doc["source_cpu"].as_u64(), doc["runs"].as_u64()),
         (Some(0), Some(1))
     );
-    // vgate said how its ports transmit.
+    // vgate said how its ports transmit, and its frames' size.
     let ports = doc["vgate_ports"].as_array().expect("vgate_ports");
+    assert!(
+        ports
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("frames of 2048 bytes")),
+        "{ports:?}"
+    );
     assert!(
         ports
             .iter()

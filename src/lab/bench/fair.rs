@@ -490,7 +490,7 @@ impl Bench {
         Ok(())
     }
 
-    /// vgate's port lines from its start-up banner.
+    /// vgate's UMEM, port and NAPI lines from its start-up banner.
     fn vgate_ports(&self) -> Vec<String> {
         let Some(log) = &self.vgate_log else {
             return Vec::new();
@@ -498,8 +498,9 @@ impl Bench {
         std::fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.trim_start().starts_with("port ") || l.trim_start().starts_with("napi:"))
-            .map(|l| l.trim().to_string())
+            .map(str::trim)
+            .filter(|l| ["umem:", "port ", "napi:"].iter().any(|p| l.starts_with(p)))
+            .map(str::to_string)
             .collect()
     }
 
