@@ -9,6 +9,9 @@
 #   PERF=/tmp/r1.data bench/percore/run.sh fip 5             # perf record -e cpu-clock -C 1
 #   NAPI_DEFER=0 GRO_FLUSH_US=0 bench/percore/run.sh          # vgate's NAPI deferral off
 #   RATE=0 bench/percore/run.sh forward 5                    # no traffic: the empty poll's cost
+#   THREADED=0 bench/percore/run.sh fip 5                    # vgate's receive work on CPU 1
+#                    (threaded NAPI on vg-int, its thread on CPU 1; THREADED=N: SCHED_FIFO N)
+#   POLL=adaptive bench/percore/run.sh                       # vgate's poll mode (default busy)
 #
 #   ns {p}-src  s0 10.10.1.2 ---- vg-int | vgate on CPU 1 | vg-ext ---- k0 203.0.113.1  ns {p}-sink
 #   (trafgen on CPU 0: 60-byte UDP, 64 flows)                    (XDP: drop all but ARP, count)
@@ -75,7 +78,7 @@ cat >"$DIR/vgate.toml" <<EOF
 [dataplane]
 workers = 1
 cpus = [1]
-poll = "busy"
+poll = "${POLL:-busy}"
 busy_poll = $BUSY_POLL
 napi_defer_hard_irqs = $NAPI_DEFER
 gro_flush_timeout_us = $GRO_FLUSH_US
@@ -118,6 +121,17 @@ for _ in $(seq 100); do
 done
 # vgate resolves the sink (the sink's XDP program passes ARP).
 nsx "$SRC" ping -c 2 -i 0.2 -W 1 203.0.113.1 >/dev/null || true
+if [[ -n ${THREADED:-} ]]; then
+    # The ingress veth's NAPI (vgate's receive work: veth poll, XDP, copy into the UMEM) in
+    # a kernel thread on CPU 1 instead of the source's softirq; THREADED=N > 0 makes it
+    # SCHED_FIFO priority N.
+    nsx "$R" sh -c 'echo 1 > /sys/class/net/vg-int/threaded'
+    sleep 0.2
+    for pid in $(pgrep '^napi/vg-int'); do
+        taskset -pc 1 "$pid" >/dev/null
+        if [[ $THREADED != 0 ]]; then chrt -f -p "$THREADED" "$pid"; fi
+    done
+fi
 
 cat >"$DIR/udp.cfg" <<EOF
 {
