@@ -243,6 +243,33 @@ fn assert_quiet(fd: &OwnedFd, d: Duration) {
 
 /// Our test frame: Ethernet header with our ethertype, then a numbered payload of `len - 14`
 /// bytes.
+/// One veth pair for one test: the router end `r` (MAC_R1) in namespace `router`, the peer
+/// end `p` (MAC_P1) in `peer` with a packet socket on it. Namespaces and veths go on drop.
+struct Pair {
+    router: Netns,
+    /// Held for its drop, which deletes the peer's namespace and with it the pair.
+    _peer: Netns,
+    r: String,
+    peer_sock: OwnedFd,
+}
+
+fn pair(n: u8) -> Pair {
+    let router = Netns::new(&format!("r{n}"));
+    let peer = Netns::new(&format!("p{n}"));
+    let (r, p) = (
+        format!("x{}r{n}", std::process::id()),
+        format!("x{}p{n}", std::process::id()),
+    );
+    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
+    let peer_sock = packet_socket(&peer, &p);
+    Pair {
+        router,
+        _peer: peer,
+        r,
+        peer_sock,
+    }
+}
+
 fn frame(dst: [u8; 6], src: [u8; 6], seq: u8, len: usize) -> Vec<u8> {
     let mut f = Vec::with_capacity(len);
     f.extend_from_slice(&dst);
@@ -287,15 +314,8 @@ fn port_cfg(ifname: &str, queue: u32) -> XskConfig {
 fn a_dry_pool_refills_when_frames_come_back() {
     require_root_and_af_xdp!();
     const FEW: u32 = 16;
-    let router = Netns::new("r5");
-    let peer = Netns::new("p5");
-    let (r, p) = (
-        format!("x{}r5", std::process::id()),
-        format!("x{}p5", std::process::id()),
-    );
-    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
-    let peer_sock = packet_socket(&peer, &p);
-    in_netns(&router.name, || {
+    let link = pair(5);
+    in_netns(&link.router.name, || {
         raise_memlock().expect("raise RLIMIT_MEMLOCK");
         let (_umem, mut pool) = Umem::new(UmemConfig {
             nframes: FEW,
@@ -304,16 +324,16 @@ fn a_dry_pool_refills_when_frames_come_back() {
             ..UmemConfig::default()
         })
         .expect("create UMEM");
-        let mut port = XskPort::open(&_umem, &mut pool, &port_cfg(&r, 0)).expect("open");
+        let mut port = XskPort::open(&_umem, &mut pool, &port_cfg(&link.r, 0)).expect("open");
         assert_eq!(pool.free_count(), 0, "every frame on the fill ring");
         for i in 0..FEW {
-            send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, i as u8, 100));
+            send_frame(&link.peer_sock, &frame(MAC_R1, MAC_P1, i as u8, 100));
         }
         let held = receive(&mut port, &mut pool, FEW as usize);
         assert_eq!(held.len(), FEW as usize, "one packet per frame");
 
         let empty_before = port.stats().expect("stats").rx_fill_ring_empty_descs;
-        send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 0xee, 100));
+        send_frame(&link.peer_sock, &frame(MAC_R1, MAC_P1, 0xee, 100));
         assert!(
             receive(&mut port, &mut pool, 1).is_empty(),
             "nothing received without frames"
@@ -331,7 +351,7 @@ fn a_dry_pool_refills_when_frames_come_back() {
         assert_eq!(pool.free_count(), 0, "maintain refilled from the pool");
         assert_eq!(port.frames_in_kernel(), FEW);
         for i in 0..4u8 {
-            send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 0xf0 + i, 100));
+            send_frame(&link.peer_sock, &frame(MAC_R1, MAC_P1, 0xf0 + i, 100));
         }
         let got = receive(&mut port, &mut pool, 4);
         assert_eq!(got.len(), 4, "receiving resumed");
@@ -351,14 +371,7 @@ fn a_dry_pool_refills_when_frames_come_back() {
 #[test]
 fn two_kib_frames_and_hugepages() {
     require_root_and_af_xdp!();
-    let router = Netns::new("r6");
-    let peer = Netns::new("p6");
-    let (r, p) = (
-        format!("x{}r6", std::process::id()),
-        format!("x{}p6", std::process::id()),
-    );
-    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
-    let peer_sock = packet_socket(&peer, &p);
+    let link = pair(6);
     let small = |hugepages: bool| UmemConfig {
         nframes: NFRAMES,
         frame_size: 2048,
@@ -367,10 +380,10 @@ fn two_kib_frames_and_hugepages() {
         comp_size: FILL,
     };
     let exchange = |umem: &Umem, pool: &mut FramePool| {
-        let mut port = XskPort::open(umem, pool, &port_cfg(&r, 0)).expect("open");
+        let mut port = XskPort::open(umem, pool, &port_cfg(&link.r, 0)).expect("open");
         let sent: Vec<Vec<u8>> = (0..8u8).map(|i| frame(MAC_R1, MAC_P1, i, 1514)).collect();
         for f in &sent {
-            send_frame(&peer_sock, f);
+            send_frame(&link.peer_sock, f);
         }
         let got = receive(&mut port, pool, sent.len());
         assert_eq!(got.len(), sent.len());
@@ -392,7 +405,7 @@ fn two_kib_frames_and_hugepages() {
         let deadline = Instant::now() + WAIT;
         while captured.len() < 2 && Instant::now() < deadline {
             port.maintain(pool);
-            captured.extend(recv_frames_nowait(&peer_sock));
+            captured.extend(recv_frames_nowait(&link.peer_sock));
         }
         assert_eq!(
             captured,
@@ -404,7 +417,7 @@ fn two_kib_frames_and_hugepages() {
         port.close(pool);
         assert_eq!(pool.free_count(), NFRAMES as usize);
     };
-    in_netns(&router.name, || {
+    in_netns(&link.router.name, || {
         raise_memlock().expect("raise RLIMIT_MEMLOCK");
         let (umem, mut pool) = Umem::new(small(false)).expect("UMEM of 2 KiB frames");
         assert_eq!(pool.frame_size(), 2048);
@@ -456,7 +469,7 @@ fn two_kib_frames_and_hugepages() {
         common::skip("the kernel could not reserve the hugepages (fragmented memory)");
         return;
     }
-    in_netns(&router.name, || {
+    in_netns(&link.router.name, || {
         let (umem, mut pool) = Umem::new(small(true)).expect("UMEM in hugepages");
         assert_eq!(umem.mapped_bytes() % page, 0, "whole hugepages");
         exchange(&umem, &mut pool);
@@ -470,29 +483,22 @@ fn two_kib_frames_and_hugepages() {
 #[test]
 fn busy_polling_follows_the_queues_napi_id() {
     require_root_and_af_xdp!();
-    let router = Netns::new("r7");
-    let peer = Netns::new("p7");
-    let (r, p) = (
-        format!("x{}r7", std::process::id()),
-        format!("x{}p7", std::process::id()),
-    );
-    veth(&router, &r, MAC_R1, &peer, &p, MAC_P1, 1);
-    let peer_sock = packet_socket(&peer, &p);
-    in_netns(&router.name, || {
+    let link = pair(7);
+    in_netns(&link.router.name, || {
         let (umem, mut pool) = new_umem();
         let cfg = XskConfig {
             busy_poll: Some(BusyPoll {
                 usecs: 20,
                 budget: 64,
             }),
-            ..port_cfg(&r, 0)
+            ..port_cfg(&link.r, 0)
         };
         let mut port = XskPort::open(&umem, &mut pool, &cfg).expect("open");
         if let BusyPollState::Refused(why) = &port.attachment().busy_poll {
             common::skip(&format!("busy polling refused at open: {why}"));
             return;
         }
-        send_frame(&peer_sock, &frame(MAC_R1, MAC_P1, 1, 100));
+        send_frame(&link.peer_sock, &frame(MAC_R1, MAC_P1, 1, 100));
         for d in receive(&mut port, &mut pool, 1) {
             pool.free(d);
         }

@@ -88,6 +88,23 @@ fn ready() -> Harness {
     ready_with(CONF)
 }
 
+/// An echo request from the internet to the floating IP with `payload` bytes of ICMP data
+/// (the IPv4 datagram is 28 bytes more), Don't Fragment as given.
+fn to_fip(seq: u16, payload: usize, df: bool) -> Vec<u8> {
+    let mut f = icmp_echo(
+        UPSTREAM_MAC,
+        EXT_MAC,
+        "198.51.100.7",
+        "203.0.113.10",
+        60,
+        9,
+        seq,
+        payload,
+    );
+    set_df(&mut f, df);
+    f
+}
+
 /// Outer Ethernet + IPv4 + UDP + Geneve around `inner`, from chassis `src`.
 fn encap(
     src_mac: &str,
@@ -425,17 +442,7 @@ fn two_kib_frames_encapsulate_and_build_errors_in_their_own_headroom() {
     let mut h = ready_with(&format!("[dataplane]\nframe_size = 2048\n{CONF}"));
     assert_eq!(h.w.pool.frame_size(), 2048);
     for seq in 0..4u16 {
-        let mut fit = icmp_echo(
-            UPSTREAM_MAC,
-            EXT_MAC,
-            "198.51.100.7",
-            "203.0.113.10",
-            60,
-            9,
-            seq,
-            1450 - 28,
-        );
-        set_df(&mut fit, true);
+        let fit = to_fip(seq, 1450 - 28, true);
         h.inject("external", &fit);
     }
     h.run();
@@ -454,17 +461,7 @@ fn two_kib_frames_encapsulate_and_build_errors_in_their_own_headroom() {
         assert_inner_checksums(&inner);
     }
     for seq in 0..2u16 {
-        let mut big = icmp_echo(
-            UPSTREAM_MAC,
-            EXT_MAC,
-            "198.51.100.7",
-            "203.0.113.10",
-            60,
-            9,
-            10 + seq,
-            1451 - 28,
-        );
-        set_df(&mut big, true);
+        let big = to_fip(10 + seq, 1451 - 28, true);
         h.inject("external", &big);
     }
     h.run();
@@ -483,17 +480,7 @@ fn two_kib_frames_encapsulate_and_build_errors_in_their_own_headroom() {
 fn tenant_mtu_is_underlay_mtu_minus_50() {
     let mut h = ready();
     // 1451-byte inner datagram with DF: too big for 1500 - 50.
-    let mut big = icmp_echo(
-        UPSTREAM_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.10",
-        60,
-        9,
-        3,
-        1451 - 28,
-    );
-    set_df(&mut big, true);
+    let big = to_fip(3, 1451 - 28, true);
     h.inject("external", &big);
     h.run();
     assert!(h.tx("underlay").is_empty());
@@ -512,17 +499,7 @@ fn tenant_mtu_is_underlay_mtu_minus_50() {
     assert_eq!(h.drops(DropReason::MtuFragNeeded), 1);
 
     // 1450 fits exactly.
-    let mut fit = icmp_echo(
-        UPSTREAM_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.10",
-        60,
-        9,
-        4,
-        1450 - 28,
-    );
-    set_df(&mut fit, true);
+    let fit = to_fip(4, 1450 - 28, true);
     h.inject("external", &fit);
     h.run();
     let out = h.tx("underlay");
@@ -530,17 +507,7 @@ fn tenant_mtu_is_underlay_mtu_minus_50() {
     assert_eq!(out[0].len(), 1500 + 14);
 
     // Without DF: fragmented before encapsulation, each fragment its own Geneve packet.
-    let mut nodf = icmp_echo(
-        UPSTREAM_MAC,
-        EXT_MAC,
-        "198.51.100.7",
-        "203.0.113.10",
-        60,
-        9,
-        5,
-        2000,
-    );
-    set_df(&mut nodf, false);
+    let nodf = to_fip(5, 2000, false);
     h.inject("external", &nodf);
     h.run();
     let out = h.tx("underlay");
