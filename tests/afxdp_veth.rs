@@ -537,6 +537,57 @@ fn busy_polling_follows_the_queues_napi_id() {
     });
 }
 
+/// Transmit bursts with no `maintain` between them fill the completion ring: the kernel
+/// then sends nothing and a kick fails with EAGAIN. A burst that finds the TX ring full
+/// takes the completions before it kicks, so every frame goes out, in order.
+#[test]
+fn a_full_completion_ring_is_reaped_before_the_kick() {
+    require_root_and_af_xdp!();
+    const RING: u32 = 32;
+    let link = pair(8);
+    in_netns(&link.router.name, || {
+        raise_memlock().expect("raise RLIMIT_MEMLOCK");
+        let (umem, mut pool) = Umem::new(UmemConfig {
+            nframes: NFRAMES,
+            fill_size: FILL,
+            comp_size: RING,
+            ..UmemConfig::default()
+        })
+        .expect("create UMEM");
+        let cfg = XskConfig {
+            tx_size: RING,
+            ..port_cfg(&link.r, 0)
+        };
+        let mut port = XskPort::open(&umem, &mut pool, &cfg).expect("open");
+        let sent: Vec<Vec<u8>> = (0..3 * RING)
+            .map(|i| frame(MAC_P1, MAC_R1, i as u8, 100))
+            .collect();
+        for burst in sent.chunks(RING as usize) {
+            let descs: Vec<Desc> = burst.iter().map(|f| pool.alloc_with(f).unwrap()).collect();
+            let res = port.tx_burst(&mut pool, &descs);
+            assert_eq!(
+                (res.sent, res.dropped),
+                (RING as usize, 0),
+                "{}",
+                port.attachment()
+            );
+        }
+        let mut captured = Vec::new();
+        let deadline = Instant::now() + WAIT;
+        while captured.len() < sent.len() && Instant::now() < deadline {
+            port.maintain(&mut pool);
+            captured.extend(
+                recv_frames_nowait(&link.peer_sock)
+                    .into_iter()
+                    .filter(|f| is_ours(f)),
+            );
+        }
+        assert_eq!(captured, sent, "every frame on the peer, in order");
+        port.close(&mut pool);
+        assert_eq!(pool.free_count(), NFRAMES as usize, "every frame back");
+    });
+}
+
 /// Poll `port` until `count` frames of ours arrived (others are freed); returns them.
 fn receive(port: &mut XskPort, pool: &mut FramePool, count: usize) -> Vec<Desc> {
     let deadline = Instant::now() + WAIT;

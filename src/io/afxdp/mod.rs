@@ -1138,8 +1138,10 @@ impl Port for XskPort {
         let (mut idx, mut n) = self.rings.tx.reserve(want);
         if n < want && self.rings.tx.needs_wakeup() {
             // Full ring the kernel is waiting to be told about (copy mode): let it send, then
-            // take what it freed.
+            // take what it freed. Completions first: with the completion ring full the kernel
+            // sends nothing and the kick fails with EAGAIN.
             self.rings.tx.unreserve(n);
+            self.reap(pool);
             self.kick_tx();
             (idx, n) = self.rings.tx.reserve(want);
         }
