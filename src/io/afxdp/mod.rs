@@ -782,6 +782,9 @@ impl XskPort {
     #[cold]
     fn check_napi_id(&mut self) {
         self.napi_unchecked = false;
+        // A zero-copy socket gets its id marked in `recvfrom` (`xsk_recvmsg`), a copy-mode
+        // one when a packet is received, which has happened by now.
+        self.wake_rx();
         let mut id: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: a valid int buffer of the length given, on our socket.
