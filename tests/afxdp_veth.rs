@@ -288,11 +288,17 @@ fn is_ours(b: &[u8]) -> bool {
 }
 
 fn new_umem() -> (Umem, FramePool) {
+    umem_of(NFRAMES, FILL)
+}
+
+/// A UMEM of `nframes` default-sized frames whose sockets get `comp_size`-entry completion
+/// rings.
+fn umem_of(nframes: u32, comp_size: u32) -> (Umem, FramePool) {
     raise_memlock().expect("raise RLIMIT_MEMLOCK");
     Umem::new(UmemConfig {
-        nframes: NFRAMES,
+        nframes,
         fill_size: FILL,
-        comp_size: FILL,
+        comp_size,
         ..UmemConfig::default()
     })
     .expect("create UMEM")
@@ -316,14 +322,7 @@ fn a_dry_pool_refills_when_frames_come_back() {
     const FEW: u32 = 16;
     let link = pair(5);
     in_netns(&link.router.name, || {
-        raise_memlock().expect("raise RLIMIT_MEMLOCK");
-        let (_umem, mut pool) = Umem::new(UmemConfig {
-            nframes: FEW,
-            fill_size: FILL,
-            comp_size: FILL,
-            ..UmemConfig::default()
-        })
-        .expect("create UMEM");
+        let (_umem, mut pool) = umem_of(FEW, FILL);
         let mut port = XskPort::open(&_umem, &mut pool, &port_cfg(&link.r, 0)).expect("open");
         assert_eq!(pool.free_count(), 0, "every frame on the fill ring");
         for i in 0..FEW {
@@ -546,14 +545,7 @@ fn a_full_completion_ring_is_reaped_before_the_kick() {
     const RING: u32 = 32;
     let link = pair(8);
     in_netns(&link.router.name, || {
-        raise_memlock().expect("raise RLIMIT_MEMLOCK");
-        let (umem, mut pool) = Umem::new(UmemConfig {
-            nframes: NFRAMES,
-            fill_size: FILL,
-            comp_size: RING,
-            ..UmemConfig::default()
-        })
-        .expect("create UMEM");
+        let (umem, mut pool) = umem_of(NFRAMES, RING);
         let cfg = XskConfig {
             tx_size: RING,
             ..port_cfg(&link.r, 0)
